@@ -1,0 +1,27 @@
+"""LLM inference on Kubernetes GPUs: one stack = cluster, add-ons, and serving stacks.
+
+The same program runs under `pulumi up` and under the offline render
+(`python -m components render --stack dev --out build/render/dev`).
+"""
+
+import pulumi
+
+from components import LlmPlatform, read_stack_plan, secret
+from components.platform import capacity_report, node_pool_report, plan_warnings
+
+plan = read_stack_plan()  # validates everything before any resource is declared
+
+platform = LlmPlatform(
+    "llm",
+    plan,
+    hf_token=secret("hfToken"),
+    grafana_admin_password=secret("grafanaAdminPassword"),
+    kubeconfig=secret("kubeconfig"),
+)
+
+pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # secret
+pulumi.export("namespace", plan.config.namespace)
+pulumi.export("nodePools", node_pool_report(plan))
+pulumi.export("models", capacity_report(plan))
+pulumi.export("endpoints", {s.name: s.endpoint for s in [*platform.vllm, *platform.ray]})
+pulumi.export("warnings", plan_warnings(plan))

@@ -1,0 +1,33 @@
+"""What the add-ons give the serving components (no literals repeated in serving code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+
+
+@dataclass
+class MonitoringHandle:
+    prometheus_url: str | None
+    """Where KEDA triggers and prometheus-adapter query (None: no Prometheus)."""
+    monitor_labels: dict[str, str] = field(default_factory=dict)
+    """Labels our ServiceMonitors, PodMonitors and PrometheusRules carry so Prometheus selects them."""
+    dashboard_labels: dict[str, str] = field(default_factory=dict)
+    """Labels of dashboard ConfigMaps that the Grafana sidecar loads (empty: no Grafana)."""
+    operator_crds: bool = False
+    """Whether the prometheus-operator CRDs exist (installed by us or already there)."""
+
+
+@dataclass
+class AddonsHandle:
+    monitoring: MonitoringHandle
+    autoscaler: Literal["keda", "hpa", "none"]
+    """KEDA ScaledObjects, plain HPAs through prometheus-adapter, or nothing."""
+    crd_owners: dict[str, list[pulumi.Resource]] = field(default_factory=dict)
+    """API group -> releases that install its CRDs ("keda.sh", "ray.io", "monitoring.coreos.com");
+    custom resources of that group depend on them."""
+
+    def depends_for(self, api_group: str) -> list[pulumi.Resource]:
+        return list(self.crd_owners.get(api_group, []))

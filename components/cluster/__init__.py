@@ -1,0 +1,29 @@
+"""Cluster components: each yields a ClusterHandle (Kubernetes provider + node-pool facts)."""
+
+from __future__ import annotations
+
+import pulumi
+
+from config import StackPlan
+
+from .base import ClusterHandle
+from .existing import ExistingCluster, ExistingClusterArgs
+
+
+def create_cluster(
+    name: str, plan: StackPlan, kubeconfig: pulumi.Output[str] | None, opts: pulumi.ResourceOptions
+) -> pulumi.ComponentResource:
+    """The cluster component for ``cluster.cloud``; its ``handle`` feeds everything else."""
+    cluster = plan.config.cluster
+    if cluster.cloud == "eks":
+        from .eks import EksGpuCluster, EksGpuClusterArgs
+
+        return EksGpuCluster(name, EksGpuClusterArgs(cluster=cluster, pools=plan.pools), opts)
+    if cluster.cloud == "gke":
+        from .gke import GkeGpuCluster, GkeGpuClusterArgs
+
+        return GkeGpuCluster(name, GkeGpuClusterArgs(cluster=cluster, pools=plan.pools), opts)
+    return ExistingCluster(name, ExistingClusterArgs(cluster=cluster, pools=plan.pools, kubeconfig=kubeconfig), opts)
+
+
+__all__ = ["ClusterHandle", "ExistingCluster", "ExistingClusterArgs", "create_cluster"]

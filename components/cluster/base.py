@@ -1,0 +1,26 @@
+"""What every cluster component hands to the rest of the program."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import NodePoolFacts
+
+
+@dataclass
+class ClusterHandle:
+    provider: k8s.Provider
+    """Kubernetes provider for this cluster; pass it to components as providers={"kubernetes": ...}."""
+    pools: dict[str, NodePoolFacts]
+    """GPU node-pool facts by pool name: taint, selector, GPUs per node, GPU memory."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: exported as such, never in plain text."""
+    storage_class: str | None = None
+    """StorageClass for ReadWriteOnce model caches (None: the cluster default)."""
+    rwx_storage_class: str | None = None
+    """ReadWriteMany StorageClass (EFS / Filestore / given), if the stack has one."""
+    gpu_capacity: list[pulumi.Resource] = field(default_factory=list)
+    """Resources that create GPU nodes (node groups, Karpenter pools); GPU workloads wait for them."""

@@ -1,0 +1,139 @@
+"""Write a recording to disk: one manifest per Kubernetes object, Helm releases, the plan."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engine import Recording
+from .mocks import ResourceRecord
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+NOT_OBJECTS = {HELM_RELEASE, "pulumi:providers:kubernetes"}
+
+
+def is_kubernetes_object(rec: ResourceRecord) -> bool:
+    return rec.custom and rec.type.startswith("kubernetes:") and rec.type not in NOT_OBJECTS and "kind" in rec.inputs
+
+
+def manifests(recording: Recording) -> list[dict[str, Any]]:
+    """Every Kubernetes object, exactly as the provider would receive it."""
+    return [rec.inputs for rec in recording.resources if is_kubernetes_object(rec)]
+
+
+def helm_releases(recording: Recording) -> list[dict[str, Any]]:
+    out = []
+    for rec in recording.resources:
+        if rec.type != HELM_RELEASE:
+            continue
+        i = rec.inputs
+        out.append(
+            {
+                "name": i.get("name", rec.name),
+                "chart": i.get("chart"),
+                "version": i.get("version"),
+                "repository": (i.get("repositoryOpts") or {}).get("repo"),
+                "namespace": i.get("namespace"),
+                "values": i.get("values") or {},
+            }
+        )
+    return out
+
+
+def plan(recording: Recording) -> dict[str, Any]:
+    counts = Counter(rec.type for rec in recording.resources)
+    return {
+        "project": recording.project,
+        "stack": recording.stack,
+        "resourceCount": len(recording.resources),
+        "counts": dict(sorted(counts.items())),
+        "resources": [
+            {
+                "urn": rec.urn,
+                "type": rec.type,
+                "name": rec.name,
+                "parent": rec.parent,
+                "dependsOn": rec.depends_on,
+                "protect": rec.protect,
+                "retainOnDelete": rec.retain_on_delete,
+                "inputs": rec.inputs,
+            }
+            for rec in recording.resources
+        ],
+        "outputs": recording.outputs,
+        "logs": recording.logs,
+    }
+
+
+def _money(v: float | None) -> str:
+    return "n/a" if v is None else f"${v:,.2f}"
+
+
+def summary(recording: Recording) -> str:
+    """Human-readable plan (Markdown, readable on a terminal and in a CI job summary)."""
+    p = plan(recording)
+    lines = [f"# Plan for stack `{recording.stack}` ({p['resourceCount']} resources)", ""]
+    lines += ["| resource type | count |", "|---|---:|"]
+    lines += [f"| `{t}` | {n} |" for t, n in p["counts"].items()]
+    pools = recording.outputs.get("nodePools") or {}
+    if pools:
+        lines += ["", "## GPU node pools", "", "| pool | type | GPUs/node | GPU | nodes | capacity | taint |", "|---|---|---:|---|---|---|---|"]
+        for name, f in pools.items():
+            lines.append(
+                f"| {name} | {f.get('instanceType') or '-'} | {int(f['gpusPerNode'])} | {f['gpuModel']} ({int(f['gpuMemoryGib'])} GiB) "
+                f"| {int(f['minNodes'])}..{int(f['maxNodes'])} | {f['capacityType']} | {f.get('taint') or '-'} |"
+            )
+    models = recording.outputs.get("models") or {}
+    if models:
+        lines += [
+            "",
+            "## Models: capacity and cost",
+            "",
+            "| model | kind | pool | TP | weights | KV-cache tokens | max concurrent (full length) | replicas | $/hour |",
+            "|---|---|---|---:|---:|---:|---:|---|---|",
+        ]
+        for name, m in models.items():
+            lines.append(
+                f"| {name} | {m['kind']} | {m['pool']} | {int(m['tensorParallelSize'])} | {m['weightsGib']:.1f} GiB "
+                f"| {int(m['kvCacheTokens']):,} | {m['maxConcurrentSequences']:.1f} "
+                f"| {int(m['minReplicas'])}..{int(m['maxReplicas'])} "
+                f"| {_money(m.get('hourlyCostMin'))}..{_money(m.get('hourlyCostMax'))} |"
+            )
+    releases = helm_releases(recording)
+    if releases:
+        lines += ["", "## Helm releases", "", "| release | chart | version | namespace |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['chart']} | {r['version']} | {r['namespace']} |" for r in releases]
+    warnings = list(recording.outputs.get("warnings") or []) + [l for l in recording.logs if l.startswith("warning")]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _file_name(obj: dict[str, Any]) -> str:
+    name = (obj.get("metadata") or {}).get("name", "unnamed")
+    return f"{obj['kind'].lower()}-{name}.yaml"
+
+
+def write(recording: Recording, out: Path) -> None:
+    """Replace ``out`` with manifests/, helm/, plan.json and summary.md."""
+    if out.exists():
+        shutil.rmtree(out)
+    for obj in manifests(recording):
+        ns = (obj.get("metadata") or {}).get("namespace") or "_cluster"
+        path = out / "manifests" / ns / _file_name(obj)
+        if path.exists():
+            raise ValueError(f"two objects render to {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(obj, sort_keys=True))
+    for release in helm_releases(recording):
+        path = out / "helm" / f"{release['name']}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(release, sort_keys=True))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(plan(recording), indent=2, sort_keys=True) + "\n")
+    (out / "summary.md").write_text(summary(recording))

@@ -1,0 +1,49 @@
+"""Read the stack's configuration from the Pulumi runtime and validate it once.
+
+This is the only place that touches raw config. It runs before any resource is declared;
+on bad config it stops the program with ``pulumi.RunError``, which Pulumi prints as plain
+lines (no traceback) and which the offline render turns into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from config import SECRET_KEYS, ConfigError, StackPlan, load_stack_config
+
+
+def _project_values() -> tuple[dict[str, Any], dict[str, bool]]:
+    project = pulumi.get_project()
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = set(runtime_config._SECRET_KEYS.get()) | set(runtime_config.get_config_secret_keys_env())
+    values: dict[str, Any] = {}
+    secrets: dict[str, bool] = {}
+    for full_key, value in raw.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != project:
+            continue  # provider settings (aws:region, gcp:project, ...) belong to the providers
+        if key in SECRET_KEYS:
+            secrets[key] = full_key in secret_keys
+            continue
+        try:
+            values[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            values[key] = value
+    return values, secrets
+
+
+def read_stack_plan() -> StackPlan:
+    values, secrets = _project_values()
+    try:
+        return load_stack_config(pulumi.get_stack(), values, secrets)
+    except ConfigError as err:
+        raise pulumi.RunError(err.render()) from None
+
+
+def secret(key: str) -> pulumi.Output[str] | None:
+    """A credential from config, kept secret end to end (never ``require_object``)."""
+    return pulumi.Config().get_secret(key)

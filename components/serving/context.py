@@ -1,0 +1,21 @@
+"""Everything a serving component needs from the platform besides its own model config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.addons.handles import AddonsHandle
+from config.security import SecurityConfig
+from config.stack import AlertThresholds
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    namespace: str
+    addons: AddonsHandle
+    alerts: AlertThresholds
+    security: SecurityConfig
+    hf_token_secret: str | None
+    """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any."""
+    storage_class: str | None
+    rwx_storage_class: str | None

@@ -1,0 +1,89 @@
+"""Cluster add-ons installed through Helm, each one switchable per stack."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import ConfigModel
+
+
+class GpuOperatorConfig(ConfigModel):
+    enabled: bool = True
+    driver: Literal["auto", "enabled", "disabled"] = Field(
+        "auto",
+        description="auto: off where the node image or GKE installs the driver (EKS AL2023/Bottlerocket "
+        "NVIDIA AMIs, GKE with gpuDriver 'gke'), on otherwise",
+    )
+    toolkit: Literal["auto", "enabled", "disabled"] = Field(
+        "auto", description="auto: off on EKS NVIDIA AMIs (they ship the container toolkit), on elsewhere"
+    )
+    mig_strategy: Literal["none", "single", "mixed"] = "none"
+    dcgm_exporter: bool = True
+
+
+class KedaConfig(ConfigModel):
+    enabled: bool = True
+    already_installed: bool = Field(
+        False, description="KEDA is installed by someone else: use it, do not install the chart"
+    )
+
+    @model_validator(mode="after")
+    def _either(self) -> KedaConfig:
+        if self.enabled and self.already_installed:
+            raise ValueError("set either enabled (we install KEDA) or alreadyInstalled (use the cluster's)")
+        return self
+
+    @property
+    def available(self) -> bool:
+        return self.enabled or self.already_installed
+
+
+class KubeRayConfig(ConfigModel):
+    enabled: bool | None = Field(None, description="default: installed when a rayService is configured")
+    already_installed: bool = False
+
+
+class GrafanaConfig(ConfigModel):
+    enabled: bool = True
+    persistence_gib: int = Field(10, ge=1)
+
+
+class MonitoringConfig(ConfigModel):
+    mode: Literal["install", "existing", "none"] = Field(
+        "install", description="install kube-prometheus-stack, use an existing Prometheus by URL, or none"
+    )
+    prometheus_url: str | None = Field(
+        None, pattern=r"^https?://", description="existing Prometheus (mode: existing)"
+    )
+    selector_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels the existing Prometheus selects ServiceMonitors/PodMonitors/rules by "
+        "(mode: existing), e.g. {release: prometheus}",
+    )
+    retention: str = Field("15d", pattern=r"^\d+[dhw]$")
+    storage_gib: int = Field(50, ge=1)
+    grafana: GrafanaConfig = GrafanaConfig()
+
+    @model_validator(mode="after")
+    def _url(self) -> MonitoringConfig:
+        if self.mode == "existing" and not self.prometheus_url:
+            raise ValueError("mode 'existing' needs prometheusUrl")
+        if self.mode != "existing" and self.prometheus_url:
+            raise ValueError(f"prometheusUrl is only used with mode 'existing' (mode is '{self.mode}')")
+        return self
+
+
+class PrometheusAdapterConfig(ConfigModel):
+    """Serves vLLM metrics on the custom metrics API for plain HPAs (when KEDA is off)."""
+
+    enabled: bool = False
+
+
+class AddonsConfig(ConfigModel):
+    gpu_operator: GpuOperatorConfig = GpuOperatorConfig()
+    keda: KedaConfig = KedaConfig()
+    kuberay: KubeRayConfig = KubeRayConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    prometheus_adapter: PrometheusAdapterConfig = PrometheusAdapterConfig()

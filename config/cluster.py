@@ -1,0 +1,170 @@
+"""Where the GPUs come from: a new or existing EKS/GKE cluster, or any existing cluster."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from . import versions
+from .base import DNS_LABEL, ConfigModel
+
+Cloud = Literal["eks", "gke", "existing"]
+
+DEFAULT_TAINT_VALUE = {"eks": "true", "gke": "present"}
+"""GPU taint value per cloud: EKS guides use ``nvidia.com/gpu=true``; GKE adds
+``nvidia.com/gpu=present`` to GPU node pools itself."""
+
+POOL_LABEL = "llm-infra.io/node-pool"
+"""Label we put on every node of a GPU pool; serving workloads select on it (the GFD
+product label changes to ``<product>-SHARED`` under time-slicing, so it is not used)."""
+
+
+class Taint(ConfigModel):
+    key: str = "nvidia.com/gpu"
+    value: str
+    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
+
+
+class GpuSharing(ConfigModel):
+    """Several pods per physical GPU, without memory isolation (dev/test, small models)."""
+
+    strategy: Literal["none", "time-slicing", "mps"] = "none"
+    clients_per_gpu: int = Field(1, ge=1, le=48)
+
+    @model_validator(mode="after")
+    def _clients(self) -> GpuSharing:
+        if self.strategy == "none" and self.clients_per_gpu != 1:
+            raise ValueError("clientsPerGpu needs a sharing strategy (time-slicing or mps)")
+        if self.strategy != "none" and self.clients_per_gpu < 2:
+            raise ValueError(f"{self.strategy} needs clientsPerGpu >= 2")
+        return self
+
+
+class GpuFacts(ConfigModel):
+    """What the nodes of an existing cluster's GPU pool have (no catalog to look them up)."""
+
+    model: str = Field(description="GPU name, e.g. 'NVIDIA A100 80GB'")
+    count: int = Field(ge=1, le=16)
+    memory_gib: int = Field(ge=4, le=288)
+    product_label: str = Field(description="nvidia.com/gpu.product value set by GPU Feature Discovery")
+    mig_capable: bool = False
+    hourly_usd: float | None = Field(None, gt=0, description="cost per node-hour, for the estimate")
+
+
+class NodePoolConfig(ConfigModel):
+    name: str
+    instance_type: str | None = Field(
+        None, description="EKS instance type or GKE machine type (from the GPU catalog)"
+    )
+    spot_instance_types: list[str] = Field(
+        default_factory=list,
+        description="more EKS instance types with the same GPUs, to widen spot capacity",
+    )
+    accelerator: str | None = Field(None, description="GKE accelerator type; defaults from the catalog")
+    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    min_nodes: int = Field(0, ge=0, le=1000)
+    max_nodes: int = Field(1, ge=1, le=1000)
+    desired_nodes: int | None = Field(None, ge=0)
+    disk_size_gib: int = Field(
+        200, ge=200, le=16384, description="root disk: vLLM images are ~10 GiB, weights are cached on it"
+    )
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
+    zones: list[str] = Field(default_factory=list)
+    gpu_sharing: GpuSharing = GpuSharing()
+    taint: Taint | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    # existing clusters only: facts the catalog cannot provide
+    gpu: GpuFacts | None = None
+    node_selector: dict[str, str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not DNS_LABEL.match(v):
+            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodePoolConfig:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"minNodes ({self.min_nodes}) is greater than maxNodes ({self.max_nodes})")
+        if self.desired_nodes is not None and not self.min_nodes <= self.desired_nodes <= self.max_nodes:
+            raise ValueError(
+                f"desiredNodes ({self.desired_nodes}) must lie between minNodes and maxNodes"
+            )
+        return self
+
+
+class SystemPoolConfig(ConfigModel):
+    """CPU nodes for operators, KEDA, Prometheus and Grafana (kept off the GPU nodes)."""
+
+    instance_type: str = "m6i.xlarge"
+    min_nodes: int = Field(2, ge=1)
+    max_nodes: int = Field(4, ge=1)
+    disk_size_gib: int = Field(100, ge=20)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SystemPoolConfig:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"minNodes ({self.min_nodes}) is greater than maxNodes ({self.max_nodes})")
+        return self
+
+
+class KarpenterConfig(ConfigModel):
+    """Karpenter NodePool + EC2NodeClass for GPUs: spot first, on-demand fallback."""
+
+    enabled: bool = False
+    instance_types: list[str] = Field(default_factory=list)
+    gpu_limit: int = Field(16, ge=1, description="most GPUs Karpenter may provision in total")
+    consolidate_after: str = Field("5m", pattern=r"^\d+(s|m|h)$")
+
+
+class EksConfig(ConfigModel):
+    vpc_cidr: str = "10.0.0.0/16"
+    public_endpoint: bool = True
+    efs_model_cache: bool = Field(False, description="EFS + CSI driver: a ReadWriteMany model cache")
+    karpenter: KarpenterConfig = KarpenterConfig()
+
+
+class GkeConfig(ConfigModel):
+    project: str
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    filestore_model_cache: bool = Field(False, description="Filestore CSI: a ReadWriteMany model cache")
+    gpu_driver: Literal["gke", "operator"] = Field(
+        "gke",
+        description="who installs the NVIDIA driver: GKE (DEFAULT/LATEST version) or the GPU Operator "
+        "(INSTALLATION_DISABLED on the pool); the GPU Operator values follow this choice",
+    )
+
+
+class ExistingClusterConfig(ConfigModel):
+    kubeconfig_path: str | None = Field(
+        None, description="path to a kubeconfig file; otherwise the secret config key 'kubeconfig'"
+    )
+    context: str | None = None
+    storage_class: str | None = Field(None, description="StorageClass for model caches; cluster default if unset")
+    rwx_storage_class: str | None = Field(None, description="a ReadWriteMany StorageClass, if the cluster has one")
+
+
+class ClusterConfig(ConfigModel):
+    cloud: Cloud
+    name: str
+    region: str | None = None
+    kubernetes_version: str = versions.KUBERNETES_VERSION
+    existing_cluster_name: str | None = Field(
+        None, description="attach to this EKS/GKE cluster instead of creating one"
+    )
+    protect: bool = Field(False, description="protect the cluster and file systems from deletion (prod)")
+    system_pool: SystemPoolConfig = SystemPoolConfig()
+    node_pools: list[NodePoolConfig] = Field(min_length=1)
+    eks: EksConfig | None = None
+    gke: GkeConfig | None = None
+    existing: ExistingClusterConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not DNS_LABEL.match(v):
+            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
+        return v

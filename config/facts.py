@@ -1,0 +1,115 @@
+"""Node-pool facts: what a serving workload must know about the GPUs it lands on.
+
+Derived once from the cluster config and the GPU catalog (or, for existing clusters, from
+the facts given in config). Cluster components hand these to serving components, so no
+serving code repeats a taint, a selector or a GPU count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import catalog
+from .cluster import DEFAULT_TAINT_VALUE, POOL_LABEL, ClusterConfig, NodePoolConfig
+
+
+@dataclass(frozen=True)
+class NodePoolFacts:
+    name: str
+    cloud: str
+    instance_type: str | None
+    gpu_model: str
+    gpus_per_node: int
+    gpu_memory_gib: int
+    product_label: str
+    vcpus: int | None
+    memory_gib: int | None
+    hourly_usd: float | None
+    taint_key: str | None
+    taint_value: str | None
+    taint_effect: str | None
+    node_labels: dict[str, str] = field(default_factory=dict)
+    """Labels the node pool puts on its nodes (we create them, or the cluster already has them)."""
+    selector: dict[str, str] = field(default_factory=dict)
+    """What workloads put in nodeSelector to land on this pool."""
+    sharing_strategy: str = "none"
+    clients_per_gpu: int = 1
+    min_nodes: int = 0
+    max_nodes: int = 1
+    capacity_type: str = "on-demand"
+    mig_capable: bool = False
+
+    def tolerations(self) -> list[dict]:
+        """Exactly the toleration for this pool's taint (none for an untainted pool)."""
+        if not self.taint_key:
+            return []
+        return [
+            {
+                "key": self.taint_key,
+                "operator": "Equal",
+                "value": self.taint_value,
+                "effect": self.taint_effect,
+            }
+        ]
+
+
+def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig) -> NodePoolFacts:
+    """Facts of one pool. Assumes the pool passed validation (catalog entry or ``gpu`` facts)."""
+    if cluster.cloud == "existing":
+        gpu = pool.gpu
+        assert gpu is not None
+        selector = dict(pool.node_selector or {})
+        return NodePoolFacts(
+            name=pool.name,
+            cloud="existing",
+            instance_type=pool.instance_type,
+            gpu_model=gpu.model,
+            gpus_per_node=gpu.count,
+            gpu_memory_gib=gpu.memory_gib,
+            product_label=gpu.product_label,
+            vcpus=None,
+            memory_gib=None,
+            hourly_usd=gpu.hourly_usd,
+            taint_key=pool.taint.key if pool.taint else None,
+            taint_value=pool.taint.value if pool.taint else None,
+            taint_effect=pool.taint.effect if pool.taint else None,
+            node_labels=selector,
+            selector=selector,
+            sharing_strategy=pool.gpu_sharing.strategy,
+            clients_per_gpu=pool.gpu_sharing.clients_per_gpu,
+            min_nodes=pool.min_nodes,
+            max_nodes=pool.max_nodes,
+            capacity_type=pool.capacity_type,
+            mig_capable=gpu.mig_capable,
+        )
+    shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
+    assert shape is not None
+    taint = pool.taint
+    node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
+    return NodePoolFacts(
+        name=pool.name,
+        cloud=cluster.cloud,
+        instance_type=shape.name,
+        gpu_model=shape.gpu_model,
+        gpus_per_node=shape.gpu_count,
+        gpu_memory_gib=shape.gpu_memory_gib,
+        product_label=shape.product_label,
+        vcpus=shape.vcpus,
+        memory_gib=shape.memory_gib,
+        hourly_usd=shape.hourly_usd,
+        taint_key=taint.key if taint else "nvidia.com/gpu",
+        taint_value=taint.value if taint else DEFAULT_TAINT_VALUE[cluster.cloud],
+        taint_effect=taint.effect if taint else "NoSchedule",
+        node_labels=node_labels,
+        selector={POOL_LABEL: pool.name},
+        sharing_strategy=pool.gpu_sharing.strategy,
+        clients_per_gpu=pool.gpu_sharing.clients_per_gpu,
+        min_nodes=pool.min_nodes,
+        max_nodes=pool.max_nodes,
+        capacity_type=pool.capacity_type,
+        mig_capable=shape.mig_capable,
+    )
+
+
+def all_node_pool_facts(cluster: ClusterConfig) -> dict[str, NodePoolFacts]:
+    return {pool.name: node_pool_facts(cluster, pool) for pool in cluster.node_pools}

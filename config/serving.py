@@ -1,0 +1,167 @@
+"""vLLM model deployments: one entry per served model (like the vLLM production-stack's modelSpec)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import DNS_LABEL, ConfigModel
+
+Quantization = Literal["awq", "gptq", "fp8"]
+Dtype = Literal["auto", "bfloat16", "float16"]
+
+MANAGED_VLLM_FLAGS = frozenset(
+    {
+        "--model", "--served-model-name", "--tensor-parallel-size", "--max-model-len",
+        "--gpu-memory-utilization", "--max-num-seqs", "--max-num-batched-tokens", "--quantization",
+        "--dtype", "--kv-cache-dtype", "--enable-prefix-caching", "--no-enable-prefix-caching",
+        "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--port", "--host",
+        "--download-dir", "--revision", "--api-key",
+    }
+)
+"""Flags derived from typed fields; ``extraArgs`` may not set them a second time."""
+
+
+class ModelSpec(ConfigModel):
+    """Architecture of a model that is not in config/architectures.py (from its config.json)."""
+
+    params_billion: float = Field(gt=0)
+    layers: int = Field(ge=1)
+    attention_heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    hidden_size: int = Field(ge=1)
+    vocab_size: int = Field(ge=1)
+    max_context: int = Field(ge=1)
+    tied_embeddings: bool = False
+
+
+class ModelSource(ConfigModel):
+    """What to load: shared by vLLM Deployments and Ray Serve LLM models."""
+
+    model: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hugging Face repository id")
+    revision: str | None = Field(None, description="commit or tag of the repository (pin it in prod)")
+    architecture: str | None = Field(None, description="key of config/architectures.py; inferred from model")
+    model_spec: ModelSpec | None = None
+    requires_hf_token: bool = Field(False, description="gated repository: the hfToken secret must be set")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, le=16, description="default: the fewest GPUs of one node that hold the model"
+    )
+    max_model_len: int | None = Field(None, ge=256, description="default: min(model context, 8192)")
+    gpu_memory_utilization: float = Field(
+        0.90, ge=0.5, le=0.95, description="0.85-0.90 leaves headroom for bursts; 0.95 risks OOM"
+    )
+    dtype: Dtype = "auto"
+    quantization: Quantization | None = None
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+
+
+class AutoscalingConfig(ConfigModel):
+    """Replica autoscaling on inference signals, never CPU."""
+
+    min_replicas: int = Field(1, ge=0, le=100)
+    max_replicas: int = Field(2, ge=1, le=100)
+    queue_depth_target: float = Field(
+        5, gt=0, description="waiting requests per replica (vllm:num_requests_waiting); seeds: 3-5"
+    )
+    kv_cache_usage_target: float | None = Field(
+        None, gt=0, le=1, description="average KV-cache usage per replica, e.g. 0.85"
+    )
+    ttft_p95_target_seconds: float | None = Field(None, gt=0, description="p95 time to first token")
+    scale_to_zero: bool = Field(False, description="allow 0 replicas (cold starts take minutes)")
+    activation_queue_depth: float = Field(0, ge=0, description="queue depth that wakes a scaled-to-zero model")
+    scale_up_pods: int = Field(2, ge=1, description="pods added per scale-up period")
+    scale_up_period_seconds: int = Field(60, ge=15)
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, description="GKE guidance: 300 s so a new replica is warm before scale-down"
+    )
+    polling_interval_seconds: int = Field(15, ge=5)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})"
+            )
+        if self.min_replicas == 0 and not self.scale_to_zero:
+            raise ValueError("minReplicas 0 needs scaleToZero: true (cold starts take minutes)")
+        if self.scale_to_zero and self.min_replicas != 0:
+            raise ValueError("scaleToZero needs minReplicas: 0")
+        return self
+
+
+class ResourcesConfig(ConfigModel):
+    """Overrides for the CPU and memory sized from the model."""
+
+    cpu: float | None = Field(None, gt=0)
+    memory_gib: int | None = Field(None, ge=8)
+
+
+class CacheConfig(ConfigModel):
+    size_gib: int | None = Field(None, ge=10, description="default: weights x 1.25 + 10 GiB")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    storage_class: str | None = None
+
+
+class IngressConfig(ConfigModel):
+    host: str
+    class_name: str = "nginx"
+    path: str = "/v1"
+    tls_secret_name: str | None = None
+    timeout_seconds: int = Field(600, ge=30, description="proxy read/send timeout for long generations")
+
+
+class HttpRouteConfig(ConfigModel):
+    gateway_name: str
+    gateway_namespace: str
+    hostnames: list[str] = Field(default_factory=list)
+    timeout_seconds: int = Field(600, ge=30)
+
+
+class VllmModelConfig(ModelSource):
+    name: str
+    node_pool: str
+    served_model_name: str | None = Field(None, description="default: name")
+    max_num_seqs: int | None = Field(None, ge=1)
+    max_num_batched_tokens: int | None = Field(None, ge=256)
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    extra_args: list[str] = Field(default_factory=list)
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    shm_size_gib: int = Field(8, ge=1, le=256, description="/dev/shm for NCCL when tensor parallel")
+    termination_grace_period_seconds: int = Field(
+        120, ge=120, le=600, description="lets in-flight generations finish; 600 for long streams"
+    )
+    pre_stop_sleep_seconds: int = Field(
+        15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM"
+    )
+    startup_timeout_seconds: int = Field(
+        900, ge=600, le=3600, description="cold start window; seed 002 measured 6.3 min for 8B"
+    )
+    cache: CacheConfig = CacheConfig()
+    ingress: IngressConfig | None = None
+    http_route: HttpRouteConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not DNS_LABEL.match(v):
+            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
+        return v
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args(cls, args: list[str]) -> list[str]:
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if arg.startswith("--") and flag in MANAGED_VLLM_FLAGS:
+                raise ValueError(f"'{flag}' is set from a typed field; use that field instead")
+        if args and not args[0].startswith("--"):
+            raise ValueError(f"'{args[0]}' is not a flag (extra args start with '--')")
+        return args
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.name

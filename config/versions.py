@@ -1,0 +1,40 @@
+"""Every pinned image and Helm chart, in one place.
+
+Charts match the upstream values files in ``../shared/upstream/helm-values`` (see its
+SOURCES.md), so the tests can check every values key we set against the chart's defaults.
+Bump a version here, then re-run the tests: they fail on keys the new chart no longer has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    version: str
+    repository: str
+
+
+GPU_OPERATOR = Chart("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia")
+KEDA = Chart("keda", "2.20.2", "https://kedacore.github.io/charts")
+KUBERAY_OPERATOR = Chart("kuberay-operator", "1.7.0", "https://ray-project.github.io/kuberay-helm/")
+KUBE_PROMETHEUS_STACK = Chart(
+    "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts"
+)
+PROMETHEUS_ADAPTER = Chart("prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts")
+KARPENTER = Chart("karpenter", "1.14.1", "oci://public.ecr.aws/karpenter")
+
+VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
+"""vLLM OpenAI-compatible server. The same image runs the weight pre-download (it ships the
+``hf`` CLI of huggingface_hub), so one pin covers both containers."""
+
+RAY_LLM_IMAGE = "rayproject/ray-llm:2.58.0-py312-cu130"
+"""Ray with Ray Serve LLM and a bundled vLLM; used with KubeRay operator 1.7.0."""
+
+KUBERNETES_VERSION = "1.33"
+"""Control-plane version for new EKS/GKE clusters, and the schema the tests validate against."""
+
+ALL_CHARTS = (GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER)
+ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)
