@@ -1,0 +1,28 @@
+"""Read stack files the way the program sees them (for config-level tests)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "llm-infra"
+
+
+def stack_values(stack: str) -> tuple[dict[str, Any], dict[str, bool]]:
+    """(project-namespace values, {secret key: is_secret}) of Pulumi.<stack>.yaml."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    values: dict[str, Any] = {}
+    secrets: dict[str, bool] = {}
+    for key, value in data.items():
+        ns, _, short = key.partition(":")
+        if ns != PROJECT:
+            continue
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secrets[short] = True
+        else:
+            values[short] = copy.deepcopy(value)
+    return values, secrets

@@ -1,0 +1,98 @@
+"""The offline render: the real program under mocks, written one object per file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from components.render import helm_releases, manifests, run_program, write
+from conftest import PROJECT, ROOT, STACKS, render
+
+
+def test_every_stack_file_renders():
+    assert {"dev", "prod", "onprem"} <= set(STACKS)
+    for stack in STACKS:
+        rec = render(stack)
+        assert rec.resources, stack
+        assert any(r.type == "llm-infra:index:LlmPlatform" for r in rec.resources)
+
+
+def test_render_writes_one_file_per_object_and_per_release(tmp_path, recording):
+    out = tmp_path / recording.stack
+    write(recording, out)
+    objs = manifests(recording)
+    files = sorted(out.glob("manifests/*/*.yaml"))
+    assert len(files) == len(objs)
+    for path in files:
+        obj = yaml.safe_load(path.read_text())
+        ns_dir = path.parent.name
+        assert ns_dir == (obj["metadata"].get("namespace") or "_cluster")
+        assert path.name == f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        assert "apiVersion" in obj and "kind" in obj
+    for release in helm_releases(recording):
+        data = yaml.safe_load((out / "helm" / f"{release['name']}.yaml").read_text())
+        assert {"chart", "version", "repository", "namespace", "values"} <= set(data)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["resourceCount"] == len(recording.resources)
+    assert sum(plan["counts"].values()) == len(recording.resources)
+    for res in plan["resources"]:
+        assert {"type", "name", "parent", "inputs"} <= set(res)
+    assert (out / "summary.md").read_text().startswith(f"# Plan for stack `{recording.stack}`")
+
+
+def test_plan_reports_capacity_and_cost_for_every_model(recording):
+    from stackfiles import stack_values
+
+    values, _ = stack_values(recording.stack)
+    expected = {m["name"] for m in values.get("models", [])}
+    expected |= {f"{s['name']}/{m['modelId']}" for s in values.get("rayServices", []) for m in s["models"]}
+    models = recording.outputs["models"]
+    assert set(models) == expected
+    for m in models.values():
+        assert m["kvCacheTokens"] >= m["maxModelLen"]
+        assert m["weightsGib"] > 0
+
+
+def test_secrets_are_masked_in_outputs(recording):
+    assert recording.outputs["kubeconfig"] == "[secret]"
+
+
+def test_cli_renders_dev_and_prints_the_plan(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "render", "--stack", "dev", "--out", str(tmp_path / "dev")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "# Plan for stack `dev`" in result.stdout
+    assert "## Models: capacity and cost" in result.stdout
+    assert (tmp_path / "dev" / "plan.json").is_file()
+
+
+def test_cli_all_renders_every_stack(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "render", "--all", "--quiet", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(STACKS)
+
+
+def test_unknown_stack_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "render", "--stack", "nope", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "no stack file Pulumi.nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prod_renders_in_a_few_seconds():
+    started = time.perf_counter()
+    run_program(PROJECT, "prod")
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10, f"prod took {elapsed:.1f}s"
