@@ -4,6 +4,7 @@
 
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
+TOOLS ?= .venv-tools
 STACK ?= dev
 OUT   ?= build/render
 
@@ -23,11 +24,18 @@ render: install
 render-all: install
 	$(PY) -m components render --all --out $(OUT) --quiet
 
-tools:
+# checkov pins many libraries of its own: it gets a virtualenv of its own.
+$(TOOLS)/.installed: requirements-tools.txt
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
 	@scripts/install-tools.sh
 
 test: install tools
-	$(PY) -m pytest
+	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -43,7 +43,7 @@ class LlmPlatform(pulumi.ComponentResource):
                 namespace=cfg.namespace,
                 security=cfg.security,
                 hf_token=hf_token,
-                monitoring_namespaces=[],
+                monitoring_namespaces=[] if cfg.addons.monitoring.mode == "none" else [cfg.addons.monitoring.namespace],
             ),
             opts=k8s_opts,
         )

@@ -62,6 +62,15 @@ class MonitoringConfig(ConfigModel):
         description="labels the existing Prometheus selects ServiceMonitors/PodMonitors/rules by "
         "(mode: existing), e.g. {release: prometheus}",
     )
+    dashboard_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels the existing Grafana's dashboard sidecar loads ConfigMaps by (mode: existing), "
+        "e.g. {grafana_dashboard: '1'}; empty: no dashboards",
+    )
+    namespace: str = Field(
+        "monitoring",
+        description="namespace of Prometheus (ours or the existing one): NetworkPolicies let it scrape the models",
+    )
     retention: str = Field("15d", pattern=r"^\d+[dhw]$")
     storage_gib: int = Field(50, ge=1)
     grafana: GrafanaConfig = GrafanaConfig()

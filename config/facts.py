@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from . import catalog
 from .cluster import DEFAULT_TAINT_VALUE, POOL_LABEL, ClusterConfig, NodePoolConfig
 
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+"""Node label that picks the NVIDIA device plugin's config entry (time-slicing/MPS) by name;
+the GPU Operator's device-plugin ConfigMap has one entry per shared pool, named after it."""
+
+GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL = "gke-no-default-nvidia-gpu-device-plugin"
+"""Node label that turns off GKE's own GPU device plugin, so that only the GPU Operator's
+plugin advertises ``nvidia.com/gpu`` (NVIDIA's "GPU Operator with Google GKE" page)."""
+
 
 @dataclass(frozen=True)
 class NodePoolFacts:
@@ -39,6 +47,11 @@ class NodePoolFacts:
     capacity_type: str = "on-demand"
     mig_capable: bool = False
 
+    @property
+    def device_plugin_config(self) -> str | None:
+        """Name of this pool's entry in the GPU Operator's device-plugin config (shared pools)."""
+        return self.node_labels.get(DEVICE_PLUGIN_CONFIG_LABEL)
+
     def tolerations(self) -> list[dict]:
         """Exactly the toleration for this pool's taint (none for an untainted pool)."""
         if not self.taint_key:
@@ -53,8 +66,12 @@ class NodePoolFacts:
         ]
 
 
-def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig) -> NodePoolFacts:
-    """Facts of one pool. Assumes the pool passed validation (catalog entry or ``gpu`` facts)."""
+def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: bool = True) -> NodePoolFacts:
+    """Facts of one pool. Assumes the pool passed validation (catalog entry or ``gpu`` facts).
+
+    ``gpu_operator``: whether the NVIDIA GPU Operator runs the device plugin (on GKE its
+    nodes then turn GKE's own plugin off).
+    """
     if cluster.cloud == "existing":
         gpu = pool.gpu
         assert gpu is not None
@@ -86,6 +103,10 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig) -> NodePoolFac
     assert shape is not None
     taint = pool.taint
     node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
+    if pool.gpu_sharing.strategy != "none":
+        node_labels[DEVICE_PLUGIN_CONFIG_LABEL] = pool.name
+    if cluster.cloud == "gke" and gpu_operator:
+        node_labels[GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL] = "true"
     return NodePoolFacts(
         name=pool.name,
         cloud=cluster.cloud,
@@ -111,5 +132,5 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig) -> NodePoolFac
     )
 
 
-def all_node_pool_facts(cluster: ClusterConfig) -> dict[str, NodePoolFacts]:
-    return {pool.name: node_pool_facts(cluster, pool) for pool in cluster.node_pools}
+def all_node_pool_facts(cluster: ClusterConfig, gpu_operator: bool = True) -> dict[str, NodePoolFacts]:
+    return {pool.name: node_pool_facts(cluster, pool, gpu_operator) for pool in cluster.node_pools}

@@ -17,9 +17,10 @@ class NetworkPolicyConfig(ConfigModel):
     )
     egress_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
-        description="where model pods may connect on 443 (Hugging Face Hub and its CDN); narrow it "
-        "to a mirror or proxy where one exists",
+        description="where model pods may connect (Hugging Face Hub and its CDN, the Kubernetes API for "
+        "the Ray autoscaler); narrow it to a mirror or proxy where one exists",
     )
+    egress_ports: list[int] = Field(default_factory=lambda: [443], description="TCP ports allowed to egressCidrs")
 
 
 class SecurityConfig(ConfigModel):

@@ -21,7 +21,7 @@ from .base import DNS_LABEL, ConfigModel
 from .capacity import CapacityEstimate, estimate_capacity, hourly_cost
 from .cluster import ClusterConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
-from .facts import NodePoolFacts, all_node_pool_facts
+from .facts import DEVICE_PLUGIN_CONFIG_LABEL, NodePoolFacts, all_node_pool_facts
 from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import ModelSource, VllmModelConfig
@@ -149,7 +149,7 @@ class _Checker:
     def run(self) -> list[Issue]:
         self.check_cluster()
         if not any(i.path.startswith("cluster.nodePools") for i in self.issues):
-            self.pools = all_node_pool_facts(self.config.cluster)
+            self.pools = all_node_pool_facts(self.config.cluster, self.config.addons.gpu_operator.enabled)
         self.check_models()
         self.check_ray_services()
         self.check_addons()
@@ -428,11 +428,23 @@ class _Checker:
     # -- add-ons -------------------------------------------------------------------------
     def check_addons(self) -> None:
         addons = self.config.addons
+        kr = addons.kuberay
+        if kr.enabled and kr.already_installed:
+            self.add("addons.kuberay", "set either enabled (we install KubeRay) or alreadyInstalled (use the cluster's)")
         if self.config.ray_services:
-            kr = addons.kuberay
             if kr.enabled is False and not kr.already_installed:
                 self.add("addons.kuberay.enabled", "rayServices need the KubeRay operator (enable it or set alreadyInstalled)")
+        self.check_gpu_operator()
         mon = addons.monitoring
+        if mon.mode == "existing" and not mon.selector_labels:
+            self.add(
+                "addons.monitoring.selectorLabels",
+                "required with mode 'existing': the labels your Prometheus selects ServiceMonitors, PodMonitors "
+                "and PrometheusRules by (e.g. {release: prometheus}); without them our monitors are silently ignored",
+            )
+        for key, alias in (("selector_labels", "selectorLabels"), ("dashboard_labels", "dashboardLabels")):
+            if mon.mode != "existing" and getattr(mon, key):
+                self.add(f"addons.monitoring.{alias}", f"only used with mode 'existing' (mode is '{mon.mode}')")
         if mon.mode == "install" and mon.grafana.enabled and "grafanaAdminPassword" not in self.secrets:
             self.add(
                 "grafanaAdminPassword",
@@ -446,6 +458,32 @@ class _Checker:
                     break
             else:
                 self.add("addons.gpuOperator.migStrategy", "no node pool has MIG-capable GPUs (A100/H100)")
+
+    def check_gpu_operator(self) -> None:
+        """Driver/toolkit settings against what the node image or GKE already installs."""
+        op = self.config.addons.gpu_operator
+        c = self.config.cluster
+        gke_driver = c.gke.gpu_driver if c.gke else None
+        if c.cloud == "gke" and gke_driver == "operator":
+            if not op.enabled:
+                self.add("cluster.gke.gpuDriver", "'operator' leaves the nodes without a driver for the GPU Operator to install, but addons.gpuOperator.enabled is false")
+            elif op.driver == "disabled":
+                self.add("addons.gpuOperator.driver", "cluster.gke.gpuDriver 'operator' turns GKE's driver installation off; the GPU Operator must install it (auto or enabled)")
+        if not op.enabled:
+            return
+        if op.driver == "enabled" and c.cloud == "eks":
+            self.add("addons.gpuOperator.driver", "the EKS NVIDIA AMIs (AL2023/Bottlerocket) ship the driver; a second, containerized driver conflicts (use auto or disabled)")
+        if op.driver == "enabled" and c.cloud == "gke" and gke_driver == "gke":
+            self.add("addons.gpuOperator.driver", "GKE installs the driver (cluster.gke.gpuDriver 'gke'); set cluster.gke.gpuDriver 'operator' to let the GPU Operator install it")
+        if c.cloud == "existing":
+            for i, p in enumerate(c.node_pools):
+                facts = self.pools.get(p.name)
+                if facts is not None and facts.sharing_strategy != "none" and not facts.device_plugin_config:
+                    self.add(
+                        f"cluster.nodePools[{i}].nodeSelector",
+                        f"gpuSharing needs the nodes labelled {DEVICE_PLUGIN_CONFIG_LABEL}=<name> (the device plugin picks "
+                        f"its sharing config by it); label them and add the label here",
+                    )
 
     # -- capacity of pools ---------------------------------------------------------------
     def check_gpu_budget(self) -> None:

@@ -1,4 +1,5 @@
-"""The serving namespace: Pod Security labels and the Hugging Face token Secret."""
+"""The serving namespace and its guard rails: Pod Security labels, GPU quota, default
+container resources, NetworkPolicies, and the Hugging Face token Secret."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from config.security import SecurityConfig
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"
 
+SERVING_PORT = 8000
+METRICS_PORTS = (8000, 8080, 44217, 44227)
+"""vLLM serves /metrics on its API port; Ray exports node metrics on 8080, autoscaler and
+dashboard metrics on 44217 / 44227."""
+
 
 @dataclass(frozen=True)
 class ServingNamespaceArgs:
@@ -20,6 +26,11 @@ class ServingNamespaceArgs:
     security: SecurityConfig
     hf_token: pulumi.Output[str] | None
     monitoring_namespaces: list[str] = field(default_factory=list)
+    """Namespaces whose Prometheus scrapes the model pods."""
+
+
+def _from_namespaces(names: list[str]) -> list[dict]:
+    return [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}} for n in names]
 
 
 class ServingNamespace(pulumi.ComponentResource):
@@ -27,29 +38,103 @@ class ServingNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServingNamespaceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:ServingNamespace", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        # Baseline is enforced: GPU pods need what "restricted" forbids (seed 000).
+        ns = args.namespace
+        sec = args.security
+        # Baseline is enforced: GPU pods need what "restricted" forbids (seed 000); restricted
+        # is still warned about and audited so drift towards it stays visible.
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata={
-                "name": args.namespace,
+                "name": ns,
                 "labels": {
                     **MANAGED_BY,
-                    "pod-security.kubernetes.io/enforce": args.security.pod_security,
+                    "pod-security.kubernetes.io/enforce": sec.pod_security,
                     "pod-security.kubernetes.io/warn": "restricted",
                     "pod-security.kubernetes.io/audit": "restricted",
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+
+        def meta(object_name: str) -> dict:
+            return {"name": object_name, "namespace": ns, "labels": MANAGED_BY}
+
+        if sec.gpu_quota is not None:
+            k8s.core.v1.ResourceQuota(
+                f"{name}-gpu-quota",
+                metadata=meta("gpu-quota"),
+                spec={"hard": {"requests.nvidia.com/gpu": str(sec.gpu_quota), "limits.nvidia.com/gpu": str(sec.gpu_quota)}},
+                opts=in_ns,
+            )
+        # Defaults for any container that forgets its resources (ours all set them).
+        k8s.core.v1.LimitRange(
+            f"{name}-defaults",
+            metadata=meta("container-defaults"),
+            spec={
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": {"cpu": "250m", "memory": "512Mi"},
+                        "default": {"cpu": "1", "memory": "1Gi"},
+                    }
+                ]
+            },
+            opts=in_ns,
+        )
+        if sec.network_policy.enabled:
+            self._network_policies(name, args, meta, in_ns)
+
         self.hf_token_secret = None
         if args.hf_token is not None:
             k8s.core.v1.Secret(
                 f"{name}-hf-token",
-                metadata={"name": HF_TOKEN_SECRET, "namespace": args.namespace, "labels": MANAGED_BY},
+                metadata=meta(HF_TOKEN_SECRET),
                 type="Opaque",
                 string_data={HF_TOKEN_KEY: args.hf_token},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+                opts=in_ns,
             )
             self.hf_token_secret = HF_TOKEN_SECRET
-        self.register_outputs({"namespace": args.namespace})
+        self.register_outputs({"namespace": ns})
+
+    def _network_policies(self, name: str, args: ServingNamespaceArgs, meta, opts: pulumi.ResourceOptions) -> None:
+        np = args.security.network_policy
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=meta("default-deny"),
+            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            opts=opts,
+        )
+        ingress = [{"from": [{"podSelector": {}}]}]  # Ray head <-> workers, in-namespace clients
+        if np.ingress_namespaces:
+            ingress.append({"from": _from_namespaces(np.ingress_namespaces), "ports": [{"protocol": "TCP", "port": SERVING_PORT}]})
+        if args.monitoring_namespaces:
+            ingress.append(
+                {"from": _from_namespaces(args.monitoring_namespaces), "ports": [{"protocol": "TCP", "port": p} for p in METRICS_PORTS]}
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-ingress",
+            metadata=meta("allow-gateway-and-monitoring"),
+            spec={"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress},
+            opts=opts,
+        )
+        egress = [
+            {"to": [{"podSelector": {}}]},
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            },
+        ]
+        if np.egress_cidrs and np.egress_ports:
+            egress.append(
+                {
+                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in np.egress_cidrs],
+                    "ports": [{"protocol": "TCP", "port": p} for p in np.egress_ports],
+                }
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-egress",
+            metadata=meta("allow-dns-and-model-downloads"),
+            spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
+            opts=opts,
+        )
