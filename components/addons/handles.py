@@ -7,6 +7,10 @@ from typing import Literal
 
 import pulumi
 
+KEDA_GROUP = "keda.sh"
+RAY_GROUP = "ray.io"
+MONITORING_GROUP = "monitoring.coreos.com"
+
 
 @dataclass
 class MonitoringHandle:
@@ -18,6 +22,11 @@ class MonitoringHandle:
     """Labels of dashboard ConfigMaps that the Grafana sidecar loads (empty: no Grafana)."""
     operator_crds: bool = False
     """Whether the prometheus-operator CRDs exist (installed by us or already there)."""
+    namespace: str | None = None
+    """Namespace Prometheus runs in (NetworkPolicy peer for scrapes), if known."""
+    gpu_metrics: bool = False
+    """Whether DCGM exporter GPU metrics (DCGM_FI_DEV_*, with the workload's pod/namespace
+    labels) reach this Prometheus: GPU alerts and dashboard panels only make sense then."""
 
 
 @dataclass
@@ -27,7 +36,10 @@ class AddonsHandle:
     """KEDA ScaledObjects, plain HPAs through prometheus-adapter, or nothing."""
     crd_owners: dict[str, list[pulumi.Resource]] = field(default_factory=dict)
     """API group -> releases that install its CRDs ("keda.sh", "ray.io", "monitoring.coreos.com");
-    custom resources of that group depend on them."""
+    custom resources of that group depend on them. Empty list: the CRDs already exist."""
+    gpu_ready: list[pulumi.Resource] = field(default_factory=list)
+    """What GPU workloads wait for besides GPU nodes: the GPU Operator release whose device
+    plugin advertises ``nvidia.com/gpu`` (empty when the cluster already has one)."""
 
     def depends_for(self, api_group: str) -> list[pulumi.Resource]:
         return list(self.crd_owners.get(api_group, []))

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from .engine import Project, RenderError, run_program
 from .output import summary, write
 
@@ -21,17 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", required=True, type=Path, help="output directory")
     render.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default: cwd)")
     render.add_argument("--quiet", action="store_true", help="do not print the plan summary")
+    render.add_argument(
+        "--secret-values",
+        type=Path,
+        help="YAML map of secret config keys to values used instead of the placeholders for "
+        "'secure:' values (which cannot be decrypted offline); they stay marked secret",
+    )
     args = parser.parse_args(argv)
 
     try:
         project = Project.load(args.project_dir)
+        secret_values = yaml.safe_load(args.secret_values.read_text()) if args.secret_values else None
         stacks = project.stacks() if args.all else [args.stack]
         failed = 0
         for stack in stacks:
             out = args.out / stack if args.all else args.out
             started = time.perf_counter()
             try:
-                recording = run_program(project, stack)
+                recording = run_program(project, stack, secret_values=secret_values)
             except RenderError as err:
                 print(str(err), file=sys.stderr)
                 failed += 1

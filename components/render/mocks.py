@@ -101,13 +101,19 @@ SECRET_MASK = "[secret]"
 
 
 def mask_secrets(value: Any) -> Any:
-    """Replace every value Pulumi marks secret with a mask (the value is never kept)."""
+    """Replace every value Pulumi marks secret with a mask (the value is never kept).
+
+    Numbers cross the gRPC boundary as doubles; whole numbers are turned back into ints,
+    as the provider does with the schema's integer fields (ports, replicas, seconds).
+    """
     if rpc.is_rpc_secret(value):
         return SECRET_MASK
     if isinstance(value, dict):
         return {k: mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

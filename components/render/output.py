@@ -28,7 +28,7 @@ def manifests(recording: Recording) -> list[dict[str, Any]]:
 
 def helm_releases(recording: Recording) -> list[dict[str, Any]]:
     out = []
-    for rec in recording.resources:
+    for rec in sorted(recording.resources, key=lambda r: r.urn):
         if rec.type != HELM_RELEASE:
             continue
         i = rec.inputs
@@ -63,7 +63,7 @@ def plan(recording: Recording) -> dict[str, Any]:
                 "retainOnDelete": rec.retain_on_delete,
                 "inputs": rec.inputs,
             }
-            for rec in recording.resources
+            for rec in sorted(recording.resources, key=lambda r: r.urn)
         ],
         "outputs": recording.outputs,
         "logs": recording.logs,
