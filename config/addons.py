@@ -8,6 +8,13 @@ from pydantic import Field, model_validator
 
 from .base import ConfigModel
 
+GPU_OPERATOR_NAMESPACE = "gpu-operator"
+KEDA_NAMESPACE = "keda"
+KUBERAY_NAMESPACE = "kuberay-system"
+PROMETHEUS_ADAPTER_NAMESPACE = "prometheus-adapter"
+ADDON_NAMESPACES = (GPU_OPERATOR_NAMESPACE, KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE)
+"""Namespaces the add-ons are installed into (monitoring: ``addons.monitoring.namespace``)."""
+
 
 class GpuOperatorConfig(ConfigModel):
     enabled: bool = True

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from . import versions
+from . import catalog, versions
 from .base import DNS_LABEL, ConfigModel
 
 Cloud = Literal["eks", "gke", "existing"]
@@ -18,6 +19,12 @@ DEFAULT_TAINT_VALUE = {"eks": "true", "gke": "present"}
 POOL_LABEL = "llm-infra.io/node-pool"
 """Label we put on every node of a GPU pool; serving workloads select on it (the GFD
 product label changes to ``<product>-SHARED`` under time-slicing, so it is not used)."""
+
+SYSTEM_POOL_NAME = "system"
+"""``POOL_LABEL`` value of the CPU system nodes (operators, KEDA, Prometheus, Karpenter);
+reserved, so no GPU pool may take this name."""
+
+DEFAULT_SYSTEM_INSTANCE_TYPE = {"eks": "m6i.xlarge", "gke": "e2-standard-4"}
 
 
 class Taint(ConfigModel):
@@ -99,7 +106,9 @@ class NodePoolConfig(ConfigModel):
 class SystemPoolConfig(ConfigModel):
     """CPU nodes for operators, KEDA, Prometheus and Grafana (kept off the GPU nodes)."""
 
-    instance_type: str = "m6i.xlarge"
+    instance_type: str | None = Field(
+        None, description="EC2 instance type / GCE machine type; default m6i.xlarge (EKS), e2-standard-4 (GKE)"
+    )
     min_nodes: int = Field(2, ge=1)
     max_nodes: int = Field(4, ge=1)
     disk_size_gib: int = Field(100, ge=20)
@@ -110,14 +119,28 @@ class SystemPoolConfig(ConfigModel):
             raise ValueError(f"minNodes ({self.min_nodes}) is greater than maxNodes ({self.max_nodes})")
         return self
 
+    def machine_type(self, cloud: str) -> str:
+        return self.instance_type or DEFAULT_SYSTEM_INSTANCE_TYPE[cloud]
+
 
 class KarpenterConfig(ConfigModel):
-    """Karpenter NodePool + EC2NodeClass for GPUs: spot first, on-demand fallback."""
+    """Elastic GPU capacity: one Karpenter NodePool + EC2NodeClass per GPU pool it can extend
+    (spot first, on-demand fallback), carrying that pool's labels and taint.
+
+    A pool is extended by the listed instance types whose GPUs (count and memory per GPU)
+    equal the pool's own instance type; with no list, each pool's own instance type and
+    spotInstanceTypes are used."""
 
     enabled: bool = False
     instance_types: list[str] = Field(default_factory=list)
-    gpu_limit: int = Field(16, ge=1, description="most GPUs Karpenter may provision in total")
+    gpu_limit: int = Field(16, ge=1, description="most GPUs each Karpenter NodePool may provision")
     consolidate_after: str = Field("5m", pattern=r"^\d+(s|m|h)$")
+    ami_version: str = Field(
+        "latest",
+        pattern=r"^(latest|v[0-9][0-9.]*)$",
+        description="EKS AMI release for the amiSelectorTerms alias (al2023@<v>, bottlerocket@<v>); pin it in "
+        "production, with 'latest' every AMI release replaces all Karpenter GPU nodes (drift)",
+    )
 
 
 class EksConfig(ConfigModel):
@@ -130,7 +153,14 @@ class EksConfig(ConfigModel):
 class GkeConfig(ConfigModel):
     project: str
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    network: str = Field("default", description="VPC network of a new cluster (and of Filestore instances)")
+    subnetwork: str | None = Field(None, description="subnetwork of a new cluster; default: the region's auto subnet")
     filestore_model_cache: bool = Field(False, description="Filestore CSI: a ReadWriteMany model cache")
+    filestore_tier: Literal["standard", "premium", "enterprise", "zonal"] = Field(
+        "premium",
+        description="Filestore tier of the model cache StorageClass: premium (BASIC_SSD, min 2.5 TiB) loads "
+        "weights far faster than standard (BASIC_HDD, min 1 TiB)",
+    )
     gpu_driver: Literal["gke", "operator"] = Field(
         "gke",
         description="who installs the NVIDIA driver: GKE (DEFAULT/LATEST version) or the GPU Operator "
@@ -168,3 +198,27 @@ class ClusterConfig(ConfigModel):
         if not DNS_LABEL.match(v):
             raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
         return v
+
+
+def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:
+    """Whether every pod sized for a ``pool_type`` node also fits an ``other`` node: the same
+    GPUs (count and memory per GPU) and at least as many vCPUs and as much memory."""
+    a, b = catalog.lookup(cloud, pool_type), catalog.lookup(cloud, other)
+    if a is None or b is None:
+        return False
+    return (a.gpu_count, a.gpu_memory_gib) == (b.gpu_count, b.gpu_memory_gib) and (
+        b.vcpus >= a.vcpus and b.memory_gib >= a.memory_gib
+    )
+
+
+def karpenter_instance_types(karpenter: KarpenterConfig, pool: NodePoolConfig) -> list[str]:
+    """Instance types a Karpenter NodePool may launch for ``pool`` (empty: Karpenter does not
+    extend it): the configured ones (or the pool's own types) that fit the pool's pods."""
+    if not pool.instance_type:
+        return []
+    candidates: Iterable[str] = karpenter.instance_types or [pool.instance_type, *pool.spot_instance_types]
+    out: list[str] = []
+    for name in candidates:
+        if name not in out and fits_pool(pool.instance_type, name):
+            out.append(name)
+    return out

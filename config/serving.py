@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import DNS_LABEL, ConfigModel
+from .facts import NodePoolFacts
 
 Quantization = Literal["awq", "gptq", "fp8"]
 Dtype = Literal["auto", "bfloat16", "float16"]
@@ -21,6 +22,33 @@ MANAGED_VLLM_FLAGS = frozenset(
     }
 )
 """Flags derived from typed fields; ``extraArgs`` may not set them a second time."""
+
+FORBIDDEN_EXTRA_ARGS = {
+    "-tp": "is --tensor-parallel-size, set from tensorParallelSize",
+    "-q": "is --quantization, set from quantization",
+    "--pipeline-parallel-size": "changes the GPUs per replica; the pod requests exactly tensorParallelSize GPUs",
+    "-pp": "is --pipeline-parallel-size: changes the GPUs per replica; the pod requests exactly tensorParallelSize GPUs",
+    "--data-parallel-size": "changes the GPUs per replica; scale with autoscaling.maxReplicas instead",
+    "-dp": "is --data-parallel-size: changes the GPUs per replica; scale with autoscaling.maxReplicas instead",
+    "--disable-log-stats": "turns off the Prometheus metrics that autoscaling and alerts read",
+    "--ssl-keyfile": "probes, scraping and the Service speak plain HTTP; terminate TLS at the ingress or gateway",
+    "--ssl-certfile": "probes, scraping and the Service speak plain HTTP; terminate TLS at the ingress or gateway",
+}
+"""Flags ``extraArgs`` may not carry (vLLM 0.31 spellings and short aliases), with the reason."""
+
+NODE_SHARE_FRACTION = 0.8
+"""Part of a GPU node's vCPUs and memory that serving pods may request: kubelet/system
+reservations and the per-node daemons (device plugin, DCGM exporter, CNI, CSI, node
+exporter) take the rest (10-20 % on the EKS/GKE GPU shapes of the catalog)."""
+
+
+def node_share(pool: NodePoolFacts, gpus: int) -> tuple[float | None, float | None]:
+    """vCPUs and GiB of memory a pod holding ``gpus`` GPUs of ``pool`` may request so that
+    replicas still pack whole nodes (``None`` where the pool's node size is unknown)."""
+    slots = pool.gpus_per_node * max(1, pool.clients_per_gpu)
+    cpu = None if pool.vcpus is None else pool.vcpus * NODE_SHARE_FRACTION * gpus / slots
+    mem = None if pool.memory_gib is None else pool.memory_gib * NODE_SHARE_FRACTION * gpus / slots
+    return cpu, mem
 
 
 class ModelSpec(ConfigModel):
@@ -116,6 +144,7 @@ class HttpRouteConfig(ConfigModel):
     gateway_name: str
     gateway_namespace: str
     hostnames: list[str] = Field(default_factory=list)
+    path: str = "/v1"
     timeout_seconds: int = Field(600, ge=30)
 
 
@@ -158,6 +187,8 @@ class VllmModelConfig(ModelSource):
             flag = arg.split("=", 1)[0]
             if arg.startswith("--") and flag in MANAGED_VLLM_FLAGS:
                 raise ValueError(f"'{flag}' is set from a typed field; use that field instead")
+            if arg.startswith("-") and flag in FORBIDDEN_EXTRA_ARGS:
+                raise ValueError(f"'{flag}' {FORBIDDEN_EXTRA_ARGS[flag]}")
         if args and not args[0].startswith("--"):
             raise ValueError(f"'{args[0]}' is not a flag (extra args start with '--')")
         return args

@@ -8,23 +8,26 @@ parallelism, capacity), and reports every problem at once as ``ConfigError``.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 
 from . import catalog
-from .addons import AddonsConfig
+from .addons import ADDON_NAMESPACES, AddonsConfig
 from .architectures import ARCHITECTURES, ModelArchitecture, architecture_for_repository
 from .base import DNS_LABEL, ConfigModel
 from .capacity import CapacityEstimate, estimate_capacity, hourly_cost
-from .cluster import ClusterConfig
+from .cluster import POOL_LABEL, SYSTEM_POOL_NAME, ClusterConfig, karpenter_instance_types
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .facts import DEVICE_PLUGIN_CONFIG_LABEL, NodePoolFacts, all_node_pool_facts
-from .ray import RayServiceConfig
+from .ray import RAY_NVIDIA_ACCELERATOR_TYPES, RayServiceConfig, ray_accelerator_type
 from .security import SecurityConfig
-from .serving import ModelSource, VllmModelConfig
+from .serving import ModelSource, VllmModelConfig, node_share
 
 SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig")
 """Config keys that hold credentials. They are read with ``require_secret`` and must be set
@@ -47,6 +50,12 @@ class AlertThresholds(ConfigModel):
     error_ratio: float = Field(0.05, gt=0, le=1)
     error_ratio_for: str = Field("5m", pattern=r"^\d+[smh]$")
     max_replicas_for: str = Field("15m", pattern=r"^\d+[smh]$")
+    no_healthy_replica_for: str = Field("5m", pattern=r"^\d+[smh]$")
+    runbook_base_url: str = Field(
+        "https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
+        pattern=r"^https?://\S+[^/]$",
+        description="where docs/runbooks/*.md are served; each alert links <base>/<file>.md#<alert>",
+    )
 
 
 class StackConfig(ConfigModel):
@@ -176,15 +185,48 @@ class _Checker:
                     "an existing cluster needs kubeconfigPath or the secret 'kubeconfig' "
                     "(pulumi config set --secret kubeconfig < file)",
                 )
-        if c.eks and c.eks.karpenter.enabled:
-            for j, name in enumerate(c.eks.karpenter.instance_types):
+        karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
+        if karpenter:
+            for j, name in enumerate(karpenter.instance_types):
                 if catalog.lookup("eks", name) is None:
                     self.add(f"cluster.eks.karpenter.instanceTypes[{j}]", f"'{name}' is not in the EKS GPU catalog")
+                elif not any(name in karpenter_instance_types(karpenter, p) for p in c.node_pools):
+                    self.add(
+                        f"cluster.eks.karpenter.instanceTypes[{j}]",
+                        f"{name} fits no node pool (same GPUs as the pool's instance type and at least its vCPUs and "
+                        f"memory): no workload selects the nodes it would launch",
+                    )
+        if c.cloud in ("eks", "gke"):
+            system = c.system_pool.machine_type(c.cloud)
+            shaped = r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$" if c.cloud == "eks" else r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
+            if not re.match(shaped, system):
+                self.add("cluster.systemPool.instanceType", f"'{system}' is not an {'EC2 instance' if c.cloud == 'eks' else 'GCE machine'} type")
+            elif catalog.lookup(c.cloud, system) is not None:
+                self.add("cluster.systemPool.instanceType", f"{system} has GPUs; the system pool runs operators and monitoring on CPU nodes")
+            zones = sorted({z for p in c.node_pools for z in p.zones})
+            for i, pool in enumerate(c.node_pools):
+                for j, zone in enumerate(pool.zones):
+                    if c.region and not re.match(rf"^{re.escape(c.region)}-?[a-z]$", zone):
+                        self.add(f"cluster.nodePools[{i}].zones[{j}]", f"'{zone}' is not a zone of region {c.region}")
+            if c.cloud == "eks" and not c.existing_cluster_name and len(zones) > 3:
+                self.add("cluster.nodePools", f"the new VPC spans 3 availability zones, the pools name {len(zones)}: {', '.join(zones)}")
+        if c.eks:
+            try:
+                net = ipaddress.IPv4Network(c.eks.vpc_cidr)
+            except ValueError as err:
+                self.add("cluster.eks.vpcCidr", f"not an IPv4 network: {err}")
+            else:
+                if not 16 <= net.prefixlen <= 20:
+                    self.add("cluster.eks.vpcCidr", f"/{net.prefixlen}: use /16../20 (3 private subnets of a quarter each hold the pods' VPC CNI addresses)")
+            if c.existing_cluster_name and "vpc_cidr" in c.eks.model_fields_set:
+                self.add("cluster.eks.vpcCidr", "not used with existingClusterName (the cluster's VPC is used)")
         names = [p.name for p in c.node_pools]
         for i, pool in enumerate(c.node_pools):
             path = f"cluster.nodePools[{i}]"
             if names.count(pool.name) > 1:
                 self.add(f"{path}.name", f"duplicate node pool name '{pool.name}'")
+            if pool.name == SYSTEM_POOL_NAME and c.cloud != "existing":
+                self.add(f"{path}.name", f"'{SYSTEM_POOL_NAME}' is reserved for the CPU system pool")
             self.check_pool(path, pool)
 
     def check_pool(self, path: str, pool) -> None:
@@ -212,6 +254,12 @@ class _Checker:
             known = ", ".join(sorted({s.name.split(".")[0].split("-standard")[0] for s in catalog.shapes_for(cloud)}))
             self.add(f"{path}.instanceType", f"'{pool.instance_type}' is not a {cloud} GPU type in the catalog (families: {known})")
             return
+        for key in pool.labels:
+            domain = key.split("/", 1)[0] if "/" in key else ""
+            if key in (POOL_LABEL, "nvidia.com/gpu.present", "nvidia.com/gpu.product", DEVICE_PLUGIN_CONFIG_LABEL):
+                self.add(f"{path}.labels", f"'{key}' is set by this project or by GPU Feature Discovery; choose another key")
+            elif any(domain == d or domain.endswith("." + d) for d in ("kubernetes.io", "k8s.io", "karpenter.sh", "cloud.google.com", "eks.amazonaws.com")):
+                self.add(f"{path}.labels", f"'{key}': the {domain} prefix is reserved (kubelet, EKS, GKE or Karpenter own it)")
         if cloud == "gke":
             if pool.accelerator and pool.accelerator != shape.accelerator:
                 self.add(
@@ -221,6 +269,8 @@ class _Checker:
             for field, alias in (("ami_type", "amiType"), ("spot_instance_types", "spotInstanceTypes")):
                 if field in explicit:
                     self.add(f"{path}.{alias}", "EKS only")
+            if pool.taint and pool.taint.key == "nvidia.com/gpu" and (pool.taint.value, pool.taint.effect) != ("present", "NoSchedule"):
+                self.add(f"{path}.taint", "GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule itself; another value or effect for that key conflicts")
         if cloud == "eks":
             if pool.accelerator:
                 self.add(f"{path}.accelerator", "GKE only (EKS instance types imply their GPUs)")
@@ -236,6 +286,35 @@ class _Checker:
                         f"{name} has {other.gpu_count}x{other.gpu_memory_gib} GiB GPUs, "
                         f"{shape.name} has {shape.gpu_count}x{shape.gpu_memory_gib} GiB: pods sized for one would not fit the other",
                     )
+                elif other.vcpus < shape.vcpus or other.memory_gib < shape.memory_gib:
+                    self.add(
+                        f"{path}.spotInstanceTypes[{j}]",
+                        f"{name} has {other.vcpus} vCPUs / {other.memory_gib} GiB, less than the {shape.vcpus} / "
+                        f"{shape.memory_gib} GiB of {shape.name} that pods on this pool are sized for",
+                    )
+            op = self.config.addons.gpu_operator
+            if pool.ami_type.startswith("BOTTLEROCKET"):
+                if op.enabled:
+                    self.add(
+                        f"{path}.amiType",
+                        "Bottlerocket NVIDIA variants run their own driver, toolkit and device plugin and are not a "
+                        "GPU Operator platform; use AL2023_x86_64_NVIDIA or set addons.gpuOperator.enabled false",
+                    )
+                if pool.gpu_sharing.strategy != "none":
+                    self.add(f"{path}.gpuSharing", "sharing is configured through the GPU Operator's device plugin, which Bottlerocket nodes do not run")
+            c = self.config.cluster
+            karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
+            extended = karpenter is not None and bool(karpenter_instance_types(karpenter, pool))
+            desired = pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes
+            users = [f"models[{k}]" for k, m in enumerate(self.config.models) if m.node_pool == pool.name and m.autoscaling.min_replicas > 0]
+            users += [f"rayServices[{k}]" for k, r in enumerate(self.config.ray_services) if r.worker_pool == pool.name and r.min_workers > 0]
+            if desired == 0 and users and not extended:
+                self.add(
+                    f"{path}.desiredNodes",
+                    f"the node group starts with 0 nodes and nothing adds any (no Cluster Autoscaler is installed and no "
+                    f"Karpenter NodePool extends pool '{pool.name}'), but {', '.join(users)} need GPUs there: set "
+                    f"minNodes/desiredNodes or enable cluster.eks.karpenter with a fitting instance type",
+                )
 
     # -- models ----------------------------------------------------------------------
     def resolve_architecture(self, path: str, src: ModelSource) -> ModelArchitecture | None:
@@ -358,7 +437,50 @@ class _Checker:
             if plan:
                 self.model_plans[m.name] = plan
                 self.check_cache(path, m, plan)
+                self.check_vllm(path, m, plan)
             self.check_autoscaling(path, m)
+        served = [m.served_name for m in self.config.models]
+        for i, m in enumerate(self.config.models):
+            if served.count(m.served_name) > 1 and served.index(m.served_name) != i:
+                self.add(
+                    f"models[{i}].servedModelName",
+                    f"'{m.served_name}' is already served by another model: clients, metrics (model_name) and alerts could not tell them apart",
+                )
+
+    def check_vllm(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
+        """What the pinned vLLM would refuse at startup, or what could never schedule."""
+        if m.max_num_batched_tokens is not None:
+            if not m.enable_chunked_prefill and m.max_num_batched_tokens < plan.max_model_len:
+                self.add(
+                    f"{path}.maxNumBatchedTokens",
+                    f"{m.max_num_batched_tokens} is below maxModelLen {plan.max_model_len}: without chunked prefill "
+                    f"vLLM must fit a whole prompt in one batch (enable chunked prefill or raise it)",
+                )
+            if m.max_num_seqs is not None and m.max_num_batched_tokens < m.max_num_seqs:
+                self.add(
+                    f"{path}.maxNumBatchedTokens",
+                    f"{m.max_num_batched_tokens} is below maxNumSeqs {m.max_num_seqs}: vLLM needs at least one token per running sequence",
+                )
+        if m.pre_stop_sleep_seconds + 60 > m.termination_grace_period_seconds:
+            self.add(
+                f"{path}.preStopSleepSeconds",
+                f"{m.pre_stop_sleep_seconds}s of the {m.termination_grace_period_seconds}s grace period leaves in-flight "
+                f"generations less than 60s after SIGTERM (raise terminationGracePeriodSeconds)",
+            )
+        cpu_share, mem_share = node_share(plan.pool, plan.tensor_parallel_size)
+        where = plan.pool.instance_type or plan.pool.name
+        if m.resources.cpu is not None and cpu_share is not None and m.resources.cpu > cpu_share:
+            self.add(
+                f"{path}.resources.cpu",
+                f"{m.resources.cpu:g} exceeds the {cpu_share:.1f} vCPUs that {plan.tensor_parallel_size} of the "
+                f"{plan.pool.gpus_per_node * plan.pool.clients_per_gpu} GPU slots of a {where} node leave a replica",
+            )
+        if m.resources.memory_gib is not None and mem_share is not None and m.resources.memory_gib > mem_share:
+            self.add(
+                f"{path}.resources.memoryGib",
+                f"{m.resources.memory_gib} GiB exceeds the {mem_share:.1f} GiB that {plan.tensor_parallel_size} of the "
+                f"{plan.pool.gpus_per_node * plan.pool.clients_per_gpu} GPU slots of a {where} node leave a replica",
+            )
 
     def check_cache(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
         c = self.config.cluster
@@ -384,7 +506,18 @@ class _Checker:
             return  # fixed size: nothing scales, no autoscaler needed
         if addons.monitoring.mode == "none":
             self.add(f"{path}.autoscaling", "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')")
+        if a.scale_to_zero and m.ingress is None:
+            self.add(
+                f"{path}.autoscaling.scaleToZero",
+                "needs ingress: with no pod running, vLLM exports no queue metric, so the wake-up signal is the "
+                "ingress controller's request count",
+            )
         if not addons.keda.available:
+            if a.ttft_p95_target_seconds is not None:
+                self.add(
+                    f"{path}.autoscaling.ttftP95TargetSeconds",
+                    "needs KEDA (addons.keda.enabled or alreadyInstalled): the HPA through prometheus-adapter scales on queue depth and KV cache only",
+                )
             if a.scale_to_zero:
                 self.add(f"{path}.autoscaling.scaleToZero", "needs KEDA (addons.keda.enabled or alreadyInstalled); an HPA cannot scale to zero")
             if not addons.prometheus_adapter.enabled:
@@ -404,13 +537,23 @@ class _Checker:
             if pool is None:
                 self.add(f"{path}.workerPool", f"no node pool '{svc.worker_pool}' (pools: {', '.join(sorted(self.pools)) or 'none'})")
                 continue
-            gpus = svc.gpus_per_worker or pool.gpus_per_node
+            if pool.clients_per_gpu > 1:
+                self.add(
+                    f"{path}.workerPool",
+                    f"pool '{pool.name}' shares its GPUs ({pool.sharing_strategy} x{pool.clients_per_gpu}); "
+                    "Ray workers and vLLM's memory fraction need whole GPUs",
+                )
+                continue
+            gpus = svc.worker_gpus(pool)
             if gpus > pool.gpus_per_node:
                 self.add(f"{path}.gpusPerWorker", f"{gpus} exceeds the {pool.gpus_per_node} GPUs of one {pool.instance_type or pool.name} node")
                 continue
             if pool.gpus_per_node % gpus:
                 self.add(f"{path}.gpusPerWorker", f"must divide the {pool.gpus_per_node} GPUs per node (got {gpus})")
                 continue
+            self.check_ray_accelerator(path, svc, pool)
+            self.check_ray_worker_size(path, svc, pool, gpus)
+            capacity = svc.max_workers * gpus
             min_gpus = 0
             for j, model in enumerate(svc.models):
                 mpath = f"{path}.models[{j}]"
@@ -419,11 +562,54 @@ class _Checker:
                     continue
                 self.ray_plans[f"{svc.name}/{model.model_id}"] = plan
                 min_gpus += plan.tensor_parallel_size * model.min_replicas
-            if min_gpus > svc.max_workers * gpus:
+                if plan.tensor_parallel_size * model.max_replicas > capacity:
+                    self.add(
+                        f"{mpath}.maxReplicas",
+                        f"{model.max_replicas} replicas x {plan.tensor_parallel_size} GPUs can never be placed on "
+                        f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
+                    )
+            if min_gpus > capacity:
                 self.add(
                     f"{path}.maxWorkers",
-                    f"the models' minimum replicas need {min_gpus} GPUs, but {svc.max_workers} workers x {gpus} GPUs give {svc.max_workers * gpus}",
+                    f"the models' minimum replicas need {min_gpus} GPUs, but {svc.max_workers} workers x {gpus} GPUs give {capacity}",
                 )
+
+    def check_ray_accelerator(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts) -> None:
+        derived = ray_accelerator_type(pool)
+        if svc.accelerator_type is None:
+            if derived is None:
+                self.add(
+                    f"{path}.acceleratorType",
+                    f"Ray has no accelerator type for '{pool.gpu_model}' (product label {pool.product_label}) of pool "
+                    f"'{pool.name}': set acceleratorType ({', '.join(RAY_NVIDIA_ACCELERATOR_TYPES)})",
+                )
+        elif derived is not None and svc.accelerator_type not in (derived, derived.split("-")[0]):
+            self.add(f"{path}.acceleratorType", f"'{svc.accelerator_type}' does not match the {pool.gpu_model} GPUs of pool '{pool.name}' ({derived})")
+
+    def check_ray_worker_size(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts, gpus: int) -> None:
+        """Workers must fit their node (a pod that fits nowhere waits forever for a GPU node)."""
+        share_cpu, share_memory = svc.worker_share(pool)
+        where = pool.instance_type or pool.name
+        for field, alias, share, what in (
+            ("worker_cpu", "workerCpu", share_cpu, "vCPUs"),
+            ("worker_memory_gib", "workerMemoryGib", share_memory, "GiB of memory"),
+        ):
+            value = getattr(svc, field)
+            if share is None and value is None:
+                self.add(f"{path}.{alias}", f"required: the {what} of pool '{pool.name}' nodes are not known (existing cluster)")
+            elif share is not None and value is not None and value > share:
+                self.add(
+                    f"{path}.{alias}",
+                    f"{value:g} exceeds what one {gpus}-GPU worker may take of a {where} node after system "
+                    f"reservations ({share} {what})",
+                )
+        resources = svc.worker_resources(pool)
+        if resources is not None and svc.shm_size_gib * 2 > resources[1]:
+            self.add(
+                f"{path}.shmSizeGib",
+                f"{svc.shm_size_gib} GiB of /dev/shm (memory-backed, counted in the pod's memory limit) leave too little "
+                f"of the worker's {resources[1]} GiB (keep it at most half)",
+            )
 
     # -- add-ons -------------------------------------------------------------------------
     def check_addons(self) -> None:
@@ -435,6 +621,8 @@ class _Checker:
             if kr.enabled is False and not kr.already_installed:
                 self.add("addons.kuberay.enabled", "rayServices need the KubeRay operator (enable it or set alreadyInstalled)")
         self.check_gpu_operator()
+        if self.config.namespace in ADDON_NAMESPACES:
+            self.add("namespace", f"'{self.config.namespace}' is an add-on's namespace; serve the models from their own")
         mon = addons.monitoring
         if mon.mode == "existing" and not mon.selector_labels:
             self.add(
@@ -442,6 +630,15 @@ class _Checker:
                 "required with mode 'existing': the labels your Prometheus selects ServiceMonitors, PodMonitors "
                 "and PrometheusRules by (e.g. {release: prometheus}); without them our monitors are silently ignored",
             )
+        if mon.mode == "install" and mon.namespace in {self.config.namespace, *ADDON_NAMESPACES}:
+            self.add("addons.monitoring.namespace", f"'{mon.namespace}' is already used by {'the models' if mon.namespace == self.config.namespace else 'another add-on'}; kube-prometheus-stack needs its own")
+        if mon.mode == "existing" and mon.prometheus_url:
+            host = (urlsplit(mon.prometheus_url).hostname or "").split(".")
+            if len(host) >= 3 and host[2] == "svc" and host[1] != mon.namespace:
+                self.add(
+                    "addons.monitoring.namespace",
+                    f"prometheusUrl points into namespace '{host[1]}', not '{mon.namespace}': the models' NetworkPolicy would block its scrapes",
+                )
         for key, alias in (("selector_labels", "selectorLabels"), ("dashboard_labels", "dashboardLabels")):
             if mon.mode != "existing" and getattr(mon, key):
                 self.add(f"addons.monitoring.{alias}", f"only used with mode 'existing' (mode is '{mon.mode}')")

@@ -1,4 +1,13 @@
-"""Cluster add-ons. PLACEHOLDER while the add-ons issue is in progress (replaced in this session)."""
+"""Cluster add-ons through Helm, each switchable per stack (config ``addons``).
+
+``ClusterAddons`` composes one component per add-on and hands the serving components an
+``AddonsHandle``: the Prometheus address, the labels monitors and dashboards must carry,
+which autoscaler to use, and which releases own the CRDs their custom resources need.
+
+Order of installation (as dependencies, so Pulumi runs the rest in parallel):
+monitoring (prometheus-operator CRDs) -> GPU Operator, KEDA, KubeRay (their ServiceMonitors)
+and prometheus-adapter (queries that Prometheus).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,15 @@ from dataclasses import dataclass
 import pulumi
 
 from components.cluster.base import ClusterHandle
-from config import StackPlan
+from config import StackPlan, versions
 
-from .handles import AddonsHandle, MonitoringHandle
+from . import gpu_operator, keda, kuberay, monitoring, prometheus_adapter
+from .gpu_operator import GpuOperator, GpuOperatorArgs
+from .handles import KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
+from .keda import Keda, KedaArgs
+from .kuberay import KubeRayArgs, KubeRayOperator
+from .monitoring import Monitoring, MonitoringArgs
+from .prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
 
 
 @dataclass(frozen=True)
@@ -21,10 +36,108 @@ class AddonsArgs:
 
 
 class ClusterAddons(pulumi.ComponentResource):
+    """Every add-on the stack enables; ``handle`` is what serving components need from them."""
+
+    handle: AddonsHandle
+
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:addons:ClusterAddons", name, None, opts)
-        self.handle = AddonsHandle(monitoring=MonitoringHandle(prometheus_url=None), autoscaler="none")
-        self.register_outputs({})
+        addons = args.plan.config.addons
+        cloud = args.plan.config.cluster.cloud
+        child = pulumi.ResourceOptions(parent=self)
+        installs_kuberay = args.plan.needs_kuberay and not addons.kuberay.already_installed
+
+        namespaces = list(args.serving_namespaces)
+        if addons.gpu_operator.enabled:
+            namespaces.append(gpu_operator.NAMESPACE)
+        if addons.keda.enabled:
+            namespaces.append(keda.NAMESPACE)
+        if installs_kuberay:
+            namespaces.append(kuberay.NAMESPACE)
+        if addons.prometheus_adapter.enabled:
+            namespaces.append(prometheus_adapter.NAMESPACE)
+
+        self.monitoring = Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                config=addons.monitoring,
+                namespaces=namespaces,
+                managed_control_plane=cloud in ("eks", "gke"),
+                storage_class=args.cluster.storage_class,
+                grafana_admin_password=args.grafana_admin_password,
+            ),
+            opts=child,
+        )
+        mon = self.monitoring.handle
+        mon_crds = [self.monitoring.release] if self.monitoring.release is not None else []
+
+        self.releases: dict[str, pulumi.Resource] = {}
+        if self.monitoring.release is not None:
+            self.releases[versions.KUBE_PROMETHEUS_STACK.name] = self.monitoring.release
+        gpu_ready: list[pulumi.Resource] = []
+        if addons.gpu_operator.enabled:
+            op = GpuOperator(
+                f"{name}-gpu-operator",
+                GpuOperatorArgs(
+                    config=addons.gpu_operator,
+                    cluster=args.plan.config.cluster,
+                    pools=args.cluster.pools,
+                    monitoring=mon,
+                    monitoring_crds=mon_crds,
+                ),
+                opts=child,
+            )
+            self.releases[versions.GPU_OPERATOR.name] = op.release
+            gpu_ready.append(op.release)
+            mon.gpu_metrics = addons.gpu_operator.dcgm_exporter and mon.prometheus_url is not None and mon.operator_crds
+
+        keda_owners: list[pulumi.Resource] = []
+        if addons.keda.enabled:
+            k = Keda(f"{name}-keda", KedaArgs(monitoring=mon, monitoring_crds=mon_crds), opts=child)
+            self.releases[versions.KEDA.name] = k.release
+            keda_owners.append(k.release)
+
+        ray_owners: list[pulumi.Resource] = []
+        if installs_kuberay:
+            kr = KubeRayOperator(f"{name}-kuberay", KubeRayArgs(monitoring=mon, monitoring_crds=mon_crds), opts=child)
+            self.releases[versions.KUBERAY_OPERATOR.name] = kr.release
+            ray_owners.append(kr.release)
+
+        if addons.prometheus_adapter.enabled:
+            assert mon.prometheus_url is not None, "validated: the adapter needs monitoring"
+            pa = PrometheusAdapter(
+                f"{name}-prometheus-adapter",
+                PrometheusAdapterArgs(
+                    prometheus_url=mon.prometheus_url,
+                    serving_namespaces=list(args.serving_namespaces),
+                    depends_on=mon_crds,
+                ),
+                opts=child,
+            )
+            self.releases[versions.PROMETHEUS_ADAPTER.name] = pa.release
+
+        crd_owners: dict[str, list[pulumi.Resource]] = {}
+        if addons.keda.available:
+            crd_owners[KEDA_GROUP] = keda_owners
+        if args.plan.needs_kuberay or addons.kuberay.already_installed:
+            crd_owners[RAY_GROUP] = ray_owners
+        if mon.operator_crds:
+            crd_owners[MONITORING_GROUP] = mon_crds
+
+        if addons.keda.available:
+            autoscaler = "keda"
+        elif addons.prometheus_adapter.enabled:
+            autoscaler = "hpa"
+        else:
+            autoscaler = "none"
+        self.handle = AddonsHandle(monitoring=mon, autoscaler=autoscaler, crd_owners=crd_owners, gpu_ready=gpu_ready)
+        self.register_outputs(
+            {
+                "releases": sorted(self.releases),
+                "autoscaler": autoscaler,
+                "prometheusUrl": mon.prometheus_url,
+            }
+        )
 
 
 __all__ = ["AddonsArgs", "AddonsHandle", "ClusterAddons", "MonitoringHandle"]

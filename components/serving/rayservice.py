@@ -1,28 +1,400 @@
-"""Ray Serve LLM. PLACEHOLDER while the KubeRay issue is in progress (replaced in this session)."""
+"""Ray Serve LLM on KubeRay: several models behind one OpenAI endpoint, on a shared GPU pool.
+
+One ``RayService`` (ray.io/v1) per configured rayService. Its ``serveConfigV2`` runs
+``ray.serve.llm:build_openai_app`` with one ``llm_configs`` entry per model; the RayCluster
+has a CPU-only head (GCS, dashboard, Serve controller, autoscaler sidecar) and one GPU worker
+group on the pool the models run on. Three autoscalers cooperate: Serve scales each model's
+replicas on ongoing requests, the Ray autoscaler adds worker pods for pending replicas, and
+the cluster autoscaler (Karpenter / node groups) adds GPU nodes for pending pods.
+
+Everything is derived from the typed config, the model plans (tensor parallelism, context
+length) and the pool facts (taint, selector, GPUs, vCPUs); the builders below are pure
+functions so tests can compare them field by field without Pulumi.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
+import yaml
 
+from components import k8s as kube
+from components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from config import ModelPlan, NodePoolFacts
-from config.ray import RayServiceConfig
+from config.ray import RayModelConfig, RayServiceConfig
+from config.versions import RAY_LLM_IMAGE
 
+from . import ray_observability
 from .context import ServingContext
+from .namespace import HF_TOKEN_KEY
+
+SERVE_PORT = 8000
+METRICS_PORT = 8080
+GCS_PORT = 6379
+DASHBOARD_PORT = 8265
+CLIENT_PORT = 10001
+AUTOSCALER_METRICS_PORT = 44217
+DASHBOARD_METRICS_PORT = 44227
+"""Ray's defaults (KubeRay's Prometheus guide scrapes 8080, 44217 and 44227 on the head)."""
+
+RAY_UID = 1000
+RAY_GID = 100
+"""The ``ray`` user and ``users`` group of the rayproject images (numeric, so the kubelet can
+enforce runAsNonRoot)."""
+
+HEAD_CONTAINER = "ray-head"
+WORKER_CONTAINER = "ray-worker"
+COMPONENT_HEAD = "ray-head"
+COMPONENT_WORKER = "ray-worker"
+AUTOSCALER_CPU = "500m"
+AUTOSCALER_MEMORY = "512Mi"
+"""The autoscaler sidecar's size (KubeRay's default for it)."""
+
+BUILD_OPENAI_APP = "ray.serve.llm:build_openai_app"
+
+
+def ray_version(image: str = RAY_LLM_IMAGE) -> str:
+    """``rayproject/ray-llm:2.58.0-py312-cu130`` -> ``2.58.0`` (KubeRay's rayVersion)."""
+    return image.rsplit(":", 1)[1].split("-", 1)[0]
+
+
+def serve_service_name(name: str) -> str:
+    """The Service KubeRay creates for a RayService's Serve proxies (stable across upgrades)."""
+    return f"{name}-serve-svc"
+
+
+def worker_group_name(pool: NodePoolFacts) -> str:
+    return f"{pool.name}-workers"
+
+
+def pod_labels(name: str, component: str) -> dict[str, str]:
+    """Labels we add to Ray pods. ``app.kubernetes.io/name`` is left to KubeRay (it sets
+    ``kuberay``); KubeRay adds ``ray.io/node-type``, ``ray.io/cluster`` and ``ray.io/group``."""
+    return {"app.kubernetes.io/instance": name, "app.kubernetes.io/component": component, **kube.MANAGED_BY}
+
+
+# -- serveConfigV2 -------------------------------------------------------------------------
+def engine_kwargs(model: RayModelConfig, plan: ModelPlan) -> dict[str, Any]:
+    """vLLM engine arguments; tensor parallelism also sizes Ray Serve's placement group."""
+    kwargs: dict[str, Any] = {
+        "tensor_parallel_size": plan.tensor_parallel_size,
+        "max_model_len": plan.max_model_len,
+        "gpu_memory_utilization": model.gpu_memory_utilization,
+        "dtype": model.dtype,
+        "kv_cache_dtype": model.kv_cache_dtype,
+        "enable_prefix_caching": model.enable_prefix_caching,
+    }
+    if model.quantization:
+        kwargs["quantization"] = model.quantization
+    if model.revision:
+        kwargs["revision"] = model.revision
+    if model.max_num_seqs:
+        kwargs["max_num_seqs"] = model.max_num_seqs
+    return kwargs
+
+
+def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[str, Any]:
+    """Serve deployment options of the model's LLMServer (Serve autoscaling, drain time)."""
+    return {
+        "autoscaling_config": {
+            "min_replicas": model.min_replicas,
+            "max_replicas": model.max_replicas,
+            "target_ongoing_requests": model.target_ongoing_requests,
+        },
+        "max_ongoing_requests": model.max_ongoing_requests,
+        "graceful_shutdown_timeout_s": service.graceful_shutdown_timeout_seconds,
+    }
+
+
+def llm_config(model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str) -> dict[str, Any]:
+    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it."""
+    return {
+        "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
+        "accelerator_type": accelerator_type,
+        "engine_kwargs": engine_kwargs(model, plan),
+        "deployment_config": deployment_config(model, service),
+        "log_engine_metrics": True,
+    }
+
+
+def serve_config(service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts) -> dict[str, Any]:
+    """The Serve config (``serve deploy`` schema): one OpenAI app with every model.
+
+    The application is named after the service, so ``application`` labels of Serve metrics
+    say which RayService they come from.
+    """
+    accelerator = service.resolved_accelerator_type(pool)
+    assert accelerator is not None, "validated by config: every Ray pool has an accelerator type"
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": "0.0.0.0", "port": SERVE_PORT},
+        "applications": [
+            {
+                "name": service.name,
+                "route_prefix": "/",
+                "import_path": BUILD_OPENAI_APP,
+                "args": {
+                    "llm_configs": [
+                        llm_config(model, plan, service, accelerator) for model, plan in _pairs(service, plans)
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def _pairs(service: RayServiceConfig, plans: list[ModelPlan]) -> list[tuple[RayModelConfig, ModelPlan]]:
+    by_name = {p.name: p for p in plans}
+    return [(m, by_name[m.model_id]) for m in service.models]
+
+
+# -- RayCluster ------------------------------------------------------------------------
+def _hf_env(hf_token_secret: str | None) -> list[dict[str, Any]]:
+    if hf_token_secret is None:
+        return []
+    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}}]
+
+
+def _pod_security_context() -> dict[str, Any]:
+    ctx = kube.pod_security_context(run_as_non_root=True)
+    ctx.update({"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "fsGroup": RAY_GID})
+    return ctx
+
+
+def _port(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "containerPort": port, "protocol": "TCP"}
+
+
+def _quantity_cpu(cpu: float) -> str:
+    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
+
+
+def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None) -> dict[str, Any]:
+    """CPU-only head: no GPUs, no replicas (num-cpus 0), no GPU-pool toleration."""
+    res = {"cpu": _quantity_cpu(service.head.cpu), "memory": f"{service.head.memory_gib}Gi"}
+    return {
+        "rayStartParams": {
+            "dashboard-host": "0.0.0.0",
+            "num-cpus": "0",
+            "num-gpus": "0",
+            "metrics-export-port": str(METRICS_PORT),
+        },
+        "template": {
+            "metadata": {"labels": pod_labels(name, COMPONENT_HEAD)},
+            "spec": {
+                "securityContext": _pod_security_context(),
+                "terminationGracePeriodSeconds": service.termination_grace_period_seconds,
+                "containers": [
+                    {
+                        "name": HEAD_CONTAINER,
+                        "image": RAY_LLM_IMAGE,
+                        "ports": [
+                            _port("gcs", GCS_PORT),
+                            _port("dashboard", DASHBOARD_PORT),
+                            _port("client", CLIENT_PORT),
+                            _port("serve", SERVE_PORT),
+                            _port("metrics", METRICS_PORT),
+                            _port("as-metrics", AUTOSCALER_METRICS_PORT),
+                            _port("dash-metrics", DASHBOARD_METRICS_PORT),
+                        ],
+                        "env": _hf_env(hf_token_secret),
+                        "resources": {"requests": dict(res), "limits": dict(res)},
+                        "securityContext": kube.container_security_context(),
+                    }
+                ],
+            },
+        },
+    }
+
+
+def accelerator_resources(accelerator_type: str) -> str:
+    """``rayStartParams.resources`` declaring the worker's accelerator type.
+
+    Ray detects the GPU type only once a node runs, so without this the autoscaler cannot
+    tell that this group satisfies replicas pinned to ``accelerator_type`` and never scales
+    it up from its minimum (kuberay#863); the sized A100 names are never auto-detected.
+    KubeRay passes the value to ``ray start --resources`` verbatim (quoted JSON).
+    """
+    return '"{\\"accelerator_type:' + accelerator_type + '\\": 1}"'
+
+
+def worker_group(
+    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None
+) -> dict[str, Any]:
+    """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm."""
+    gpus = service.worker_gpus(pool)
+    sizing = service.worker_resources(pool)
+    assert sizing is not None, "validated by config: worker CPU and memory are known"
+    cpu, memory_gib = sizing
+    accelerator = service.resolved_accelerator_type(pool)
+    assert accelerator is not None
+    res = {"cpu": _quantity_cpu(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(gpus)}
+    spec: dict[str, Any] = {
+        "securityContext": _pod_security_context(),
+        "terminationGracePeriodSeconds": service.termination_grace_period_seconds,
+        "nodeSelector": dict(pool.selector),
+        "tolerations": pool.tolerations(),
+        "containers": [
+            {
+                "name": WORKER_CONTAINER,
+                "image": RAY_LLM_IMAGE,
+                "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
+                "env": _hf_env(hf_token_secret),
+                "resources": {"requests": dict(res), "limits": dict(res)},
+                "securityContext": kube.container_security_context(),
+                # Leave the cluster cleanly (drains the raylet) before SIGTERM.
+                "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
+                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+            }
+        ],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{service.shm_size_gib}Gi"}}],
+    }
+    return {
+        "groupName": worker_group_name(pool),
+        "replicas": service.min_workers,
+        "minReplicas": service.min_workers,
+        "maxReplicas": service.max_workers,
+        "rayStartParams": {
+            "num-gpus": str(gpus),
+            "metrics-export-port": str(METRICS_PORT),
+            "resources": accelerator_resources(accelerator),
+        },
+        "template": {"metadata": {"labels": pod_labels(name, COMPONENT_WORKER)}, "spec": spec},
+    }
+
+
+def upgrade_strategy(service: RayServiceConfig) -> dict[str, Any]:
+    strategy: dict[str, Any] = {"type": service.upgrade_strategy}
+    inc = service.incremental_upgrade
+    if inc is not None:
+        strategy["clusterUpgradeOptions"] = {
+            "gatewayClassName": inc.gateway_class_name,
+            "maxSurgePercent": inc.max_surge_percent,
+            "stepSizePercent": inc.step_size_percent,
+            "intervalSeconds": inc.interval_seconds,
+        }
+    return strategy
+
+
+def rayservice_spec(
+    service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts, hf_token_secret: str | None
+) -> dict[str, Any]:
+    name = service.name
+    auto = service.autoscaler
+    autoscaler_res = {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY}
+    return {
+        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool), sort_keys=False),
+        "upgradeStrategy": upgrade_strategy(service),
+        # After a NewCluster upgrade, the old cluster keeps serving open streams this long.
+        "rayClusterDeletionDelaySeconds": max(60, service.graceful_shutdown_timeout_seconds),
+        # Serve traffic goes to the GPU workers' proxies only; the head stays control plane.
+        "excludeHeadPodFromServeSvc": True,
+        "rayClusterConfig": {
+            "rayVersion": ray_version(),
+            "enableInTreeAutoscaling": True,
+            "autoscalerOptions": {
+                "upscalingMode": auto.upscaling_mode,
+                "idleTimeoutSeconds": auto.idle_timeout_seconds,
+                "resources": {"requests": dict(autoscaler_res), "limits": dict(autoscaler_res)},
+                "securityContext": kube.container_security_context(),
+            },
+            "headGroupSpec": head_group(service, name, hf_token_secret),
+            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret)],
+        },
+    }
+
+
+def kuberay_network_policy(name: str, namespace: str, operator_namespace: str) -> dict[str, Any]:
+    """Lets the KubeRay operator reach the head's dashboard (it reads Serve status there); the
+    serving namespace denies ingress from other namespaces by default."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": kube.metadata(f"{name}-allow-kuberay", namespace, kube.labels(name, "ray-llm")),
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/instance": name, "app.kubernetes.io/component": COMPONENT_HEAD}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}}],
+                    "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}],
+                }
+            ],
+        },
+    }
 
 
 @dataclass(frozen=True)
 class RayLlmServiceArgs:
     service: RayServiceConfig
     plans: list[ModelPlan]
+    """Plans of ``service.models`` (same model ids)."""
     pool: NodePoolFacts
     context: ServingContext
 
 
 class RayLlmService(pulumi.ComponentResource):
+    """A RayService serving every model of one rayService, plus its monitoring."""
+
     def __init__(self, name: str, args: RayLlmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:RayLlmService", name, None, opts)
+        svc, ctx = args.service, args.context
+        ns = ctx.namespace
         self.name = name
-        self.endpoint = f"http://{name}-serve-svc.{args.context.namespace}.svc.cluster.local:8000/v1"
-        self.register_outputs({"endpoint": self.endpoint})
+        self.serve_service = serve_service_name(svc.name)
+        self.endpoint = f"http://{self.serve_service}.{ns}.svc.cluster.local:{SERVE_PORT}/v1"
+        self.models = [m.model_id for m in svc.models]
+        inherited = _depends_on(opts)
+
+        def child(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[*inherited, *deps])
+
+        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret)
+        self.rayservice = k8s.apiextensions.CustomResource(
+            f"{name}-rayservice",
+            api_version=f"{RAY_GROUP}/v1",
+            kind="RayService",
+            metadata=kube.metadata(svc.name, ns, kube.labels(svc.name, "ray-llm")),
+            spec=spec,
+            opts=child(*ctx.addons.depends_for(RAY_GROUP), *ctx.addons.gpu_ready),
+        )
+        if ctx.security.network_policy.enabled:
+            from components.addons.kuberay import NAMESPACE as KUBERAY_NAMESPACE
+
+            policy = kuberay_network_policy(svc.name, ns, KUBERAY_NAMESPACE)
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-allow-kuberay", metadata=policy["metadata"], spec=policy["spec"], opts=child()
+            )
+
+        mon = ctx.addons.monitoring
+        monitor_deps = ctx.addons.depends_for(MONITORING_GROUP)
+        if mon.operator_crds:
+            for pm in ray_observability.pod_monitors(svc.name, ns, mon.monitor_labels):
+                k8s.apiextensions.CustomResource(
+                    pm["metadata"]["name"],
+                    api_version=pm["apiVersion"], kind=pm["kind"], metadata=pm["metadata"], spec=pm["spec"],
+                    opts=child(*monitor_deps),
+                )
+            rule = ray_observability.prometheus_rule(svc.name, ns, ctx.alerts, mon.monitor_labels)
+            k8s.apiextensions.CustomResource(
+                rule["metadata"]["name"], api_version=rule["apiVersion"], kind=rule["kind"],
+                metadata=rule["metadata"], spec=rule["spec"], opts=child(*monitor_deps),
+            )
+        if mon.dashboard_labels:
+            cm = ray_observability.dashboard_configmap(svc.name, ns, mon.dashboard_labels)
+            k8s.core.v1.ConfigMap(cm["metadata"]["name"], metadata=cm["metadata"], data=cm["data"], opts=child())
+
+        self.register_outputs({"endpoint": self.endpoint, "serveService": self.serve_service, "models": self.models})
+
+
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """The component's own dependencies (namespace, GPU nodes): children do not inherit them."""
+    deps = getattr(opts, "depends_on", None) if opts else None
+    if deps is None:
+        return []
+    if isinstance(deps, pulumi.Resource):
+        return [deps]
+    return [d for d in deps if isinstance(d, pulumi.Resource)]

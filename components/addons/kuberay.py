@@ -1,0 +1,49 @@
+"""KubeRay operator: reconciles the RayServices (Ray Serve LLM) of the serving stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+from config.addons import KUBERAY_NAMESPACE
+
+from .base import addon_namespace, helm_release, system_affinity
+from .handles import MonitoringHandle
+
+NAMESPACE = KUBERAY_NAMESPACE
+
+
+@dataclass(frozen=True)
+class KubeRayArgs:
+    monitoring: MonitoringHandle
+    monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+def kuberay_values(monitoring: MonitoringHandle) -> dict[str, Any]:
+    values: dict[str, Any] = {"affinity": system_affinity()}
+    if monitoring.prometheus_url is not None and monitoring.operator_crds:
+        values["metrics"] = {
+            "enabled": True,
+            "serviceMonitor": {"enabled": True, "additionalLabels": dict(monitoring.monitor_labels)},
+        }
+    return values
+
+
+class KubeRayOperator(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: KubeRayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("llm-infra:addons:KubeRayOperator", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = addon_namespace(f"{name}-ns", NAMESPACE, "baseline", child)
+        self.values = kuberay_values(args.monitoring)
+        self.release = helm_release(
+            f"{name}-release", versions.KUBERAY_OPERATOR, NAMESPACE, ns, self.values, child,
+            depends_on=list(args.monitoring_crds),
+        )
+        self.register_outputs({"namespace": NAMESPACE})

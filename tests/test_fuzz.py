@@ -1,0 +1,136 @@
+"""Property-based tests: generated stack configs either render cleanly (and pass the schema
+checks) or fail with one-line errors naming the field; never a traceback."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.render import RenderError, manifests, run_program
+from config import ConfigError, load_stack_config
+from conftest import PROJECT, STACKS
+from stackfiles import stack_values
+from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
+
+import jsonschema
+import kubernetes_validate
+
+BASE = {s: stack_values(s) for s in STACKS}
+
+
+def leaves(value: Any, path: tuple = ()) -> list[tuple]:
+    """Every (path, value) of a leaf or container in the stack values."""
+    out = [(path, value)] if path else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += leaves(v, (*path, i))
+    return out
+
+
+def set_path(root: dict, path: tuple, value: Any) -> None:
+    node = root
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def dotted(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def wrong_kind(value: Any) -> Any:
+    """A value no typed field holding ``value`` accepts."""
+    if isinstance(value, bool):
+        return [1]
+    if isinstance(value, (int, float)):
+        return "not-a-number!"
+    if isinstance(value, str):
+        return {"unexpected": 1}
+    if isinstance(value, list):
+        return "not-a-list"
+    return 7
+
+
+@st.composite
+def broken_configs(draw):
+    stack = draw(st.sampled_from(STACKS))
+    values, secrets = copy.deepcopy(BASE[stack])
+    candidates = leaves(values)
+    path, old = draw(st.sampled_from(candidates))
+    kind = draw(st.sampled_from(["wrong-type", "unknown-key"]))
+    if kind == "unknown-key" and isinstance(old, dict) and not _free_form(path):
+        key = draw(st.from_regex(r"zz[a-z]{1,8}", fullmatch=True))
+        old[key] = draw(st.integers())
+        return stack, values, secrets, (*path, key)
+    set_path(values, path, wrong_kind(old))
+    return stack, values, secrets, path
+
+
+def _free_form(path: tuple) -> bool:
+    return bool(path) and path[-1] in {"labels", "nodeSelector", "selectorLabels"}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(broken_configs())
+def test_broken_configs_fail_cleanly_naming_the_field(case):
+    stack, values, secrets, path = case
+    try:
+        load_stack_config(stack, values, secrets)
+    except ConfigError as err:
+        lines = err.lines()
+        assert lines and all(line.startswith(f"{stack}: ") and "\n" not in line for line in lines)
+        target = dotted(path)
+        paths = [line.split(": ", 2)[1] for line in lines]
+        assert any(p.startswith(target) or target.startswith(p) for p in paths), (target, lines)
+        return
+    raise AssertionError(f"{dotted(path)} = {values!r:.200} was accepted")
+
+
+@st.composite
+def valid_variants(draw):
+    """Changes inside the documented ranges of real stacks: these must always deploy."""
+    stack = draw(st.sampled_from(STACKS))
+    values, secrets = copy.deepcopy(BASE[stack])
+    for model in values.get("models", []):
+        a = model.setdefault("autoscaling", {})
+        lo = a.get("minReplicas", 1)
+        a["maxReplicas"] = draw(st.integers(lo if lo > 0 else 1, 8))
+        a["queueDepthTarget"] = draw(st.floats(1, 20).map(lambda f: round(f, 2)))
+        model["gpuMemoryUtilization"] = draw(st.sampled_from([0.85, 0.88, 0.9, 0.92, 0.95]))
+        model["maxModelLen"] = draw(st.sampled_from([2048, 4096, 8192]))
+        model["terminationGracePeriodSeconds"] = draw(st.integers(120, 600))
+        model["enablePrefixCaching"] = draw(st.booleans())
+    for pool in values["cluster"]["nodePools"]:
+        pool["maxNodes"] = draw(st.integers(pool.get("maxNodes", 1), pool.get("maxNodes", 1) + 4))
+    values["alerts"] = {"queueDepth": draw(st.integers(1, 50)), "kvCacheUsage": draw(st.sampled_from([0.8, 0.9, 0.95]))}
+    return stack, values, secrets
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_variants())
+def test_valid_variants_render_and_pass_schema_checks(case):
+    stack, values, secrets = case
+    load_stack_config(stack, values, secrets)  # must not raise
+    overrides = {k: values.get(k) for k in set(values) | set(BASE[stack][0])}
+    try:
+        recording = run_program(PROJECT, stack, config_overrides=overrides)
+    except RenderError as err:  # pragma: no cover - a failure message for the report
+        raise AssertionError(str(err)) from None
+    schemas = crd_schemas()
+    for obj in manifests(recording):
+        if is_custom(obj):
+            key = (obj["apiVersion"], obj["kind"])
+            if key in schemas:
+                errors = list(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj))
+                assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors[0].message}"
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_SCHEMA_VERSION, strict=True)
