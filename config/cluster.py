@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from . import catalog, versions
 from .base import DNS_LABEL, ConfigModel
@@ -92,15 +92,22 @@ class NodePoolConfig(ConfigModel):
             raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
         return v
 
-    @model_validator(mode="after")
-    def _sizes(self) -> NodePoolConfig:
-        if self.min_nodes > self.max_nodes:
-            raise ValueError(f"minNodes ({self.min_nodes}) is greater than maxNodes ({self.max_nodes})")
-        if self.desired_nodes is not None and not self.min_nodes <= self.desired_nodes <= self.max_nodes:
-            raise ValueError(
-                f"desiredNodes ({self.desired_nodes}) must lie between minNodes and maxNodes"
-            )
-        return self
+    # field validators (not a model validator) so that errors name the field: cluster.nodePools[i].maxNodes
+    @field_validator("max_nodes")
+    @classmethod
+    def _max(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_nodes")
+        if low is not None and low > v:
+            raise ValueError(f"minNodes ({low}) is greater than maxNodes ({v})")
+        return v
+
+    @field_validator("desired_nodes")
+    @classmethod
+    def _desired(cls, v: int | None, info: ValidationInfo) -> int | None:
+        low, high = info.data.get("min_nodes"), info.data.get("max_nodes")
+        if v is not None and low is not None and high is not None and not low <= v <= high:
+            raise ValueError(f"desiredNodes ({v}) must lie between minNodes ({low}) and maxNodes ({high})")
+        return v
 
 
 class SystemPoolConfig(ConfigModel):

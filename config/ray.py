@@ -98,7 +98,7 @@ class RayServiceConfig(ConfigModel):
     gpus_per_worker: int | None = Field(None, ge=1, description="default: all GPUs of one node")
     min_workers: int = Field(1, ge=0)
     max_workers: int = Field(2, ge=1)
-    worker_cpu: float | None = Field(None, gt=0, description="default: node vCPUs share, minus system reserve")
+    worker_cpu: float | None = Field(None, gt=0, description="default: the worker's share of its node (serving.node_share)")
     worker_memory_gib: int | None = Field(None, ge=8)
     shm_size_gib: int = Field(8, ge=1)
     head: RayHeadConfig = RayHeadConfig()

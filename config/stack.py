@@ -475,6 +475,16 @@ class _Checker:
                 f"{m.resources.cpu:g} exceeds the {cpu_share:.1f} vCPUs that {plan.tensor_parallel_size} of the "
                 f"{plan.pool.gpus_per_node * plan.pool.clients_per_gpu} GPU slots of a {where} node leave a replica",
             )
+        if (
+            plan.tensor_parallel_size > 1
+            and m.resources.memory_gib is not None
+            and m.resources.memory_gib <= m.shm_size_gib
+        ):
+            self.add(
+                f"{path}.resources.memoryGib",
+                f"{m.resources.memory_gib} GiB leaves nothing beside the {m.shm_size_gib} GiB /dev/shm "
+                f"(shmSizeGib), which is memory charged to the same container",
+            )
         if m.resources.memory_gib is not None and mem_share is not None and m.resources.memory_gib > mem_share:
             self.add(
                 f"{path}.resources.memoryGib",
@@ -573,6 +583,20 @@ class _Checker:
                     f"{path}.maxWorkers",
                     f"the models' minimum replicas need {min_gpus} GPUs, but {svc.max_workers} workers x {gpus} GPUs give {capacity}",
                 )
+            elif svc.upgrade_strategy == "NewCluster":
+                # a NewCluster upgrade runs a second, equal cluster until it is ready: without
+                # room for it the upgrade stalls (the old cluster keeps serving the old config)
+                own = max(svc.min_workers, -(-min_gpus // gpus)) * gpus
+                others = sum(p.tensor_parallel_size * p.min_replicas for p in self.model_plans.values() if p.pool.name == pool.name)
+                pool_gpus = pool.max_nodes * pool.gpus_per_node
+                if 2 * own + others > pool_gpus:
+                    self.add(
+                        f"{path}.upgradeStrategy",
+                        f"NewCluster upgrades start a second cluster beside the running one: 2 x {own} GPUs"
+                        + (f" + {others} for other models" if others else "")
+                        + f" exceed the {pool_gpus} GPUs of pool '{pool.name}' (maxNodes {pool.max_nodes}); "
+                        "raise maxNodes or use NewClusterWithIncrementalUpgrade",
+                    )
 
     def check_ray_accelerator(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts) -> None:
         derived = ray_accelerator_type(pool)
@@ -597,6 +621,8 @@ class _Checker:
             value = getattr(svc, field)
             if share is None and value is None:
                 self.add(f"{path}.{alias}", f"required: the {what} of pool '{pool.name}' nodes are not known (existing cluster)")
+            elif value is None and share is not None and share < (1 if field == "worker_cpu" else 8):
+                self.add(f"{path}.{alias}", f"a {gpus}-GPU worker's share of a {where} node is only {share} {what}: set it explicitly")
             elif share is not None and value is not None and value > share:
                 self.add(
                     f"{path}.{alias}",

@@ -62,10 +62,19 @@ def flag(args: list[str], name: str) -> str | None:
     return None
 
 
-def model_deployment(rec: Recording, namespace: str) -> dict[str, Any]:
-    deployments = objects(rec, "Deployment", namespace)
-    assert len(deployments) == 1, [d["metadata"]["name"] for d in deployments]
-    return deployments[0]
+def model_workload(rec: Recording, namespace: str, kind: str = "Deployment") -> dict[str, Any]:
+    """The one model's pods: a Deployment (shared RWX cache) or a StatefulSet (RWO per replica)."""
+    workloads = [*objects(rec, "Deployment", namespace), *objects(rec, "StatefulSet", namespace)]
+    assert [w["kind"] for w in workloads] == [kind], [(w["kind"], w["metadata"]["name"]) for w in workloads]
+    return workloads[0]
+
+
+def served_model(container: dict[str, Any]) -> str | None:
+    """``vllm serve <model>`` or ``--model <model>``."""
+    argv = [*container.get("command", []), *container.get("args", [])]
+    if "serve" in argv and len(argv) > argv.index("serve") + 1 and not argv[argv.index("serve") + 1].startswith("-"):
+        return argv[argv.index("serve") + 1]
+    return flag(argv, "--model")
 
 
 def vllm_container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -111,26 +120,48 @@ def test_example_serves_one_model_with_gpus_from_the_pool_facts():
     model = example_model()
     pool = cfg["gpuPool"]
     ns = cfg["namespace"]
-    deployment = model_deployment(rec, ns)
+    deployment = model_workload(rec, ns, "Deployment")
+    assert deployment["metadata"]["name"] == model.name
     pod = deployment["spec"]["template"]["spec"]
     container = vllm_container(deployment)
     # Qwen2.5-7B (15 GiB of bf16 weights) at 16k tokens fits one 24 GiB L4: one GPU per replica
     assert container["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
     assert container["resources"]["requests"]["nvidia.com/gpu"] in (1, "1")
     args = [*container.get("command", []), *container.get("args", [])]
-    assert flag(args, "--model") == model.model == "Qwen/Qwen2.5-7B-Instruct"
+    assert served_model(container) == model.model == "Qwen/Qwen2.5-7B-Instruct"
     assert flag(args, "--max-model-len") == str(model.max_model_len)
     assert flag(args, "--tensor-parallel-size") in (None, "1")
     # lands on the pool's nodes and tolerates exactly its taint
     assert pod["nodeSelector"].items() >= pool["nodeSelector"].items()
     taint = pool["taint"]
     assert {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": "NoSchedule"} in pod["tolerations"]
+    # the cluster has a ReadWriteMany class: one weight cache shared by every replica
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert len(claims) == 1
+    [pvc] = [o for o in objects(rec, "PersistentVolumeClaim", ns) if o["metadata"]["name"] == claims[0]]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == cfg["cluster"]["rwxStorageClass"]
+
+
+def test_example_without_a_shared_storage_class_keeps_one_cache_per_replica():
+    cfg = example_config()
+    cluster = {k: v for k, v in cfg["cluster"].items() if k != "rwxStorageClass"}
+    rec = run_program(EXAMPLE, STACK, config_overrides={"cluster": cluster})
+    ns = cfg["namespace"]
+    workload = model_workload(rec, ns, "StatefulSet")
+    [template] = workload["spec"]["volumeClaimTemplates"]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert template["spec"]["storageClassName"] == cfg["cluster"]["storageClass"]
+    assert not objects(rec, "PersistentVolumeClaim", ns)
+    [scaled] = objects(rec, "ScaledObject", ns)
+    assert scaled["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+    assert scaled["spec"]["scaleTargetRef"]["name"] == workload["metadata"]["name"]
 
 
 def test_example_service_and_endpoint_reach_the_model():
     rec = example()
     ns = example_config()["namespace"]
-    deployment = model_deployment(rec, ns)
+    deployment = model_workload(rec, ns)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     endpoint = rec.outputs["endpoint"]
     match = re.fullmatch(rf"http://([a-z0-9-]+)\.{ns}\.svc\.cluster\.local:(\d+)/v1", endpoint)
@@ -160,6 +191,13 @@ def test_example_namespace_and_addons_follow_the_stack_file():
     assert not charts & {"gpu-operator", "kube-prometheus-stack"}
     # no hfToken set: no token Secret
     assert not objects(rec, "Secret", ns)
+    # the NetworkPolicies let the given Prometheus namespace scrape the model port
+    assert objects(rec, "NetworkPolicy", ns)
+    scrapers = [
+        rule for policy in objects(rec, "NetworkPolicy", ns) for rule in policy["spec"].get("ingress", [])
+        if {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg["prometheus"]["namespace"]}}} in rule.get("from", [])
+    ]
+    assert scrapers and all({"protocol": "TCP", "port": 8000} in rule["ports"] for rule in scrapers)
 
 
 def test_example_autoscales_on_queue_depth_from_the_given_prometheus():
@@ -167,10 +205,11 @@ def test_example_autoscales_on_queue_depth_from_the_given_prometheus():
     cfg = example_config()
     model = example_model()
     ns = cfg["namespace"]
-    deployment = model_deployment(rec, ns)
+    deployment = model_workload(rec, ns)
     [scaled] = objects(rec, "ScaledObject", ns)
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (model.autoscaling.min_replicas, model.autoscaling.max_replicas)
     prometheus = [t for t in spec["triggers"] if t["type"] == "prometheus"]
     assert prometheus, spec["triggers"]
@@ -210,7 +249,7 @@ def test_example_derives_gpus_per_replica_from_other_facts():
         "nodeSelector": {"nvidia.com/gpu.product": "Tesla-T4"},
     }
     rec = run_program(EXAMPLE, STACK, config_overrides={"gpuPool": pool})
-    deployment = model_deployment(rec, cfg["namespace"])
+    deployment = model_workload(rec, cfg["namespace"])
     container = vllm_container(deployment)
     assert container["resources"]["limits"]["nvidia.com/gpu"] in (2, "2")
     args = [*container.get("command", []), *container.get("args", [])]
@@ -262,6 +301,22 @@ def test_example_model_plan_matches_the_library_validation():
         {},
     )
     assert plan.models["qwen25-7b"].tensor_parallel_size == example().outputs["capacity"]["tensorParallelSize"]
+
+
+def test_readme_library_snippet_runs(tmp_path):
+    """The snippet under "Use as a library" in README.md is a working program."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Use as a library", 1)[1].split("\n## ", 1)[0]
+    [snippet] = re.findall(r"```python\n(.*?)```", section, re.S)
+    (tmp_path / "__main__.py").write_text(snippet)
+    (tmp_path / "Pulumi.yaml").write_text("name: snippet\nruntime: python\n")
+    cfg = example_config()
+    stack_file = {"config": {f"snippet:{k}": cfg[k] for k in ("gpuPool", "prometheus")}}
+    (tmp_path / "Pulumi.readme.yaml").write_text(yaml.safe_dump(stack_file))
+    rec = run_program(Project.load(tmp_path), "readme")
+    workload = model_workload(rec, "llm-inference", "StatefulSet")
+    assert vllm_container(workload)["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
+    assert rec.outputs["endpoint"].startswith("http://")
 
 
 # -- the public API ------------------------------------------------------------------------
@@ -330,7 +385,8 @@ def test_wheel_metadata(wheel):
     assert "\nLicense-Expression: Apache-2.0\n" in meta
     for dep in ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML"):
         assert re.search(rf"^Requires-Dist: {re.escape(dep)}\b", meta, re.M | re.I), dep
-    assert not re.search(r"^Requires-Dist: pytest", meta, re.M)  # test tools only in the extra
+    for line in re.findall(r"^Requires-Dist: (?:pytest|hypothesis|setuptools|wheel)\b.*$", meta, re.M):
+        assert line.endswith('extra == "test"'), line  # test tools only in the extra
 
 
 def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):

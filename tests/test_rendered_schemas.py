@@ -125,6 +125,11 @@ def unknown_value_keys(ours: Any, upstream: Any, path: str = "") -> list[str]:
 SUBCHART_VALUES = {
     # kube-prometheus-stack passes `grafana:` to the grafana subchart, whose own values.yaml
     # (not among the upstream files) defines these keys.
+    "kube-prometheus-stack": (
+        "grafana.persistence",         # grafana chart: persistence.{enabled,type,accessModes,size,storageClassName}
+        "grafana.deploymentStrategy",  # grafana chart: Recreate, so a new pod can take over the ReadWriteOnce volume
+        "grafana.affinity",            # grafana chart: keep Grafana off GPU nodes like the rest of the stack
+    ),
 }
 
 

@@ -62,6 +62,7 @@ class ClusterAddons(pulumi.ComponentResource):
             MonitoringArgs(
                 config=addons.monitoring,
                 namespaces=namespaces,
+                dashboard_namespaces=list(args.serving_namespaces),
                 managed_control_plane=cloud in ("eks", "gke"),
                 storage_class=args.cluster.storage_class,
                 grafana_admin_password=args.grafana_admin_password,

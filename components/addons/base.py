@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import MANAGED_BY
 from config import NodePoolFacts
+from config.cluster import POOL_LABEL, SYSTEM_POOL_NAME
 from config.versions import Chart
 
 PodSecurity = Literal["privileged", "baseline", "restricted"]
@@ -76,10 +77,10 @@ def helm_release(
 
 
 def system_affinity() -> dict[str, Any]:
-    """Prefer nodes without GPUs: operators and Prometheus belong on the system pool.
+    """Prefer the system pool, and in any case nodes without GPUs.
 
-    Preferred, not required: GPU pools are tainted anyway, and a cluster without a CPU
-    pool (a single-node lab) must still be able to schedule the add-ons.
+    Preferred, not required: GPU pools are tainted anyway, existing clusters have no
+    system-pool label, and a cluster without a CPU pool (a lab) must still schedule them.
     """
     return {
         "nodeAffinity": {
@@ -89,7 +90,11 @@ def system_affinity() -> dict[str, Any]:
                     "preference": {
                         "matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "NotIn", "values": ["true"]}]
                     },
-                }
+                },
+                {
+                    "weight": 50,
+                    "preference": {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [SYSTEM_POOL_NAME]}]},
+                },
             ]
         }
     }

@@ -3,7 +3,8 @@
 The values follow what the node image already provides:
 
 * EKS AL2023/Bottlerocket NVIDIA AMIs ship driver and container toolkit: both off
-  (``auto``), the operator only adds the device plugin, GFD and DCGM exporter.
+  (``auto``), the operator only adds the device plugin, GFD and DCGM exporter; CDI stays
+  off with the toolkit (the AMI's nvidia runtime injects the GPUs).
 * GKE with ``cluster.gke.gpuDriver: gke``: GKE's installer puts the driver in
   ``/home/kubernetes/bin/nvidia``; NVIDIA's "GPU Operator with Google GKE" settings apply
   (driver off, ``hostPaths.driverInstallDir`` and ``toolkit.installDir`` there, CDI on),
@@ -103,11 +104,15 @@ def gpu_operator_values(args: GpuOperatorArgs, sharing: bool) -> dict[str, Any]:
     cfg, cluster = args.config, args.cluster
     gke = cluster.cloud == "gke"
     driver = driver_enabled(cfg, cluster)
-    toolkit: dict[str, Any] = {"enabled": toolkit_enabled(cfg, cluster)}
+    toolkit_on = toolkit_enabled(cfg, cluster)
+    toolkit: dict[str, Any] = {"enabled": toolkit_on}
     values: dict[str, Any] = {
         "driver": {"enabled": driver},
         "toolkit": toolkit,
-        "cdi": {"enabled": True},
+        # CDI (the chart default) injects GPUs through the container runtime's CDI support,
+        # which the operator's toolkit configures. Without it (EKS AMIs) the image's own
+        # nvidia runtime does the injection, as with AWS's standalone device-plugin setup.
+        "cdi": {"enabled": toolkit_on},
         "mig": {"strategy": cfg.mig_strategy},
         # MIG manager applies its default ("all-disabled") to MIG-capable nodes: only run it
         # when we manage MIG, never behind the back of an admin who partitioned by hand.

@@ -45,8 +45,10 @@ RETENTION_SIZE_FRACTION = 0.85
 class MonitoringArgs:
     config: MonitoringConfig
     namespaces: list[str]
-    """Namespaces whose ServiceMonitors/PodMonitors/PrometheusRules Prometheus selects, and
-    whose dashboard ConfigMaps Grafana loads (besides its own)."""
+    """Namespaces (besides its own) whose ServiceMonitors/PodMonitors/PrometheusRules
+    Prometheus selects: the add-ons' and the serving ones."""
+    dashboard_namespaces: list[str]
+    """Namespaces (besides its own) whose dashboard ConfigMaps Grafana loads: the serving ones."""
     managed_control_plane: bool
     """EKS/GKE: etcd, scheduler, controller-manager and kube-proxy cannot be scraped."""
     storage_class: str | None = None
@@ -179,7 +181,7 @@ def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
                     "enabled": True,
                     "label": DASHBOARD_LABEL,
                     "labelValue": DASHBOARD_LABEL_VALUE,
-                    "searchNamespace": namespaces,
+                    "searchNamespace": sorted({cfg.namespace, *args.dashboard_namespaces}),
                 }
             },
             "persistence": persistence,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 FAKE_ACCOUNT = "123456789012"
@@ -51,18 +52,68 @@ def _eks_cluster(args: MockResourceArgs) -> dict[str, Any]:
     return {
         "kubeconfig": kubeconfig,
         "kubeconfigJson": json.dumps(kubeconfig),
-        "eksCluster": {"name": name, "arn": f"arn:aws:eks:us-east-1:{FAKE_ACCOUNT}:cluster/{name}"},
-        "core": {
-            "cluster": {"name": name},
-            "oidcProvider": {"arn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/oidc.eks.offline.invalid/id/{name}",
-                             "url": f"oidc.eks.offline.invalid/id/{name}"},
-        },
+        # eksCluster and core hold resource references (aws.eks.Cluster, iam.Role, ...): a plain
+        # dict there makes the SDK reject every output of the resource, so they are left out
         "clusterSecurityGroupId": f"sg-{name}",
         "nodeSecurityGroupId": f"sg-{name}-nodes",
         "oidcProviderArn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/oidc.eks.offline.invalid/id/{name}",
         "oidcProviderUrl": f"oidc.eks.offline.invalid/id/{name}",
         "oidcIssuer": f"oidc.eks.offline.invalid/id/{name}",
         "clusterOidcIssuer": f"https://oidc.eks.offline.invalid/id/{name}",
+    }
+
+
+@mock_outputs("gcp:container/cluster:Cluster")
+def _gke_cluster(args: MockResourceArgs) -> dict[str, Any]:
+    return {
+        "endpoint": "203.0.113.10",
+        "masterAuth": {"clusterCaCertificate": "ZmFrZS1jYQ=="},
+        "location": args.inputs.get("location", "us-central1"),
+    }
+
+
+@mock_outputs("gcp:serviceaccount/account:Account")
+def _gcp_service_account(args: MockResourceArgs) -> dict[str, Any]:
+    account, project = args.inputs.get("accountId", args.name), args.inputs.get("project", "offline")
+    return {"email": f"{account}@{project}.iam.gserviceaccount.com"}
+
+
+@mock_outputs("aws:sqs/queue:Queue")
+def _sqs_queue(args: MockResourceArgs) -> dict[str, Any]:
+    name = args.inputs.get("name", args.name)
+    return {"url": f"https://sqs.us-east-1.amazonaws.com/{FAKE_ACCOUNT}/{name}", "arn": f"arn:aws:sqs:us-east-1:{FAKE_ACCOUNT}:{name}"}
+
+
+FAKE_EKS_SUBNETS = {
+    # id: (zone, public)
+    "subnet-0a11111111111111a": ("us-east-1a", False),
+    "subnet-0b22222222222222b": ("us-east-1b", False),
+    "subnet-0c33333333333333c": ("us-east-1c", False),
+    "subnet-0d44444444444444d": ("us-east-1a", True),
+}
+"""Subnets of the fake existing EKS cluster (``existingClusterName``) the lookups return."""
+
+
+def _existing_eks_cluster(name: str) -> dict[str, Any]:
+    issuer = f"https://oidc.eks.us-east-1.amazonaws.com/id/{name.upper()}0FFLINE"
+    return {
+        "name": name,
+        "id": name,
+        "arn": f"arn:aws:eks:us-east-1:{FAKE_ACCOUNT}:cluster/{name}",
+        "endpoint": f"https://{name}.gr7.us-east-1.eks.offline.invalid",
+        "certificateAuthorities": [{"data": "ZmFrZS1jYQ=="}],
+        "identities": [{"oidcs": [{"issuer": issuer}]}],
+        "version": "1.33",
+        "status": "ACTIVE",
+        "vpcConfig": {
+            "vpcId": "vpc-0e55555555555555e",
+            "subnetIds": sorted(FAKE_EKS_SUBNETS),
+            "clusterSecurityGroupId": "sg-0f66666666666666f",
+            "securityGroupIds": [],
+            "endpointPublicAccess": True,
+            "endpointPrivateAccess": True,
+            "publicAccessCidrs": ["0.0.0.0/0"],
+        },
     }
 
 
@@ -92,6 +143,25 @@ class RenderMocks(Mocks):
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": "us-east-1", "region": "us-east-1"}, []
+        if args.token == "aws:eks/getCluster:getCluster":
+            return _existing_eks_cluster(args.args["name"]), []
+        if args.token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            url = str(args.args.get("url", "")).removeprefix("https://")
+            return {"arn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{url}", "url": url, "clientIdLists": ["sts.amazonaws.com"]}, []
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            sid = args.args["id"]
+            zone, public = FAKE_EKS_SUBNETS[sid]
+            return {"id": sid, "availabilityZone": zone, "mapPublicIpOnLaunch": public, "vpcId": "vpc-0e55555555555555e"}, []
+        if args.token == "gcp:container/getCluster:getCluster":
+            name = args.args["name"]
+            return {
+                "name": name,
+                "location": args.args.get("location"),
+                "project": args.args.get("project"),
+                "endpoint": "203.0.113.20",
+                "masterAuths": [{"clusterCaCertificate": "ZmFrZS1jYQ=="}],
+                "workloadIdentityConfigs": [{"workloadPool": f"{args.args.get('project')}.svc.id.goog"}],
+            }, []
         if args.token == "gcp:organizations/getClientConfig:getClientConfig":
             return {"accessToken": "offline", "project": "offline", "region": "us-central1"}, []
         return {}, []
@@ -107,6 +177,11 @@ def mask_secrets(value: Any) -> Any:
     as the provider does with the schema's integer fields (ports, replicas, seconds).
     """
     if rpc.is_rpc_secret(value):
+        inner = value.get("value")
+        if isinstance(inner, dict) and not rpc.is_rpc_secret(inner):
+            # a secret map (e.g. Secret.stringData, which the Kubernetes SDK marks secret as a
+            # whole): its keys are names, not credentials; masking per value keeps the object's shape
+            return {k: SECRET_MASK for k in inner}
         return SECRET_MASK
     if isinstance(value, dict):
         return {k: mask_secrets(v) for k, v in value.items()}
@@ -140,6 +215,21 @@ class RecordingMonitor(MockMonitor):
         self.records: list[ResourceRecord] = []
         self.stack_outputs: dict[str, Any] = {}
         self._stack_urn: str | None = None
+
+    # Resource references (a resource passed as an input, e.g. ``ManagedNodeGroup(cluster=...,
+    # node_role=...)``) are turned off: deserializing one inside the monitor would look the
+    # resource up on the monitor thread's event loop, which the program's loop cannot await.
+    # Without them the SDK sends the resource's ID (custom) or URN (component) instead.
+    def SupportsFeature(self, request):  # noqa: N802
+        response = super().SupportsFeature(request)
+        if request.id == "resourceReferences":
+            response.hasSupport = False
+        return response
+
+    def GetDeploymentInfo(self, request):  # noqa: N802
+        info = super().GetDeploymentInfo(request)
+        features = [f for f in info.supportedFeatures if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)

@@ -32,12 +32,17 @@ def helm_releases(recording: Recording) -> list[dict[str, Any]]:
         if rec.type != HELM_RELEASE:
             continue
         i = rec.inputs
+        chart, repository = i.get("chart"), (i.get("repositoryOpts") or {}).get("repo")
+        if isinstance(chart, str) and chart.startswith("oci://") and not repository:
+            # an OCI chart is referenced as oci://<registry>/<path>/<chart> (Helm cannot use an
+            # OCI registry as a repository URL); report it as chart + repository like the others
+            repository, _, chart = chart.rpartition("/")
         out.append(
             {
                 "name": i.get("name", rec.name),
-                "chart": i.get("chart"),
+                "chart": chart,
                 "version": i.get("version"),
-                "repository": (i.get("repositoryOpts") or {}).get("repo"),
+                "repository": repository,
                 "namespace": i.get("namespace"),
                 "values": i.get("values") or {},
             }

@@ -29,6 +29,7 @@ from config.versions import RAY_LLM_IMAGE
 
 from . import ray_observability
 from .context import ServingContext
+from .observability import custom_resource
 from .namespace import HF_TOKEN_KEY
 
 SERVE_PORT = 8000
@@ -152,10 +153,12 @@ def _pairs(service: RayServiceConfig, plans: list[ModelPlan]) -> list[tuple[RayM
 
 
 # -- RayCluster ------------------------------------------------------------------------
-def _hf_env(hf_token_secret: str | None) -> list[dict[str, Any]]:
+def _hf_env(hf_token_secret: str | None) -> dict[str, Any]:
+    """``env`` with the Hugging Face token from the namespace's Secret (gated models, rate
+    limits). On the pod, not in ``runtime_env``: the token never appears in the RayService."""
     if hf_token_secret is None:
-        return []
-    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}}]
+        return {}
+    return {"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}}]}
 
 
 def _pod_security_context() -> dict[str, Any]:
@@ -200,7 +203,7 @@ def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None
                             _port("as-metrics", AUTOSCALER_METRICS_PORT),
                             _port("dash-metrics", DASHBOARD_METRICS_PORT),
                         ],
-                        "env": _hf_env(hf_token_secret),
+                        **_hf_env(hf_token_secret),
                         "resources": {"requests": dict(res), "limits": dict(res)},
                         "securityContext": kube.container_security_context(),
                     }
@@ -242,7 +245,7 @@ def worker_group(
                 "name": WORKER_CONTAINER,
                 "image": RAY_LLM_IMAGE,
                 "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
-                "env": _hf_env(hf_token_secret),
+                **_hf_env(hf_token_secret),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
                 # Leave the cluster cleanly (drains the raylet) before SIGTERM.
@@ -308,19 +311,25 @@ def rayservice_spec(
 
 
 def kuberay_network_policy(name: str, namespace: str, operator_namespace: str) -> dict[str, Any]:
-    """Lets the KubeRay operator reach the head's dashboard (it reads Serve status there); the
-    serving namespace denies ingress from other namespaces by default."""
+    """Lets the KubeRay operator reach the Ray pods: it submits the Serve config to and reads
+    application status from the head's dashboard, and checks Serve proxies on the serve port.
+    The serving namespace denies ingress from other namespaces by default."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": kube.metadata(f"{name}-allow-kuberay", namespace, kube.labels(name, "ray-llm")),
         "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/instance": name, "app.kubernetes.io/component": COMPONENT_HEAD}},
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": name},
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": [COMPONENT_HEAD, COMPONENT_WORKER]}
+                ],
+            },
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
                     "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}}],
-                    "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}],
+                    "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}, {"protocol": "TCP", "port": SERVE_PORT}],
                 }
             ],
         },
@@ -370,19 +379,13 @@ class RayLlmService(pulumi.ComponentResource):
             )
 
         mon = ctx.addons.monitoring
-        monitor_deps = ctx.addons.depends_for(MONITORING_GROUP)
         if mon.operator_crds:
-            for pm in ray_observability.pod_monitors(svc.name, ns, mon.monitor_labels):
-                k8s.apiextensions.CustomResource(
-                    pm["metadata"]["name"],
-                    api_version=pm["apiVersion"], kind=pm["kind"], metadata=pm["metadata"], spec=pm["spec"],
-                    opts=child(*monitor_deps),
-                )
-            rule = ray_observability.prometheus_rule(svc.name, ns, ctx.alerts, mon.monitor_labels)
-            k8s.apiextensions.CustomResource(
-                rule["metadata"]["name"], api_version=rule["apiVersion"], kind=rule["kind"],
-                metadata=rule["metadata"], spec=rule["spec"], opts=child(*monitor_deps),
-            )
+            monitor_opts = child(*ctx.addons.depends_for(MONITORING_GROUP))
+            for manifest in [
+                *ray_observability.pod_monitors(svc.name, ns, mon.monitor_labels),
+                ray_observability.prometheus_rule(svc.name, ns, ctx.alerts, mon.monitor_labels),
+            ]:
+                custom_resource(manifest["metadata"]["name"], manifest, monitor_opts)
         if mon.dashboard_labels:
             cm = ray_observability.dashboard_configmap(svc.name, ns, mon.dashboard_labels)
             k8s.core.v1.ConfigMap(cm["metadata"]["name"], metadata=cm["metadata"], data=cm["data"], opts=child())

@@ -1,15 +1,92 @@
-"""vLLM serving. PLACEHOLDER while the vLLM issue is in progress (replaced in this session)."""
+"""vLLM serving: one ``VllmService`` per model, several per stack for multi-model serving.
+
+What a model gets (all derived from its ``VllmModelConfig``, its ``ModelPlan`` and the pool's
+``NodePoolFacts``; nothing hard-coded per model):
+
+* the workload: the pinned ``vllm/vllm-openai`` image running ``vllm serve`` with flags from
+  typed config; ``nvidia.com/gpu`` request = limit = tensor-parallel size; CPU and memory
+  sized from the weights and capped at the pod's share of a node; the pool's toleration and
+  nodeSelector; ``/dev/shm`` in memory when tensor parallel (NCCL); startup/readiness/liveness
+  probes on ``/health``; a preStop sleep so endpoints drain before SIGTERM.
+* a model cache that survives restarts, filled by an init container (``hf download`` from the
+  same image) so a restart never downloads again:
+
+  - ``ReadWriteMany`` (EFS, Filestore, an RWX class): a **Deployment** and ONE shared PVC;
+    every replica, on any node, reads the same copy and new replicas start without
+    downloading.
+  - ``ReadWriteOnce`` (block storage): one RWO volume cannot be mounted by pods on
+    different nodes, so a Deployment sharing one PVC would leave every replica but the first
+    Pending (and deadlock rolling updates across nodes). It becomes a **StatefulSet** with a
+    ``volumeClaimTemplate``: each replica owns its cache, kept across restarts, rollouts,
+    node replacement and scale-down/up (``whenScaled: Retain``); only a replica's first start
+    downloads. ``podManagementPolicy: Parallel`` lets the autoscaler add replicas at once.
+
+* a ClusterIP Service on 8000 (``http``), a PodDisruptionBudget, topology spread across
+  nodes and zones when it can have more than one replica, and an optional Ingress (nginx,
+  long timeouts, no buffering, for streamed tokens) or Gateway API HTTPRoute.
+* autoscaling on inference signals (``autoscaling.py``): a KEDA ScaledObject or a plain HPA
+  through prometheus-adapter, never CPU; none when min == max replicas.
+* monitoring (``observability.py``, ``dashboards.py``): a ServiceMonitor, a PrometheusRule with
+  the model's alerts, and a Grafana dashboard ConfigMap.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from config import ModelPlan
-from config.serving import VllmModelConfig
+from components import k8s as kube
+from config import ModelPlan, versions
+from config.serving import VllmModelConfig, node_share
 
+from . import autoscaling, dashboards, observability
 from .context import ServingContext
+
+COMPONENT = "vllm"
+CONTAINER = "vllm"
+PORT = 8000
+PORT_NAME = "http"
+HEALTH_PATH = "/health"
+CACHE_VOLUME = "model-cache"
+CACHE_MOUNT = "/model-cache"
+HF_HUB_CACHE = f"{CACHE_MOUNT}/hub"
+"""``hf download --cache-dir`` and ``vllm serve --download-dir``: the same Hub cache layout."""
+SHM_VOLUME = "dshm"
+HOME_VOLUME = "home"
+HOME_MOUNT = "/home/vllm"
+NON_ROOT_UID = 1000
+GPU_RESOURCE = "nvidia.com/gpu"
+HF_TOKEN_KEY = "token"
+
+DOWNLOAD_EXCLUDE = ("original/*",)
+"""Meta's reference checkpoints (``original/consolidated.*.pth``) double a Llama download;
+vLLM loads the Hugging Face safetensors and never reads them."""
+DOWNLOAD_RESOURCES = {"cpu": "2", "memory": "4Gi"}
+FIRST_DOWNLOAD_SECONDS = 1800
+"""Allowance for a replica's first weight download (140 GB at ~100 MB/s) on top of the startup
+window: the rollout's progress deadline and Pulumi's wait for readiness."""
+
+PROBE_PERIOD_SECONDS = 10
+READINESS_FAILURES = 3
+LIVENESS_PERIOD_SECONDS = 15
+LIVENESS_FAILURES = 4
+"""/health answers as long as the engine process lives; a minute of failures is a dead engine."""
+
+HOST_MEMORY_PER_PROCESS_GIB = 4
+"""API server + engine core + one worker per GPU: CUDA context, PyTorch, NCCL and torch.compile
+workers, ~4 GiB each."""
+WEIGHT_STAGING_FACTOR = 1.1
+"""Weights pass through host memory while loading (mmapped safetensors in the page cache,
+charged to the pod)."""
+MEMORY_SAFETY_GIB = 4
+MIN_MEMORY_GIB = 8
+BASE_CPU = 2
+CPU_PER_GPU = 2
+"""Tokenization, scheduling and detokenization run on CPU; one busy core per GPU worker."""
 
 
 @dataclass(frozen=True)
@@ -19,9 +96,508 @@ class VllmServiceArgs:
     context: ServingContext
 
 
+@dataclass(frozen=True)
+class HostResources:
+    cpu: float
+    memory_gib: int
+    """The container's memory request = limit (the /dev/shm tmpfs counts against it)."""
+    shm_gib: int | None
+
+
+def host_resources(model: VllmModelConfig, plan: ModelPlan) -> HostResources:
+    """CPU and memory for one replica: sized from the model, capped at the pod's node share.
+
+    memory = weights x 1.1 + 4 GiB x (GPUs + 1 processes) + 4 GiB safety (+ /dev/shm when
+    tensor parallel), at least 8 GiB; CPU = 2 + 2 per GPU. Both are capped at the share of a
+    node that this replica's GPUs represent (``config.serving.node_share``) so replicas pack
+    nodes as the capacity plan assumes; overrides in ``resources`` replace them.
+    """
+    tp = plan.tensor_parallel_size
+    shm = model.shm_size_gib if tp > 1 else None
+    cpu_share, mem_share = node_share(plan.pool, tp)
+    if model.resources.cpu is not None:
+        cpu: float = model.resources.cpu
+    else:
+        cpu = BASE_CPU + CPU_PER_GPU * tp
+        if cpu_share is not None:
+            cpu = min(cpu, max(1, math.floor(cpu_share)))
+    if model.resources.memory_gib is not None:
+        memory = model.resources.memory_gib
+    else:
+        memory = math.ceil(
+            plan.capacity.weights_gib * WEIGHT_STAGING_FACTOR + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1) + MEMORY_SAFETY_GIB
+        ) + (shm or 0)
+        memory = max(memory, MIN_MEMORY_GIB)
+        if mem_share is not None:
+            memory = min(memory, math.floor(mem_share))
+    return HostResources(cpu=cpu, memory_gib=memory, shm_gib=shm)
+
+
+def cache_size_gib(model: VllmModelConfig, plan: ModelPlan) -> int:
+    """``cache.sizeGib``, or the weights x 1.25 + 10 GiB (tokenizer, configs, a revision bump)."""
+    if model.cache.size_gib is not None:
+        return model.cache.size_gib
+    return math.ceil(plan.capacity.weights_gib * 1.25 + 10)
+
+
+def workload_kind(model: VllmModelConfig) -> str:
+    """Deployment with a shared RWX cache, StatefulSet with a per-replica RWO cache."""
+    return "Deployment" if model.cache.access_mode == "ReadWriteMany" else "StatefulSet"
+
+
+def pod_name_regex(name: str, kind: str) -> str:
+    """Names of the workload's pods (anchored by Prometheus): ``<name>-<rs hash>-<suffix>`` for
+    a Deployment, ``<name>-<ordinal>`` for a StatefulSet; never another model's pods."""
+    if kind == "Deployment":
+        return f"{name}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"
+    return f"{name}-[0-9]+"
+
+
+def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
+    """``vllm serve`` arguments (vLLM 0.31 spellings): the model, then one flag per typed field."""
+    args = [
+        model.model,
+        "--served-model-name", model.served_name,
+        "--port", str(PORT),
+        "--tensor-parallel-size", str(plan.tensor_parallel_size),
+        "--max-model-len", str(plan.max_model_len),
+        "--gpu-memory-utilization", f"{model.gpu_memory_utilization:g}",
+        "--dtype", model.dtype,
+        "--kv-cache-dtype", model.kv_cache_dtype,
+        "--download-dir", HF_HUB_CACHE,
+        "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching",
+        "--enable-chunked-prefill" if model.enable_chunked_prefill else "--no-enable-chunked-prefill",
+    ]
+    if model.max_num_seqs is not None:
+        args += ["--max-num-seqs", str(model.max_num_seqs)]
+    if model.max_num_batched_tokens is not None:
+        args += ["--max-num-batched-tokens", str(model.max_num_batched_tokens)]
+    if model.quantization is not None:
+        args += ["--quantization", model.quantization]
+    if model.revision is not None:
+        args += ["--revision", model.revision]
+    return args + list(model.extra_args)
+
+
+def download_command(model: VllmModelConfig) -> list[str]:
+    """Pre-download into the cache (huggingface_hub >= 0.34 ``hf`` CLI). Files already in the
+    cache are only checked, so a restart costs seconds."""
+    cmd = ["hf", "download", model.model, "--cache-dir", HF_HUB_CACHE]
+    if model.revision is not None:
+        cmd += ["--revision", model.revision]
+    for pattern in DOWNLOAD_EXCLUDE:
+        cmd += ["--exclude", pattern]
+    return cmd
+
+
+def startup_failure_threshold(model: VllmModelConfig) -> int:
+    return math.ceil(model.startup_timeout_seconds / PROBE_PERIOD_SECONDS)
+
+
+def _quantity_gib(gib: int) -> str:
+    return f"{gib}Gi"
+
+
+def _depends(opts: pulumi.ResourceOptions | None) -> list[Any]:
+    deps = opts.depends_on if opts is not None else None
+    if deps is None:
+        return []
+    return list(deps) if isinstance(deps, (list, tuple)) else [deps]
+
+
 class VllmService(pulumi.ComponentResource):
+    """One served model: workload, cache, Service, PDB, routing, autoscaling, monitoring."""
+
+    name: str
+    endpoint: str
+    kind: str
+
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:VllmService", name, None, opts)
+        model, plan, ctx = args.model, args.plan, args.context
+        ns = ctx.namespace
         self.name = name
-        self.endpoint = f"http://{name}.{args.context.namespace}.svc.cluster.local:8000/v1"
-        self.register_outputs({"endpoint": self.endpoint})
+        self.kind = workload_kind(model)
+        self.endpoint = f"http://{name}.{ns}.svc.cluster.local:{PORT}/v1"
+        inherited = _depends(opts)
+
+        def child(*extra: Any, **kw: Any) -> pulumi.ResourceOptions:
+            deps = [*inherited, *[d for d in extra if d is not None]]
+            return pulumi.ResourceOptions(parent=self, depends_on=deps or None, **kw)
+
+        a = model.autoscaling
+        autoscaler = ctx.addons.autoscaler if a.min_replicas != a.max_replicas else "none"
+        if a.min_replicas != a.max_replicas and autoscaler == "none":
+            pulumi.log.warn(
+                f"models/{name}: no autoscaler available (neither KEDA nor prometheus-adapter); "
+                f"running a fixed {a.min_replicas} replicas",
+                self,
+            )
+        self.autoscaler = autoscaler
+        hpa_name = {"keda": autoscaling.keda_hpa_name(name), "hpa": name}.get(autoscaler)
+        labels = kube.labels(
+            name, COMPONENT, **{"app.kubernetes.io/version": versions.VLLM_IMAGE.rsplit(":", 1)[1]}
+        )
+        selector = kube.selector(name, COMPONENT)
+        mon = ctx.addons.monitoring
+        self.scope = observability.ModelScope(
+            namespace=ns,
+            model_name=model.served_name,
+            service=name,
+            pod_regex=pod_name_regex(name, self.kind),
+            workload_kind=self.kind,
+            workload_name=name,
+            hpa_name=hpa_name,
+        )
+
+        # -- model cache ------------------------------------------------------------------------
+        size = cache_size_gib(model, plan)
+        shared_cache = self.kind == "Deployment"
+        storage_class = model.cache.storage_class or (ctx.rwx_storage_class if shared_cache else ctx.storage_class)
+        claim_spec: dict[str, Any] = {
+            "accessModes": [model.cache.access_mode],
+            "resources": {"requests": {"storage": _quantity_gib(size)}},
+        }
+        if storage_class:
+            claim_spec["storageClassName"] = storage_class
+        self.cache_claim = None
+        if shared_cache:
+            self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-model-cache",
+                metadata=kube.metadata(f"{name}-model-cache", ns, labels),
+                spec=claim_spec,
+                opts=child(),
+            )
+
+        # -- pod --------------------------------------------------------------------------------
+        template = self._pod_template(name, model, plan, ctx, labels, selector, shared_cache)
+        initial = a.min_replicas
+        autoscaled = autoscaler != "none"
+        timeout = str(model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS)
+        meta = kube.metadata(name, ns, labels, annotations={"pulumi.com/timeoutSeconds": timeout})
+        workload_opts = child(
+            self.cache_claim,
+            *ctx.addons.gpu_ready,
+            ignore_changes=["spec.replicas"] if autoscaled else None,
+        )
+        if shared_cache:
+            self.workload = k8s.apps.v1.Deployment(
+                name,
+                metadata=meta,
+                spec={
+                    "replicas": initial,
+                    "revisionHistoryLimit": 5,
+                    "progressDeadlineSeconds": model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS,
+                    # never below the serving capacity during a rollout: a new replica must be
+                    # Ready before an old one goes (needs one spare replica's GPUs)
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                },
+                opts=workload_opts,
+            )
+        else:
+            self.workload = k8s.apps.v1.StatefulSet(
+                name,
+                metadata=meta,
+                spec={
+                    "replicas": initial,
+                    "revisionHistoryLimit": 5,
+                    "serviceName": name,
+                    "podManagementPolicy": "Parallel",
+                    "updateStrategy": {"type": "RollingUpdate"},
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                    "selector": {"matchLabels": selector},
+                    "template": template,
+                    # immutable: no version label here, or an image bump would replace the
+                    # StatefulSet (and delete the caches); a new size or class does replace it
+                    "volumeClaimTemplates": [
+                        {"metadata": {"name": CACHE_VOLUME, "labels": {**selector, **kube.MANAGED_BY}}, "spec": claim_spec}
+                    ],
+                },
+                opts=workload_opts,
+            )
+
+        # -- Service, PDB, routing -----------------------------------------------------------
+        self.service = k8s.core.v1.Service(
+            name,
+            metadata=kube.metadata(name, ns, labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            },
+            opts=child(),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            name,
+            metadata=kube.metadata(name, ns, labels),
+            spec={
+                # one voluntary disruption at a time; a single replica can still be drained
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector},
+                # a replica that never became Ready (stuck loading) must not block a node drain
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+            opts=child(),
+        )
+        self.ingress = None
+        if model.ingress is not None:
+            self.ingress = k8s.networking.v1.Ingress(
+                name, **self._ingress(name, ns, labels, model), opts=child(self.service)
+            )
+        self.http_route = None
+        if model.http_route is not None:
+            self.http_route = observability.custom_resource(
+                f"{name}-route", self._http_route(name, ns, labels, model), child(self.service)
+            )
+
+        # -- autoscaling ------------------------------------------------------------------------
+        self.scaler = None
+        if autoscaler == "keda":
+            assert mon.prometheus_url is not None, "validated: autoscaling needs Prometheus"
+            wake_up = None
+            if a.scale_to_zero and model.ingress is not None:
+                wake_up = autoscaling.ingress_wake_up_query(name, model.ingress.host)
+            self.scaler = observability.custom_resource(
+                f"{name}-scaledobject",
+                autoscaling.scaled_object(
+                    name, ns, labels=labels, target_kind=self.kind, target_name=name, scope=self.scope,
+                    autoscaling=a, prometheus_url=mon.prometheus_url, wake_up_query=wake_up,
+                ),
+                child(self.workload, *ctx.addons.depends_for("keda.sh")),
+            )
+        elif autoscaler == "hpa":
+            manifest = autoscaling.horizontal_pod_autoscaler(
+                name, ns, labels=labels, target_kind=self.kind, target_name=name, autoscaling=a
+            )
+            self.scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa", metadata=manifest["metadata"], spec=manifest["spec"], opts=child(self.workload)
+            )
+
+        # -- monitoring ---------------------------------------------------------------------------
+        if mon.operator_crds:
+            monitoring_deps = ctx.addons.depends_for("monitoring.coreos.com")
+            observability.custom_resource(
+                f"{name}-servicemonitor",
+                observability.service_monitor(
+                    name, ns, labels={**labels, **mon.monitor_labels}, selector=selector, port=PORT_NAME
+                ),
+                child(self.service, *monitoring_deps),
+            )
+            observability.custom_resource(
+                f"{name}-rules",
+                observability.prometheus_rule(
+                    name,
+                    ns,
+                    labels={**labels, **mon.monitor_labels},
+                    groups=[
+                        {
+                            "name": f"vllm.{ns}.{name}",
+                            "rules": observability.alert_rules(self.scope, ctx.alerts, gpu_metrics=mon.gpu_metrics),
+                        }
+                    ],
+                ),
+                child(*monitoring_deps),
+            )
+        if mon.dashboard_labels:
+            board = dashboards.model_dashboard(
+                self.scope,
+                title=f"vLLM / {ns} / {name}",
+                uid=dashboards.dashboard_uid(ns, name),
+                gpu_metrics=mon.gpu_metrics,
+            )
+            cm = dashboards.dashboard_configmap(
+                f"{name}-dashboard", ns, labels={**labels, **mon.dashboard_labels}, dashboard_json=board
+            )
+            k8s.core.v1.ConfigMap(f"{name}-dashboard", metadata=cm["metadata"], data=cm["data"], opts=child())
+
+        self.register_outputs({"endpoint": self.endpoint, "kind": self.kind, "autoscaler": autoscaler})
+
+    # -- pieces ------------------------------------------------------------------------------------
+    @staticmethod
+    def _pod_template(
+        name: str,
+        model: VllmModelConfig,
+        plan: ModelPlan,
+        ctx: ServingContext,
+        labels: dict[str, str],
+        selector: dict[str, str],
+        shared_cache: bool,
+    ) -> dict[str, Any]:
+        res = host_resources(model, plan)
+        tp = plan.tensor_parallel_size
+        restricted = ctx.security.pod_security == "restricted"
+        mon = ctx.addons.monitoring
+
+        env: list[dict[str, Any]] = [
+            {"name": "HF_HOME", "value": CACHE_MOUNT},
+            {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        ]
+        if ctx.hf_token_secret:
+            env.append(
+                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ctx.hf_token_secret, "key": HF_TOKEN_KEY}}}
+            )
+        if restricted:
+            env.append({"name": "HOME", "value": HOME_MOUNT})
+        cache_mount = {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}
+        mounts = [cache_mount]
+        volumes: list[dict[str, Any]] = []
+        if shared_cache:
+            volumes.append({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": f"{name}-model-cache"}})
+        if res.shm_gib is not None:
+            # NCCL between tensor-parallel workers goes through shared memory; the runtime's
+            # default 64 MiB /dev/shm hangs it (seed 002)
+            volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity_gib(res.shm_gib)}})
+            mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+        if restricted:
+            volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
+            mounts.append({"name": HOME_VOLUME, "mountPath": HOME_MOUNT})
+
+        compute = {
+            "cpu": autoscaling.quantity(res.cpu),
+            "memory": _quantity_gib(res.memory_gib),
+            GPU_RESOURCE: str(tp),
+        }
+        http_get = {"path": HEALTH_PATH, "port": PORT_NAME}
+        server = {
+            "name": CONTAINER,
+            "image": versions.VLLM_IMAGE,
+            "command": ["vllm", "serve"],
+            "args": vllm_args(model, plan),
+            "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+            "env": [*env, {"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}],
+            # requests = limits: Guaranteed QoS, the last pods evicted under node pressure
+            "resources": {"requests": compute, "limits": compute},
+            "startupProbe": {
+                "httpGet": http_get,
+                "periodSeconds": PROBE_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": startup_failure_threshold(model),
+            },
+            "readinessProbe": {
+                "httpGet": http_get,
+                "periodSeconds": PROBE_PERIOD_SECONDS,
+                "timeoutSeconds": 5,
+                "failureThreshold": READINESS_FAILURES,
+            },
+            "livenessProbe": {
+                "httpGet": http_get,
+                "periodSeconds": LIVENESS_PERIOD_SECONDS,
+                "timeoutSeconds": 10,
+                "failureThreshold": LIVENESS_FAILURES,
+            },
+            # keep serving while endpoints, kube-proxy and the ingress forget this pod; the
+            # rest of the grace period lets in-flight generations finish after SIGTERM
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(model.pre_stop_sleep_seconds)]}}},
+            "volumeMounts": mounts,
+            "securityContext": kube.container_security_context(),
+        }
+        download = {
+            "name": "model-download",
+            "image": versions.VLLM_IMAGE,
+            "command": download_command(model),
+            "env": env,
+            "resources": {"requests": DOWNLOAD_RESOURCES, "limits": DOWNLOAD_RESOURCES},
+            "volumeMounts": [cache_mount, *([m for m in mounts if m["name"] == HOME_VOLUME])],
+            "securityContext": kube.container_security_context(),
+        }
+        pod: dict[str, Any] = {
+            # a Service named "vllm" would inject VLLM_PORT=tcp://..., which vLLM reads as its own setting
+            "enableServiceLinks": False,
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": model.termination_grace_period_seconds,
+            "securityContext": kube.pod_security_context(
+                run_as_non_root=restricted, uid=NON_ROOT_UID if restricted else None
+            ),
+            "tolerations": plan.pool.tolerations(),
+            "initContainers": [download],
+            "containers": [server],
+            "volumes": volumes,
+        }
+        if plan.pool.selector:
+            pod["nodeSelector"] = dict(plan.pool.selector)
+        if model.autoscaling.max_replicas > 1:
+            pod["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": key,
+                    # a preference: replicas that share a node's GPUs still pack (capacity plan)
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector},
+                }
+                for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+            ]
+        annotations = {"kubectl.kubernetes.io/default-container": CONTAINER}
+        if not mon.operator_crds and mon.prometheus_url:
+            # a Prometheus without the operator discovers pods by annotation
+            annotations.update(
+                {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORT), "prometheus.io/path": "/metrics"}
+            )
+        return {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod}
+
+    @staticmethod
+    def _ingress(name: str, ns: str, labels: dict[str, str], model: VllmModelConfig) -> dict[str, Any]:
+        ing = model.ingress
+        assert ing is not None
+        timeout = str(ing.timeout_seconds)
+        annotations = {
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+            # stream tokens as they are generated instead of buffering whole responses
+            "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+            "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+            # long prompts exceed nginx's 1m default body size
+            "nginx.ingress.kubernetes.io/proxy-body-size": "32m",
+        }
+        spec: dict[str, Any] = {
+            "ingressClassName": ing.class_name,
+            "rules": [
+                {
+                    "host": ing.host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": ing.path,
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": name, "port": {"name": PORT_NAME}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+        if ing.tls_secret_name:
+            spec["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret_name}]
+        return {"metadata": kube.metadata(name, ns, labels, annotations=annotations), "spec": spec}
+
+    @staticmethod
+    def _http_route(name: str, ns: str, labels: dict[str, str], model: VllmModelConfig) -> dict[str, Any]:
+        route = model.http_route
+        assert route is not None
+        timeout = f"{route.timeout_seconds}s"
+        spec: dict[str, Any] = {
+            "parentRefs": [
+                {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": route.gateway_name,
+                    "namespace": route.gateway_namespace,
+                }
+            ],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+                    "backendRefs": [{"group": "", "kind": "Service", "name": name, "port": PORT}],
+                    "timeouts": {"request": timeout, "backendRequest": timeout},
+                }
+            ],
+        }
+        if route.hostnames:
+            spec["hostnames"] = list(route.hostnames)
+        return {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": kube.metadata(name, ns, labels),
+            "spec": spec,
+        }

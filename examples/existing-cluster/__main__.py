@@ -27,7 +27,7 @@ from components import (
     capacity_report,
 )
 from config import ConfigError, Issue, StackPlan, load_stack_config
-from config.serving import AutoscalingConfig, VllmModelConfig
+from config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
 
 MODEL = VllmModelConfig(
     name="qwen25-7b",
@@ -37,6 +37,16 @@ MODEL = VllmModelConfig(
     autoscaling=AutoscalingConfig(min_replicas=1, max_replicas=4, queue_depth_target=5),
 )
 """The one model. GPUs per replica, memory and capacity follow from the gpuPool facts."""
+
+
+def with_cache_for(model: VllmModelConfig, cluster: dict[str, Any]) -> VllmModelConfig:
+    """One shared ReadWriteMany weight cache where the cluster has such a class (a Deployment:
+    new replicas start without downloading), else one ReadWriteOnce cache per replica (a
+    StatefulSet)."""
+    if cluster.get("rwxStorageClass"):
+        return model.model_copy(update={"cache": CacheConfig(access_mode="ReadWriteMany")})
+    return model
+
 
 CREDENTIALS = ("kubeconfig", "hfToken")
 """Optional secrets: pulumi config set --secret kubeconfig < file / hfToken (gated models)."""
@@ -74,7 +84,7 @@ def plan_stack(cfg: pulumi.Config) -> StackPlan:
         },
         "namespace": cfg.get("namespace") or "llm-example",
         "addons": {**(cfg.get_object("addons") or {}), "monitoring": {"mode": "existing", **cfg.require_object("prometheus")}},
-        "models": [MODEL],  # typed objects and plain stack-file values validate together
+        "models": [with_cache_for(MODEL, cluster)],  # typed objects and stack-file values validate together
     }
     secrets = {key: _stored_encrypted(key) for key in CREDENTIALS if cfg.get_secret(key) is not None}
     try:
@@ -87,6 +97,7 @@ def plan_stack(cfg: pulumi.Config) -> StackPlan:
 cfg = pulumi.Config()
 plan = plan_stack(cfg)
 stack = plan.config
+[model] = stack.models
 
 # 1. The cluster: a Kubernetes provider plus the GPU node-pool facts; creates nothing.
 cluster = ExistingCluster(
@@ -117,10 +128,10 @@ namespace = ServingNamespace(
 
 # 4. The model: Deployment, Service, autoscaling, monitors, alert rules, dashboard.
 service = VllmService(
-    MODEL.name,
+    model.name,
     VllmServiceArgs(
-        model=MODEL,
-        plan=plan.models[MODEL.name],
+        model=model,
+        plan=plan.models[model.name],
         context=ServingContext(
             namespace=stack.namespace,
             addons=addons,
@@ -139,4 +150,4 @@ service = VllmService(
 
 pulumi.export("endpoint", service.endpoint)
 pulumi.export("namespace", stack.namespace)
-pulumi.export("capacity", capacity_report(plan)[MODEL.name])
+pulumi.export("capacity", capacity_report(plan)[model.name])
