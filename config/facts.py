@@ -100,6 +100,7 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
             mig_capable=gpu.mig_capable,
         )
     shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
+    shapes = [shape, *(catalog.lookup(cluster.cloud, t) for t in pool.spot_instance_types)]
     assert shape is not None
     taint = pool.taint
     node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
@@ -115,8 +116,9 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
         gpus_per_node=shape.gpu_count,
         gpu_memory_gib=shape.gpu_memory_gib,
         product_label=shape.product_label,
-        vcpus=shape.vcpus,
-        memory_gib=shape.memory_gib,
+        # spot pools mix instance types: size pods for the smallest node they may land on
+        vcpus=min(s.vcpus for s in shapes),
+        memory_gib=min(s.memory_gib for s in shapes),
         hourly_usd=shape.hourly_usd,
         taint_key=taint.key if taint else "nvidia.com/gpu",
         taint_value=taint.value if taint else DEFAULT_TAINT_VALUE[cluster.cloud],

@@ -111,7 +111,7 @@ def variant(stack: str, key: str, overrides: dict[str, Any], secret_values: dict
     return _variants[cache_key]
 
 
-def build_addons(plan: StackPlan) -> tuple[AddonsHandle, list[ResourceRecord]]:
+def build_addons(plan: StackPlan) -> tuple[AddonsHandle, dict[str, pulumi.Resource]]:
     """Only ``ClusterAddons`` (the AddonsHandle contract), with a stand-in cluster handle."""
     mocks = RenderMocks()
     monitor = RecordingMonitor(mocks)
@@ -142,7 +142,7 @@ def build_addons(plan: StackPlan) -> tuple[AddonsHandle, list[ResourceRecord]]:
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    return box["handle"], monitor.records
+    return box["handle"], box["releases"]
 
 
 # -- what each stack installs ----------------------------------------------------------------
@@ -603,8 +603,7 @@ def test_labelled_existing_shared_pool_is_accepted():
 def test_addons_handle_contract(stack):
     plan = plan_of(stack)
     addons = plan.config.addons
-    handle, records = build_addons(plan)
-    by_urn = {r.urn: r for r in records}
+    handle, installed = build_addons(plan)
     mon = handle.monitoring
     assert mon.prometheus_url == expected_prometheus_url(plan)
     assert mon.monitor_labels == (expected_monitor_labels(plan) if addons.monitoring.mode != "none" else {})
@@ -616,11 +615,7 @@ def test_addons_handle_contract(stack):
     assert handle.autoscaler == expected_autoscaler
 
     def release_names(resources: list[pulumi.Resource]) -> list[str]:
-        names = []
-        for res in resources:
-            urn = next(r.urn for r in records if r.type == RELEASE and r.name == res._name)  # noqa: SLF001
-            names.append(by_urn[urn].inputs["name"])
-        return names
+        return [next(name for name, release in installed.items() if release is res) for res in resources]
 
     if addons.keda.enabled:
         assert release_names(handle.depends_for(KEDA_GROUP)) == [KEDA]

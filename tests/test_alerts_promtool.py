@@ -31,7 +31,6 @@ from components.serving import metrics
 from components.serving.autoscaling import keda_hpa_name
 from components.serving.dashboards import panel_queries
 from components.serving.vllm import workload_kind
-from conftest import render
 from test_vllm import STACKS_WITH_MODELS, VARIANTS, Served, models, served
 
 ABOVE, BELOW = 1.02, 0.98

@@ -559,3 +559,25 @@ def test_bad_cluster_config_stops_the_render_without_a_traceback():
 def test_the_stack_files_themselves_validate():
     for stack in STACKS:
         assert plan_of(stack).pools
+
+
+def test_existing_cluster_reads_a_kubeconfig_file(tmp_path):
+    stack = next(s for s in STACKS if plan_of(s).config.cluster.cloud == "existing")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(exec_kubeconfig("onprem", "https://10.0.0.1:6443", "Y2E=", "kubelogin", [], "hint"))
+    cluster = cluster_values(stack)
+    cluster.setdefault("existing", {})["kubeconfigPath"] = str(kubeconfig)
+    rec = run_program(PROJECT, stack, config_overrides={"cluster": cluster, "kubeconfig": None})
+    [provider] = [r for r in rec.resources if r.type == "pulumi:providers:kubernetes"]
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    assert rec.outputs["kubeconfig"] == "[secret]"
+
+
+def test_existing_eks_cluster_without_subnets_in_a_pools_zone_fails_cleanly():
+    stack = eks_stacks()[0]
+    cluster = cluster_values(stack)
+    cluster["existingClusterName"] = "shared-gpu"
+    cluster["nodePools"][0]["zones"] = ["us-east-1f"]  # the fake cluster has subnets in a, b, c
+    with pytest.raises(RenderError) as info:
+        run_program(PROJECT, stack, config_overrides={"cluster": cluster})
+    assert "no private subnet in us-east-1f" in str(info.value) and "Traceback" not in str(info.value)

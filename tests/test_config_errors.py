@@ -26,7 +26,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("unknown-top-level-key", "dev", lambda v, s: v.update(modles=[]), "modles", "unknown field"),
     ("unknown-nested-key", "dev", lambda v, s: v["models"][0].update(gpuMemUtil=0.8), "models[0].gpuMemUtil", "unknown field"),
     ("bad-cloud", "dev", lambda v, s: v["cluster"].update(cloud="aks"), "cluster.cloud", "'eks', 'gke' or 'existing'"),
-    ("pool-min-gt-max", "prod", lambda v, s: _pool(v).update(minNodes=5, maxNodes=2), "cluster.nodePools[0]", "greater than maxNodes"),
+    ("pool-min-gt-max", "prod", lambda v, s: _pool(v).update(minNodes=5, maxNodes=2), "cluster.nodePools[0].maxNodes", "greater than maxNodes"),
     ("instance-not-in-catalog", "prod", lambda v, s: _pool(v).update(instanceType="m5.large"), "cluster.nodePools[0].instanceType", "not a eks GPU type"),
     ("a100-on-g2", "dev", lambda v, s: _pool(v).update(accelerator="nvidia-tesla-a100"), "cluster.nodePools[0].accelerator", "carries nvidia-l4"),
     ("small-disk", "prod", lambda v, s: _pool(v).update(diskSizeGib=50), "cluster.nodePools[0].diskSizeGib", "greater than or equal to 200"),

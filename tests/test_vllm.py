@@ -51,7 +51,6 @@ from conftest import STACKS, render
 from stackfiles import stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
 
-GIB = 1024**3
 FAKE_PROMETHEUS = "http://prometheus.test.svc:9090"
 
 
@@ -830,3 +829,18 @@ def test_real_render_serves_every_model_as_the_harness_does(stack):
         assert [o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == m.name]
         # the endpoint export points at the Service
         assert rec.outputs["endpoints"][m.name] == f"http://{m.name}.{sv.plan.config.namespace}.svc.cluster.local:8000/v1"
+
+
+def test_every_alert_has_a_runbook_section():
+    from conftest import ROOT
+
+    headings = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks" / "vllm.md").read_text(), re.M))
+    alerts = {
+        r["alert"]
+        for stack in STACKS_WITH_MODELS
+        for o in served(stack).objects
+        if o["kind"] == "PrometheusRule"
+        for g in o["spec"]["groups"]
+        for r in g["rules"]
+    }
+    assert alerts and alerts <= headings, alerts - headings

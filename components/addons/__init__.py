@@ -18,7 +18,7 @@ import pulumi
 from components.cluster.base import ClusterHandle
 from config import StackPlan, versions
 
-from . import gpu_operator, keda, kuberay, monitoring, prometheus_adapter
+from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .handles import KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
 from .keda import Keda, KedaArgs

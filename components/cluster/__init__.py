@@ -1,4 +1,9 @@
-"""Cluster components: each yields a ClusterHandle (Kubernetes provider + node-pool facts)."""
+"""Cluster components: each yields a ClusterHandle (Kubernetes provider + node-pool facts).
+
+``cloud: eks`` -> eks.EksGpuCluster, ``gke`` -> gke.GkeGpuCluster, ``existing`` ->
+existing.ExistingCluster. The cloud modules are imported only for their cloud: loading the
+AWS/GCP SDK modules costs seconds, which an on-prem stack should not pay.
+"""
 
 from __future__ import annotations
 

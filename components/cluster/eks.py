@@ -343,6 +343,12 @@ class EksGpuCluster(pulumi.ComponentResource):
         """A managed node group: pulumi-eks's ManagedNodeGroup on a cluster we create (it needs the
         pulumi-eks Cluster), the plain EKS NodeGroup resource on an existing one."""
         min_size, desired, max_size = sizes
+        if not target.subnets(zones):
+            # only possible on an existing cluster: its subnets are looked up, not configured
+            raise pulumi.RunError(
+                f"{resource_name}: EKS cluster {target.name} has no private subnet in {', '.join(zones) or 'any zone'} "
+                f"(its subnets are in {', '.join(sorted(target.subnets_by_zone)) or 'no zone'}); fix the pool's zones"
+            )
         scaling = aws.eks.NodeGroupScalingConfigArgs(min_size=min_size, desired_size=desired, max_size=max_size)
         taint_args = [aws.eks.NodeGroupTaintArgs(**t) for t in taints]
         tags = {**self._tags, "llm-infra.io/node-pool": labels.get("llm-infra.io/node-pool", "")}

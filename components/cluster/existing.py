@@ -22,8 +22,19 @@ class ExistingClusterArgs:
     """The secret config 'kubeconfig', if set; else cluster.existing.kubeconfigPath is read."""
 
 
+def _offline() -> bool:
+    """Whether the program runs under the offline render's mocks (not ``pulumi up``/preview)."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    return isinstance(pulumi.runtime.settings.get_monitor(), MockMonitor)
+
+
 class ExistingCluster(pulumi.ComponentResource):
-    """Creates no cloud resources: a Kubernetes provider plus node-pool facts from config."""
+    """Creates no cloud resources: a Kubernetes provider plus node-pool facts from config.
+
+    Nothing is created on the nodes either: their labels, taints and GPUs are given in
+    config (``nodeSelector``, ``taint``, ``gpu``) and serving workloads select and tolerate
+    exactly those. ``gpu_capacity`` is empty (the nodes exist already)."""
 
     handle: ClusterHandle
 
@@ -35,8 +46,14 @@ class ExistingCluster(pulumi.ComponentResource):
         else:
             assert existing is not None and existing.kubeconfig_path
             path = Path(existing.kubeconfig_path).expanduser()
-            # Read at deploy time only; the offline render does not need the file.
-            text = path.read_text() if path.is_file() else ""
+            if path.is_file():
+                text = path.read_text()
+            elif _offline():
+                text = ""  # the offline render never contacts the cluster
+            else:
+                # an empty kubeconfig would make the provider fall back to ~/.kube/config:
+                # whatever cluster that points at would get the deployment
+                raise pulumi.RunError(f"cluster.existing.kubeconfigPath: {path} does not exist or is not a file")
             kubeconfig = pulumi.Output.secret(text)
         provider = k8s.Provider(
             f"{name}-k8s",

@@ -4,14 +4,16 @@ dashboards read: one place for every name, checked against the pinned versions.
 vLLM (config/versions.py VLLM_IMAGE, v0.31.0), V1 engine; every series carries the labels
 ``model_name`` (the served model name) and ``engine`` (data-parallel rank). Checked against:
 
-* vLLM ``vllm/v1/metrics/loggers.py`` (PrometheusStatLogger) and the "Production Metrics"
-  page (docs.vllm.ai/en/v0.32.0/usage/metrics/, the nearest published docs): the KV-cache
-  gauge is ``vllm:kv_cache_usage_perc``; ``vllm:gpu_cache_usage_perc`` was deprecated and
-  then removed. ``vllm:time_per_output_token_seconds`` was deprecated in 0.11 ("[Metrics]
-  Deprecate TPOT in favor of ITL", vllm-project/vllm#24110), hidden in 0.12 (only with
-  ``--show-hidden-metrics-for-version``) and removed after: use
-  ``vllm:inter_token_latency_seconds``. The seed guides (000-004) still use the old names,
-  and some use ``vllm_`` with underscores, which no vLLM ever exported.
+* vLLM ``vllm/v1/metrics/loggers.py`` (``PrometheusStatLogger``, vllm-project/vllm main of
+  the 0.1x-0.3x line): the KV-cache gauge is ``vllm:kv_cache_usage_perc``; the older
+  ``vllm:gpu_cache_usage_perc`` was first exported beside it marked "DEPRECATED: Use
+  vllm:kv_cache_usage_perc instead", then removed. ``vllm:time_per_output_token_seconds``
+  was deprecated in 0.11 ("[Metrics] Deprecate TPOT in favor of ITL", vllm-project/vllm#24110),
+  hidden in 0.12 (only with ``--show-hidden-metrics-for-version=0.11``) and removed in 0.13:
+  use ``vllm:inter_token_latency_seconds``. Cross-checked with llm-d's model-server metrics
+  reference (llm-d.ai/docs, operations/observability/model-server-metrics). The seed guides
+  (000-004) still use the old names, and some use ``vllm_`` with underscores, which no vLLM
+  ever exported.
 * Counters are declared without ``_total`` (``vllm:prompt_tokens``, ``vllm:request_success``,
   ``vllm:prefix_cache_hits``...); prometheus_client appends ``_total`` on exposition, which
   is the name Prometheus stores.
