@@ -218,7 +218,6 @@ def test_gpu_workloads_tolerate_and_select_exactly_their_pool(stack, recording):
     gpu_pods = 0
     for where, pod in workload_pods(recording):
         gpus = sum(gpus_of(c) for c in pod["containers"])
-        tolerated = {(t.get("key"), t.get("value"), t.get("effect")) for t in pod.get("tolerations") or []}
         if not gpus:
             assert not [t for t in pod.get("tolerations") or [] if t.get("key") in gpu_taint_keys or (not t.get("key") and t.get("operator") == "Exists")], \
                 f"{where}: requests no GPU but tolerates the GPU taint (it would hold GPU nodes)"
@@ -229,7 +228,6 @@ def test_gpu_workloads_tolerate_and_select_exactly_their_pool(stack, recording):
         assert len(matches) == 1, f"{where}: selects {selected}, which matches {len(matches)} pools (want exactly one)"
         pool = matches[0]
         assert pod.get("tolerations") == pool.tolerations(), f"{where}: tolerations {pod.get('tolerations')} != pool {pool.name}'s taint"
-        assert tolerated  # the pool's taint is tolerated, by key, value and effect
         assert gpus <= pool.gpus_per_node, f"{where}: {gpus} GPUs > {pool.gpus_per_node} per {pool.instance_type} node"
         for c in pod["containers"]:
             args = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
