@@ -317,6 +317,11 @@ def test_readme_library_snippet_runs(tmp_path):
     workload = model_workload(rec, "llm-inference", "StatefulSet")
     assert vllm_container(workload)["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
     assert rec.outputs["endpoint"].startswith("http://")
+    # Prometheus (namespace "monitoring" by default) may scrape the model through the NetworkPolicies
+    assert any(
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule.get("from", [])
+        for policy in objects(rec, "NetworkPolicy", "llm-inference") for rule in policy["spec"].get("ingress", [])
+    )
 
 
 # -- the public API ------------------------------------------------------------------------
@@ -328,6 +333,22 @@ def test_public_api_names_resolve():
     assert isinstance(components.__version__, str) and components.__version__
     for pkg in ("components", "config"):
         assert (ROOT / pkg / "py.typed").is_file()
+
+
+def test_cloud_clusters_are_exported_but_imported_on_first_use():
+    probe = (
+        "import sys, components\n"
+        "assert not {'pulumi_eks', 'pulumi_aws', 'pulumi_gcp'} & set(sys.modules), sorted(sys.modules)\n"
+        "from components import EksGpuCluster, EksGpuClusterArgs, GkeGpuCluster, GkeGpuClusterArgs\n"
+        "from components.cluster.eks import EksGpuCluster as E\n"
+        "from components.cluster.gke import GkeGpuCluster as G\n"
+        "assert EksGpuCluster is E and GkeGpuCluster is G\n"
+        "assert 'pulumi_eks' in sys.modules and 'pulumi_gcp' in sys.modules\n"
+        "assert not {'EksGpuCluster', 'GkeGpuCluster'} & set(components.__all__)\n"
+        "try:\n    components.NoSuchThing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no AttributeError')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 # -- packaging -----------------------------------------------------------------------------
