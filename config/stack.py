@@ -201,8 +201,10 @@ class _Checker:
             shaped = r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$" if c.cloud == "eks" else r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
             if not re.match(shaped, system):
                 self.add("cluster.systemPool.instanceType", f"'{system}' is not an {'EC2 instance' if c.cloud == 'eks' else 'GCE machine'} type")
-            elif catalog.lookup(c.cloud, system) is not None:
-                self.add("cluster.systemPool.instanceType", f"{system} has GPUs; the system pool runs operators and monitoring on CPU nodes")
+            elif catalog.lookup(c.cloud, system) is not None or (c.cloud == "eks" and re.match(r"^(g|p|inf|trn|dl|f|vt)\d", system)):
+                self.add("cluster.systemPool.instanceType", f"{system} has accelerators; the system pool runs operators and monitoring on CPU nodes")
+            elif c.cloud == "eks" and re.match(r"^[a-z]+\d+[a-z]*g[a-z]*\.", system):
+                self.add("cluster.systemPool.instanceType", f"{system} is a Graviton (arm64) type; the system node group uses the x86_64 AL2023 AMI")
             zones = sorted({z for p in c.node_pools for z in p.zones})
             for i, pool in enumerate(c.node_pools):
                 for j, zone in enumerate(pool.zones):

@@ -525,6 +525,8 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
         ("prod", lambda c: c["nodePools"][0].update(name="system"), "cluster.nodePools[0].name"),
         ("prod", lambda c: c["systemPool"].update(instanceType="e2-standard-4"), "cluster.systemPool.instanceType"),
         ("prod", lambda c: c["systemPool"].update(instanceType="g5.xlarge"), "cluster.systemPool.instanceType"),
+        ("prod", lambda c: c["systemPool"].update(instanceType="g4dn.xlarge"), "cluster.systemPool.instanceType"),
+        ("prod", lambda c: c["systemPool"].update(instanceType="m7g.xlarge"), "cluster.systemPool.instanceType"),
         ("dev", lambda c: c["systemPool"].update(instanceType="m6i.xlarge"), "cluster.systemPool.instanceType"),
         ("prod", lambda c: c["eks"].update(vpcCidr="10.0.0.0/24"), "cluster.eks.vpcCidr"),
         # without Karpenter nothing starts the l40s nodes the RayService needs (desired 0, no autoscaler)

@@ -24,6 +24,7 @@ from config import versions
 
 from conftest import UPSTREAM, objects
 
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are ~5 MB of YAML
 KUBERNETES_SCHEMA_VERSION = f"{versions.KUBERNETES_VERSION}.0"
 CRDS_DIR = Path(os.environ.get("LLM_INFRA_CRDS_DIR", UPSTREAM / "crds"))
 
@@ -35,7 +36,7 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
         return {}
     schemas = {}
     for path in sorted(CRDS_DIR.rglob("*.y*ml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+        for doc in yaml.load_all(path.read_text(), Loader=SafeLoader):
             docs = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
             for crd in docs:
                 if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
