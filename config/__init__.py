@@ -6,7 +6,8 @@ any resource is declared.
 
 from .errors import ConfigError, Issue
 from .facts import NodePoolFacts
-from .stack import SECRET_KEYS, ModelPlan, StackConfig, StackPlan, load_stack_config
+from .plan import ModelPlan, StackPlan
+from .stack import SECRET_KEYS, StackConfig, load_stack_config
 
 __all__ = [
     "SECRET_KEYS",

@@ -9,6 +9,10 @@ from pydantic import Field, field_validator, model_validator
 from .base import DNS_LABEL, ConfigModel
 from .facts import NodePoolFacts
 
+DEFAULT_MAX_MODEL_LEN = 8192
+"""maxModelLen when not set (capped at the model's context): longer contexts reserve KV cache
+that fewer concurrent requests can use (seeds 001, 004)."""
+
 Quantization = Literal["awq", "gptq", "fp8"]
 Dtype = Literal["auto", "bfloat16", "float16"]
 

@@ -1,0 +1,262 @@
+"""Cross-field checks: vLLM models: architecture, tensor parallelism, capacity, cache, autoscaling, GPU budget."""
+
+from __future__ import annotations
+
+from ..architectures import (
+    ARCHITECTURES,
+    ModelArchitecture,
+    architecture_for_repository,
+)
+from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
+from ..facts import NodePoolFacts
+from ..plan import ModelPlan
+from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
+from .base import CheckerBase
+
+
+class ModelChecks(CheckerBase):
+    # -- models ----------------------------------------------------------------------
+    def resolve_architecture(self, path: str, src: ModelSource) -> ModelArchitecture | None:
+        if src.model_spec is not None:
+            if src.architecture:
+                self.add(f"{path}.architecture", "set architecture or modelSpec, not both")
+            s = src.model_spec
+            return ModelArchitecture(
+                s.params_billion, s.layers, s.attention_heads, s.kv_heads, s.head_dim,
+                s.hidden_size, s.vocab_size, s.max_context, s.tied_embeddings,
+            )
+        key = src.architecture or architecture_for_repository(src.model)
+        if key is None:
+            self.add(
+                f"{path}.architecture",
+                f"unknown model '{src.model}': set architecture ({', '.join(sorted(ARCHITECTURES))}) or modelSpec",
+            )
+            return None
+        if key not in ARCHITECTURES:
+            self.add(f"{path}.architecture", f"'{key}' is not one of {', '.join(sorted(ARCHITECTURES))}")
+            return None
+        return ARCHITECTURES[key]
+
+    def plan_model(
+        self, path: str, name: str, kind: str, src: ModelSource, pool: NodePoolFacts,
+        gpus_available: int, min_replicas: int, max_replicas: int,
+    ) -> ModelPlan | None:
+        arch = self.resolve_architecture(path, src)
+        if arch is None:
+            return None
+        if src.requires_hf_token and "hfToken" not in self.secrets:
+            self.add(f"{path}.requiresHfToken", "gated model: set the secret hfToken (pulumi config set --secret hfToken)")
+        max_len = src.max_model_len or min(arch.max_context, DEFAULT_MAX_MODEL_LEN)
+        if max_len > arch.max_context:
+            self.add(f"{path}.maxModelLen", f"{max_len} exceeds the model's context of {arch.max_context} tokens")
+            return None
+        util = src.gpu_memory_utilization
+        memory = pool.gpu_memory_gib
+        if pool.clients_per_gpu > 1:
+            # vLLM's fraction is of the whole GPU; capacity is computed on this pod's share
+            memory = pool.gpu_memory_gib
+        where = f"{pool.instance_type or pool.name}"
+
+        def estimate(tp: int) -> CapacityEstimate:
+            return estimate_capacity(
+                arch, gpu_memory_gib=memory, tensor_parallel_size=tp, gpu_memory_utilization=util,
+                max_model_len=max_len, dtype=src.dtype, quantization=src.quantization,
+                kv_cache_dtype=src.kv_cache_dtype,
+            )
+
+        candidates = [d for d in range(1, gpus_available + 1) if gpus_available % d == 0 and arch.attention_heads % d == 0]
+        tp = src.tensor_parallel_size
+        if pool.clients_per_gpu > 1 and (tp or 1) > 1:
+            self.add(f"{path}.tensorParallelSize", f"pool '{pool.name}' shares its GPUs ({pool.sharing_strategy}); tensor parallelism needs whole GPUs")
+            return None
+        if tp is None:
+            fitting = [d for d in candidates if estimate(d).fits]
+            if not fitting:
+                cap = estimate(max(candidates))
+                self.add(
+                    f"{path}.maxModelLen" if cap.weights_per_gpu_gib < cap.budget_per_gpu_gib else f"{path}.model",
+                    f"does not fit {where} even on all {max(candidates)} GPUs: weights {cap.weights_gib:.1f} GiB, "
+                    f"KV cache holds {cap.kv_cache_tokens} tokens < maxModelLen {max_len} "
+                    f"(quantize, lower maxModelLen, or use a larger pool)",
+                )
+                return None
+            tp = fitting[0]
+        else:
+            if tp > gpus_available:
+                self.add(f"{path}.tensorParallelSize", f"{tp} exceeds the {gpus_available} GPUs of one {where} node")
+                return None
+            if gpus_available % tp:
+                self.add(
+                    f"{path}.tensorParallelSize",
+                    f"must divide the {gpus_available} GPUs of {where} so replicas pack whole nodes (got {tp})",
+                )
+                return None
+            if arch.attention_heads % tp:
+                self.add(f"{path}.tensorParallelSize", f"must divide the model's {arch.attention_heads} attention heads (got {tp})")
+                return None
+            cap = estimate(tp)
+            if not cap.fits:
+                self.add(
+                    f"{path}.tensorParallelSize",
+                    f"{tp} x {memory:g} GiB at gpuMemoryUtilization {util} cannot hold one {max_len}-token "
+                    f"sequence: weights {cap.weights_gib:.1f} GiB leave KV cache for {cap.kv_cache_tokens} tokens",
+                )
+                return None
+        cap = estimate(tp)
+        price = pool.hourly_usd
+        gpus_per_replica = tp
+        return ModelPlan(
+            name=name, path=path, kind=kind, architecture=arch, pool=pool, tensor_parallel_size=tp,
+            max_model_len=max_len, capacity=cap, min_replicas=min_replicas, max_replicas=max_replicas,
+            hourly_cost_min=None if price is None else hourly_cost(min_replicas, gpus_per_replica, pool.gpus_per_node, price),
+            hourly_cost_max=None if price is None else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
+        )
+
+    def check_models(self) -> None:
+        names = [m.name for m in self.config.models] + [r.name for r in self.config.ray_services]
+        for i, m in enumerate(self.config.models):
+            path = f"models[{i}]"
+            if names.count(m.name) > 1:
+                self.add(f"{path}.name", f"duplicate serving name '{m.name}' (vLLM models and rayServices share a namespace)")
+            pool = self.pools.get(m.node_pool)
+            if pool is None:
+                if self.pools or not any(x.path.startswith("cluster.nodePools") for x in self.issues):
+                    self.add(f"{path}.nodePool", f"no node pool '{m.node_pool}' (pools: {', '.join(sorted(self.pools)) or 'none'})")
+                continue
+            if pool.clients_per_gpu > 1 and m.gpu_memory_utilization * pool.clients_per_gpu > 1.0:
+                self.add(
+                    f"{path}.gpuMemoryUtilization",
+                    f"pool '{pool.name}' shares each GPU between {pool.clients_per_gpu} pods: "
+                    f"{m.gpu_memory_utilization} x {pool.clients_per_gpu} exceeds the GPU "
+                    f"(vLLM's fraction is of the whole GPU; use at most {1 / pool.clients_per_gpu:.2f})",
+                )
+                continue
+            a = m.autoscaling
+            plan = self.plan_model(path, m.name, "vllm", m, pool, pool.gpus_per_node, a.min_replicas, a.max_replicas)
+            if plan:
+                self.model_plans[m.name] = plan
+                self.check_cache(path, m, plan)
+                self.check_vllm(path, m, plan)
+            self.check_autoscaling(path, m)
+        served = [m.served_name for m in self.config.models]
+        for i, m in enumerate(self.config.models):
+            if served.count(m.served_name) > 1 and served.index(m.served_name) != i:
+                self.add(
+                    f"models[{i}].servedModelName",
+                    f"'{m.served_name}' is already served by another model: clients, metrics (model_name) and alerts could not tell them apart",
+                )
+
+    def check_vllm(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
+        """What the pinned vLLM would refuse at startup, or what could never schedule."""
+        if m.max_num_batched_tokens is not None:
+            if not m.enable_chunked_prefill and m.max_num_batched_tokens < plan.max_model_len:
+                self.add(
+                    f"{path}.maxNumBatchedTokens",
+                    f"{m.max_num_batched_tokens} is below maxModelLen {plan.max_model_len}: without chunked prefill "
+                    f"vLLM must fit a whole prompt in one batch (enable chunked prefill or raise it)",
+                )
+            if m.max_num_seqs is not None and m.max_num_batched_tokens < m.max_num_seqs:
+                self.add(
+                    f"{path}.maxNumBatchedTokens",
+                    f"{m.max_num_batched_tokens} is below maxNumSeqs {m.max_num_seqs}: vLLM needs at least one token per running sequence",
+                )
+        if m.pre_stop_sleep_seconds + 60 > m.termination_grace_period_seconds:
+            self.add(
+                f"{path}.preStopSleepSeconds",
+                f"{m.pre_stop_sleep_seconds}s of the {m.termination_grace_period_seconds}s grace period leaves in-flight "
+                f"generations less than 60s after SIGTERM (raise terminationGracePeriodSeconds)",
+            )
+        cpu_share, mem_share = node_share(plan.pool, plan.tensor_parallel_size)
+        where = plan.pool.instance_type or plan.pool.name
+        if m.resources.cpu is not None and cpu_share is not None and m.resources.cpu > cpu_share:
+            self.add(
+                f"{path}.resources.cpu",
+                f"{m.resources.cpu:g} exceeds the {cpu_share:.1f} vCPUs that {plan.tensor_parallel_size} of the "
+                f"{plan.pool.gpus_per_node * plan.pool.clients_per_gpu} GPU slots of a {where} node leave a replica",
+            )
+        if (
+            plan.tensor_parallel_size > 1
+            and m.resources.memory_gib is not None
+            and m.resources.memory_gib <= m.shm_size_gib
+        ):
+            self.add(
+                f"{path}.resources.memoryGib",
+                f"{m.resources.memory_gib} GiB leaves nothing beside the {m.shm_size_gib} GiB /dev/shm "
+                f"(shmSizeGib), which is memory charged to the same container",
+            )
+        if m.resources.memory_gib is not None and mem_share is not None and m.resources.memory_gib > mem_share:
+            self.add(
+                f"{path}.resources.memoryGib",
+                f"{m.resources.memory_gib} GiB exceeds the {mem_share:.1f} GiB that {plan.tensor_parallel_size} of the "
+                f"{plan.pool.gpus_per_node * plan.pool.clients_per_gpu} GPU slots of a {where} node leave a replica",
+            )
+
+    def check_cache(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
+        c = self.config.cluster
+        if m.cache.size_gib is not None and m.cache.size_gib < plan.capacity.weights_gib:
+            self.add(f"{path}.cache.sizeGib", f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights")
+        if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class:
+            rwx = (
+                (c.eks is not None and c.eks.efs_model_cache)
+                or (c.gke is not None and c.gke.filestore_model_cache)
+                or (c.existing is not None and c.existing.rwx_storage_class)
+            )
+            if not rwx:
+                self.add(
+                    f"{path}.cache.accessMode",
+                    "ReadWriteMany needs a shared file system: cluster.eks.efsModelCache, "
+                    "cluster.gke.filestoreModelCache, cluster.existing.rwxStorageClass or cache.storageClass",
+                )
+
+    def check_autoscaling(self, path: str, m: VllmModelConfig) -> None:
+        addons = self.config.addons
+        a = m.autoscaling
+        if a.min_replicas == a.max_replicas:
+            return  # fixed size: nothing scales, no autoscaler needed
+        if addons.monitoring.mode == "none":
+            self.add(f"{path}.autoscaling", "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')")
+        if a.scale_to_zero and m.ingress is None:
+            self.add(
+                f"{path}.autoscaling.scaleToZero",
+                "needs ingress: with no pod running, vLLM exports no queue metric, so the wake-up signal is the "
+                "ingress controller's request count",
+            )
+        if not addons.keda.available:
+            if a.ttft_p95_target_seconds is not None:
+                self.add(
+                    f"{path}.autoscaling.ttftP95TargetSeconds",
+                    "needs KEDA (addons.keda.enabled or alreadyInstalled): the HPA through prometheus-adapter scales on queue depth and KV cache only",
+                )
+            if a.scale_to_zero:
+                self.add(f"{path}.autoscaling.scaleToZero", "needs KEDA (addons.keda.enabled or alreadyInstalled); an HPA cannot scale to zero")
+            if not addons.prometheus_adapter.enabled:
+                self.add(
+                    f"{path}.autoscaling",
+                    "needs KEDA (addons.keda.enabled / alreadyInstalled) or addons.prometheusAdapter.enabled for an HPA",
+                )
+
+    # -- capacity of pools ---------------------------------------------------------------
+    def check_gpu_budget(self) -> None:
+        """Models at their minimum replicas must fit the GPUs their pool can ever have."""
+        need: dict[str, int] = {}
+        for plan in [*self.model_plans.values()]:
+            need[plan.pool.name] = need.get(plan.pool.name, 0) + plan.tensor_parallel_size * plan.min_replicas
+        for svc in self.config.ray_services:
+            pool = self.pools.get(svc.worker_pool)
+            if pool:
+                need[pool.name] = need.get(pool.name, 0) + (svc.gpus_per_worker or pool.gpus_per_node) * svc.min_workers
+        for i, p in enumerate(self.config.cluster.node_pools):
+            facts = self.pools.get(p.name)
+            if facts is None or p.name not in need:
+                continue
+            have = facts.max_nodes * facts.gpus_per_node * facts.clients_per_gpu
+            if need[p.name] > have:
+                self.add(
+                    f"cluster.nodePools[{i}].maxNodes",
+                    f"pool '{p.name}' offers {have} GPUs at maxNodes {facts.max_nodes}, but the minimum replicas scheduled on it need {need[p.name]}",
+                )
+        quota = self.config.security.gpu_quota
+        if quota is not None:
+            total = sum(need.values())
+            if total > quota:
+                self.add("security.gpuQuota", f"{quota} GPUs is less than the {total} the minimum replicas need")

@@ -1,0 +1,48 @@
+"""What a validated stack implies: node-pool facts and a plan per model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .architectures import ModelArchitecture
+from .capacity import CapacityEstimate
+from .facts import NodePoolFacts
+
+if TYPE_CHECKING:
+    from .stack import StackConfig
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What the config implies for one model: architecture, GPUs, capacity and cost."""
+
+    name: str
+    path: str                       # config path, e.g. "models[0]"
+    kind: str                       # "vllm" | "ray"
+    architecture: ModelArchitecture
+    pool: NodePoolFacts
+    tensor_parallel_size: int
+    max_model_len: int
+    capacity: CapacityEstimate
+    min_replicas: int
+    max_replicas: int
+    hourly_cost_min: float | None
+    hourly_cost_max: float | None
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """A validated stack: the typed config plus everything derived from it."""
+
+    stack: str
+    config: StackConfig
+    pools: dict[str, NodePoolFacts]
+    models: dict[str, ModelPlan]        # vLLM models by name
+    ray_models: dict[str, ModelPlan]    # "<service>/<model_id>"
+    secrets: frozenset[str]             # which SECRET_KEYS are set (never their values)
+
+    @property
+    def needs_kuberay(self) -> bool:
+        kr = self.config.addons.kuberay
+        return bool(self.config.ray_services) if kr.enabled is None else kr.enabled
