@@ -44,6 +44,7 @@ class LlmPlatform(pulumi.ComponentResource):
                 security=cfg.security,
                 hf_token=hf_token,
                 monitoring_namespaces=[] if cfg.addons.monitoring.mode == "none" else [cfg.addons.monitoring.namespace],
+                protect=cfg.cluster.protect,
             ),
             opts=k8s_opts,
         )
@@ -61,6 +62,7 @@ class LlmPlatform(pulumi.ComponentResource):
             hf_token_secret=serving_ns.hf_token_secret,
             storage_class=self.cluster.storage_class,
             rwx_storage_class=self.cluster.rwx_storage_class,
+            protect=cfg.cluster.protect,
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pulumi.runtime import rpc
 
-from components.render import run_program, write
+from components.render import RenderError, run_program, write
 from conftest import PROJECT, ROOT, STACKS
 
 SENTINELS = {
@@ -58,3 +59,72 @@ def test_secrets_never_appear_in_any_output(stack, tmp_path):
         for field in ("stringData", "data"):  # masked whole, or per key (keys are names, values masked)
             value = record.inputs.get(field)
             assert value in (None, "[secret]") or all(v == "[secret]" for v in value.values()), f"{record.name}.{field} not masked"
+
+
+EXPECTED_HOLDERS = {
+    # secret config key -> (resource type, Kubernetes name or None) that may receive it, nothing else
+    "hfToken": {("kubernetes:core/v1:Secret", "hf-token")},
+    "grafanaAdminPassword": {("kubernetes:core/v1:Secret", "grafana-admin")},
+    "kubeconfig": {("pulumi:providers:kubernetes", None)},
+}
+
+
+def _paths_to(value, needle: str, path: tuple = ()):
+    """Paths (tuples of keys) at which ``needle`` occurs inside ``value``."""
+    if isinstance(value, str):
+        return [path] if needle in value else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _paths_to(v, needle, (*path, k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _paths_to(v, needle, (*path, i))]
+    return []
+
+
+def _is_marked_secret(inputs: dict, path: tuple) -> bool:
+    """Whether a value on ``path`` is wrapped as a Pulumi secret (the wire form the mocks see)."""
+    node = inputs
+    for part in path:
+        if isinstance(node, dict) and node.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return True
+        node = node[part]
+    return False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, monkeypatch):
+    """Not vacuous: the sentinels do reach the program, exactly where they belong, and are
+    still marked secret there (so Pulumi encrypts them in state and masks them in output)."""
+    from components.render import engine
+
+    seen: list[tuple[str, dict]] = []
+
+    class Spy(engine.RenderMocks):
+        def new_resource(self, args):
+            seen.append((args.typ, args.inputs))
+            return super().new_resource(args)
+
+    monkeypatch.setattr(engine, "RenderMocks", Spy)
+    run_program(PROJECT, stack, secret_values=SENTINELS)
+    configured = {k for k in SENTINELS if f"{PROJECT.name}:{k}" in engine.stack_config(PROJECT, stack)[1]}
+    assert configured, f"{stack} sets no credential"
+    for key in configured:
+        holders = set()
+        for typ, inputs in seen:
+            paths = _paths_to(inputs, SENTINELS[key])
+            if not paths:
+                continue
+            name = (inputs.get("metadata") or {}).get("name") if typ != "pulumi:providers:kubernetes" else None
+            holders.add((typ, name))
+            for path in paths:
+                assert _is_marked_secret(inputs, path), f"{key} reaches {typ} {name} at {path} unmarked"
+        expected = EXPECTED_HOLDERS[key]
+        assert holders and holders <= expected, f"{key} reaches {sorted(holders, key=str)}, expected only {expected}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_config_errors_never_print_secrets(stack):
+    with pytest.raises(RenderError) as err:
+        run_program(PROJECT, stack, secret_values=SENTINELS, config_overrides={"namespace": "Not A Namespace!"})
+    message = str(err.value)
+    assert "namespace" in message and "Traceback" not in message
+    assert not any(s in message for s in SENTINELS.values())

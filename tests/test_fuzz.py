@@ -1,10 +1,14 @@
 """Property-based tests: generated stack configs either render cleanly (and pass the schema
-checks) or fail with one-line errors naming the field; never a traceback."""
+checks and the security baseline) or fail with one-line errors naming the field; never a
+traceback. ``test_fuzz_case_count`` reports how many generated cases ran."""
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,11 +18,16 @@ from config import ConfigError, load_stack_config
 from conftest import PROJECT, STACKS
 from stackfiles import stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
+from test_security import pods_of, restricted_violations
 
 import jsonschema
 import kubernetes_validate
 
 BASE = {s: stack_values(s) for s in STACKS}
+BROKEN_EXAMPLES = 200
+VALID_EXAMPLES = 40
+CASES: Counter[str] = Counter()
+"""Generated cases run in this session, per property."""
 
 
 def leaves(value: Any, path: tuple = ()) -> list[tuple]:
@@ -79,9 +88,10 @@ def _free_form(path: tuple) -> bool:
     return bool(path) and path[-1] in {"labels", "nodeSelector", "selectorLabels"}
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=BROKEN_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(broken_configs())
 def test_broken_configs_fail_cleanly_naming_the_field(case):
+    CASES["broken"] += 1
     stack, values, secrets, path = case
     try:
         load_stack_config(stack, values, secrets)
@@ -112,12 +122,22 @@ def valid_variants(draw):
     for pool in values["cluster"]["nodePools"]:
         pool["maxNodes"] = draw(st.integers(pool.get("maxNodes", 1), pool.get("maxNodes", 1) + 4))
     values["alerts"] = {"queueDepth": draw(st.integers(1, 50)), "kvCacheUsage": draw(st.sampled_from([0.8, 0.9, 0.95]))}
+    security = values.setdefault("security", {})
+    security["podSecurity"] = draw(st.sampled_from(["baseline", "restricted"]))
+    if security["podSecurity"] == "baseline":
+        security["vllmRunAsRoot"] = draw(st.booleans())
+    security["networkPolicy"] = {
+        "enabled": draw(st.booleans()),
+        "ingressCidrs": draw(st.sampled_from([[], ["10.0.0.0/16"], ["10.0.0.0/16", "35.191.0.0/16"]])),
+        "apiServerPorts": draw(st.sampled_from([[443], [443, 6443], [6443]])),
+    }
     return stack, values, secrets
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=VALID_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_variants())
 def test_valid_variants_render_and_pass_schema_checks(case):
+    CASES["valid"] += 1
     stack, values, secrets = case
     load_stack_config(stack, values, secrets)  # must not raise
     overrides = {k: values.get(k) for k in set(values) | set(BASE[stack][0])}
@@ -134,3 +154,18 @@ def test_valid_variants_render_and_pass_schema_checks(case):
                 assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors[0].message}"
         else:
             kubernetes_validate.validate(obj, KUBERNETES_SCHEMA_VERSION, strict=True)
+    as_root = values["security"].get("vllmRunAsRoot", False)
+    for pod in pods_of(recording):
+        if pod.role == "vllm" and as_root:
+            continue
+        assert not restricted_violations(pod.spec), (pod.id, restricted_violations(pod.spec))
+    policies = [o for o in manifests(recording) if o["kind"] == "NetworkPolicy"]
+    assert bool(policies) is values["security"]["networkPolicy"]["enabled"]
+
+
+def test_fuzz_case_count():
+    """Runs after the properties above (file order): they must really have generated cases."""
+    if not CASES:
+        pytest.skip("the fuzz properties did not run in this session")
+    print(f"fuzz cases: {dict(CASES)} (total {sum(CASES.values())})")
+    assert CASES["broken"] >= BROKEN_EXAMPLES // 2 and CASES["valid"] >= VALID_EXAMPLES // 2, dict(CASES)

@@ -301,10 +301,14 @@ def test_worker_group_matches_the_pool_facts(rendered):
         assert {"name": "dshm", "mountPath": "/dev/shm"} in worker["volumeMounts"]
         assert svc.shm_size_gib * 2 <= memory
         env = {e["name"]: e for e in worker.get("env", [])}
+        assert "HF_TOKEN" not in env, "the token is a file (HF_TOKEN_PATH), never an env value"
         if hf_secret:
-            assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+            assert env["HF_TOKEN_PATH"]["value"] == "/var/run/secrets/huggingface/token"
+            (vol,) = [v for v in pod["volumes"] if v["name"] == "hf-token"]
+            assert vol["secret"]["secretName"] == "hf-token"
+            assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in worker["volumeMounts"]
         else:
-            assert "HF_TOKEN" not in env
+            assert "HF_TOKEN_PATH" not in env
 
 
 def test_head_has_no_gpus_and_stays_off_the_gpu_pool(rendered):

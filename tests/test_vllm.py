@@ -375,13 +375,14 @@ def test_hugging_face_token_only_through_a_secret_reference(sv):
         w = sv.get(workload_kind(m), m.name)
         for c in [*pod_spec(w)["initContainers"], *pod_spec(w)["containers"]]:
             env = {e["name"]: e for e in c.get("env", [])}
+            assert "HF_TOKEN" not in env, "the token is a file (HF_TOKEN_PATH), never an env value"
             if sv.context.hf_token_secret:
-                assert env["HF_TOKEN"] == {
-                    "name": "HF_TOKEN",
-                    "valueFrom": {"secretKeyRef": {"name": sv.context.hf_token_secret, "key": "token"}},
-                }
+                assert env["HF_TOKEN_PATH"] == {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"}
+                (vol,) = [v for v in pod_spec(w)["volumes"] if v["name"] == "hf-token"]
+                assert vol["secret"]["secretName"] == sv.context.hf_token_secret
+                assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c["volumeMounts"]
             else:
-                assert "HF_TOKEN" not in env
+                assert "HF_TOKEN_PATH" not in env
             assert env["HF_HOME"]["value"] == "/model-cache"
             for e in env.values():
                 assert "value" not in e or "hf_" not in e["value"].lower()

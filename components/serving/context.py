@@ -19,3 +19,5 @@ class ServingContext:
     """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any."""
     storage_class: str | None
     rwx_storage_class: str | None
+    protect: bool = False
+    """``cluster.protect``: model caches outlive ``pulumi destroy``, renames and replacements."""

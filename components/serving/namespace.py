@@ -1,5 +1,9 @@
 """The serving namespace and its guard rails: Pod Security labels, GPU quota, default
-container resources, NetworkPolicies, and the Hugging Face token Secret."""
+container resources, NetworkPolicies, and the Hugging Face token Secret.
+
+The rules and why each exists are documented in config/security.py. With ``cluster.protect``
+the namespace is kept on ``pulumi destroy`` (``retain_on_delete``): deleting it would delete
+every model cache volume in it, whatever their own options say."""
 
 from __future__ import annotations
 
@@ -9,15 +13,37 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import MANAGED_BY
-from config.security import SecurityConfig
+from config.security import NODE_LOCAL_DNS, SecurityConfig
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"
+HF_TOKEN_VOLUME = "hf-token"
+HF_TOKEN_DIR = "/var/run/secrets/huggingface"
+HF_TOKEN_MODE = 0o440
+"""Read-only for the owner and the pod's fsGroup (our non-root users), nobody else."""
 
 SERVING_PORT = 8000
 METRICS_PORTS = (8000, 8080, 44217, 44227)
 """vLLM serves /metrics on its API port; Ray exports node metrics on 8080, autoscaler and
 dashboard metrics on 44217 / 44227."""
+
+
+def hf_token_env() -> dict[str, str]:
+    """``HF_TOKEN_PATH``: huggingface_hub (``hf download``, vLLM, Ray Serve LLM) reads the token
+    from this file when ``HF_TOKEN`` is unset. A file, not an env var: environment values
+    show up in ``/proc/<pid>/environ``, crash reports and every child process (Ray workers)."""
+    return {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"}
+
+
+def hf_token_volume(secret: str) -> dict:
+    return {
+        "name": HF_TOKEN_VOLUME,
+        "secret": {"secretName": secret, "items": [{"key": HF_TOKEN_KEY, "path": HF_TOKEN_KEY}], "defaultMode": HF_TOKEN_MODE},
+    }
+
+
+def hf_token_mount() -> dict:
+    return {"name": HF_TOKEN_VOLUME, "mountPath": HF_TOKEN_DIR, "readOnly": True}
 
 
 @dataclass(frozen=True)
@@ -27,6 +53,8 @@ class ServingNamespaceArgs:
     hf_token: pulumi.Output[str] | None
     monitoring_namespaces: list[str] = field(default_factory=list)
     """Namespaces whose Prometheus scrapes the model pods."""
+    protect: bool = False
+    """``cluster.protect``: keep the namespace (and the model caches in it) on delete."""
 
 
 def _from_namespaces(names: list[str]) -> list[dict]:
@@ -53,7 +81,7 @@ class ServingNamespace(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/audit": "restricted",
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
 
@@ -106,8 +134,9 @@ class ServingNamespace(pulumi.ComponentResource):
             opts=opts,
         )
         ingress = [{"from": [{"podSelector": {}}]}]  # Ray head <-> workers, in-namespace clients
-        if np.ingress_namespaces:
-            ingress.append({"from": _from_namespaces(np.ingress_namespaces), "ports": [{"protocol": "TCP", "port": SERVING_PORT}]})
+        callers = [*_from_namespaces(np.ingress_namespaces), *[{"ipBlock": {"cidr": c}} for c in np.ingress_cidrs]]
+        if callers:
+            ingress.append({"from": callers, "ports": [{"protocol": "TCP", "port": SERVING_PORT}]})
         if args.monitoring_namespaces:
             ingress.append(
                 {"from": _from_namespaces(args.monitoring_namespaces), "ports": [{"protocol": "TCP", "port": p} for p in METRICS_PORTS]}
@@ -121,7 +150,11 @@ class ServingNamespace(pulumi.ComponentResource):
         egress = [
             {"to": [{"podSelector": {}}]},
             {
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                # CoreDNS / kube-dns pods, or NodeLocal DNSCache (host network, link-local address)
+                "to": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}},
+                    {"ipBlock": {"cidr": NODE_LOCAL_DNS}},
+                ],
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
             },
         ]

@@ -10,6 +10,18 @@ the cluster autoscaler (Karpenter / node groups) adds GPU nodes for pending pods
 Everything is derived from the typed config, the model plans (tensor parallelism, context
 length) and the pool facts (taint, selector, GPUs, vCPUs); the builders below are pure
 functions so tests can compare them field by field without Pulumi.
+
+Hardening: Ray runs as the image's ``ray`` user (non-root), without privilege escalation or
+capabilities, RuntimeDefault seccomp, pinned images pulled ``IfNotPresent``, the Hugging Face
+token as a file. The workers run under their own ServiceAccount without an API token. The
+head keeps a token: KubeRay's autoscaler sidecar patches the RayCluster, and KubeRay creates
+that account (named after the RayCluster) with a Role limited to pods and rayclusters when
+``enableInTreeAutoscaling`` is on and the head names no account. The root filesystem stays
+writable: Ray writes session files, logs and sockets under ``/tmp/ray`` (KubeRay mounts its
+own volume there on the head only), spills objects, and the ray-llm image keeps its Python
+environment under ``$HOME`` (/home/ray), so ``$HOME`` cannot become an emptyDir.
+NetworkPolicies: the KubeRay operator may reach the dashboard and Serve ports; the head may
+reach the API server (``security.networkPolicy.apiServerCidrs``/``Ports``).
 """
 
 from __future__ import annotations
@@ -29,8 +41,8 @@ from config.versions import RAY_LLM_IMAGE
 
 from . import ray_observability
 from .context import ServingContext
+from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
-from .namespace import HF_TOKEN_KEY
 
 SERVE_PORT = 8000
 METRICS_PORT = 8080
@@ -152,19 +164,23 @@ def _pairs(service: RayServiceConfig, plans: list[ModelPlan]) -> list[tuple[RayM
     return [(m, by_name[m.model_id]) for m in service.models]
 
 
+def worker_service_account(name: str) -> str:
+    """The GPU workers' own ServiceAccount (no API token)."""
+    return f"{name}-ray-worker"
+
+
 # -- RayCluster ------------------------------------------------------------------------
-def _hf_env(hf_token_secret: str | None) -> dict[str, Any]:
-    """``env`` with the Hugging Face token from the namespace's Secret (gated models, rate
-    limits). On the pod, not in ``runtime_env``: the token never appears in the RayService."""
+def _hf_token(hf_token_secret: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(container fields, pod volumes) giving Ray the Hugging Face token of the namespace's
+    Secret (gated models, rate limits) as a file. On the pod, not in ``runtime_env``: the
+    token never appears in the RayService; raylet-spawned workers inherit ``HF_TOKEN_PATH``."""
     if hf_token_secret is None:
-        return {}
-    return {"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}}]}
+        return {}, []
+    return {"env": [hf_token_env()], "volumeMounts": [hf_token_mount()]}, [hf_token_volume(hf_token_secret)]
 
 
 def _pod_security_context() -> dict[str, Any]:
-    ctx = kube.pod_security_context(run_as_non_root=True)
-    ctx.update({"runAsUser": RAY_UID, "runAsGroup": RAY_GID, "fsGroup": RAY_GID})
-    return ctx
+    return kube.pod_security_context(run_as_non_root=True, uid=RAY_UID, gid=RAY_GID)
 
 
 def _port(name: str, port: int) -> dict[str, Any]:
@@ -178,6 +194,33 @@ def _quantity_cpu(cpu: float) -> str:
 def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None) -> dict[str, Any]:
     """CPU-only head: no GPUs, no replicas (num-cpus 0), no GPU-pool toleration."""
     res = {"cpu": _quantity_cpu(service.head.cpu), "memory": f"{service.head.memory_gib}Gi"}
+    token, token_volumes = _hf_token(hf_token_secret)
+    pod: dict[str, Any] = {
+        # no serviceAccountName: KubeRay creates the head's account and the autoscaler's RBAC
+        "securityContext": _pod_security_context(),
+        "terminationGracePeriodSeconds": service.termination_grace_period_seconds,
+        "containers": [
+            {
+                "name": HEAD_CONTAINER,
+                "image": RAY_LLM_IMAGE,
+                "imagePullPolicy": kube.IMAGE_PULL_POLICY,
+                "ports": [
+                    _port("gcs", GCS_PORT),
+                    _port("dashboard", DASHBOARD_PORT),
+                    _port("client", CLIENT_PORT),
+                    _port("serve", SERVE_PORT),
+                    _port("metrics", METRICS_PORT),
+                    _port("as-metrics", AUTOSCALER_METRICS_PORT),
+                    _port("dash-metrics", DASHBOARD_METRICS_PORT),
+                ],
+                **token,
+                "resources": {"requests": dict(res), "limits": dict(res)},
+                "securityContext": kube.container_security_context(),
+            }
+        ],
+    }
+    if token_volumes:
+        pod["volumes"] = token_volumes
     return {
         "rayStartParams": {
             "dashboard-host": "0.0.0.0",
@@ -185,31 +228,7 @@ def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None
             "num-gpus": "0",
             "metrics-export-port": str(METRICS_PORT),
         },
-        "template": {
-            "metadata": {"labels": pod_labels(name, COMPONENT_HEAD)},
-            "spec": {
-                "securityContext": _pod_security_context(),
-                "terminationGracePeriodSeconds": service.termination_grace_period_seconds,
-                "containers": [
-                    {
-                        "name": HEAD_CONTAINER,
-                        "image": RAY_LLM_IMAGE,
-                        "ports": [
-                            _port("gcs", GCS_PORT),
-                            _port("dashboard", DASHBOARD_PORT),
-                            _port("client", CLIENT_PORT),
-                            _port("serve", SERVE_PORT),
-                            _port("metrics", METRICS_PORT),
-                            _port("as-metrics", AUTOSCALER_METRICS_PORT),
-                            _port("dash-metrics", DASHBOARD_METRICS_PORT),
-                        ],
-                        **_hf_env(hf_token_secret),
-                        "resources": {"requests": dict(res), "limits": dict(res)},
-                        "securityContext": kube.container_security_context(),
-                    }
-                ],
-            },
-        },
+        "template": {"metadata": {"labels": pod_labels(name, COMPONENT_HEAD)}, "spec": pod},
     }
 
 
@@ -235,7 +254,10 @@ def worker_group(
     accelerator = service.resolved_accelerator_type(pool)
     assert accelerator is not None
     res = {"cpu": _quantity_cpu(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(gpus)}
+    token, token_volumes = _hf_token(hf_token_secret)
     spec: dict[str, Any] = {
+        "serviceAccountName": worker_service_account(name),
+        "automountServiceAccountToken": False,
         "securityContext": _pod_security_context(),
         "terminationGracePeriodSeconds": service.termination_grace_period_seconds,
         "nodeSelector": dict(pool.selector),
@@ -244,16 +266,20 @@ def worker_group(
             {
                 "name": WORKER_CONTAINER,
                 "image": RAY_LLM_IMAGE,
+                "imagePullPolicy": kube.IMAGE_PULL_POLICY,
                 "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
-                **_hf_env(hf_token_secret),
+                **({"env": token["env"]} if token else {}),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
                 # Leave the cluster cleanly (drains the raylet) before SIGTERM.
                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
-                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *token.get("volumeMounts", [])],
             }
         ],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{service.shm_size_gib}Gi"}}],
+        "volumes": [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{service.shm_size_gib}Gi"}},
+            *token_volumes,
+        ],
     }
     return {
         "groupName": worker_group_name(pool),
@@ -301,6 +327,7 @@ def rayservice_spec(
             "autoscalerOptions": {
                 "upscalingMode": auto.upscaling_mode,
                 "idleTimeoutSeconds": auto.idle_timeout_seconds,
+                "imagePullPolicy": kube.IMAGE_PULL_POLICY,
                 "resources": {"requests": dict(autoscaler_res), "limits": dict(autoscaler_res)},
                 "securityContext": kube.container_security_context(),
             },
@@ -336,6 +363,29 @@ def kuberay_network_policy(name: str, namespace: str, operator_namespace: str) -
     }
 
 
+def api_server_network_policy(name: str, namespace: str, cidrs: list[str], ports: list[int]) -> dict[str, Any]:
+    """Lets the head (its autoscaler sidecar) reach the Kubernetes API server: it patches the
+    RayCluster's worker replicas. Egress rules match after the ``kubernetes`` Service's DNAT,
+    so the peers are the API server endpoints (``apiServerCidrs``) on their own ports."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": kube.metadata(f"{name}-allow-apiserver", namespace, kube.labels(name, "ray-llm")),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {"app.kubernetes.io/instance": name, "app.kubernetes.io/component": COMPONENT_HEAD}
+            },
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": c}} for c in cidrs],
+                    "ports": [{"protocol": "TCP", "port": p} for p in ports],
+                }
+            ],
+        },
+    }
+
+
 @dataclass(frozen=True)
 class RayLlmServiceArgs:
     service: RayServiceConfig
@@ -362,21 +412,31 @@ class RayLlmService(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[*inherited, *deps])
 
         spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret)
+        workers_sa = worker_service_account(svc.name)
+        self.worker_service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-ray-worker",
+            **kube.service_account(workers_sa, ns, kube.labels(svc.name, "ray-llm")),
+            opts=child(),
+        )
         self.rayservice = k8s.apiextensions.CustomResource(
             f"{name}-rayservice",
             api_version=f"{RAY_GROUP}/v1",
             kind="RayService",
             metadata=kube.metadata(svc.name, ns, kube.labels(svc.name, "ray-llm")),
             spec=spec,
-            opts=child(*ctx.addons.depends_for(RAY_GROUP), *ctx.addons.gpu_ready),
+            opts=child(*ctx.addons.depends_for(RAY_GROUP), *ctx.addons.gpu_ready, self.worker_service_account),
         )
-        if ctx.security.network_policy.enabled:
+        np = ctx.security.network_policy
+        if np.enabled:
             from components.addons.kuberay import NAMESPACE as KUBERAY_NAMESPACE
 
-            policy = kuberay_network_policy(svc.name, ns, KUBERAY_NAMESPACE)
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-allow-kuberay", metadata=policy["metadata"], spec=policy["spec"], opts=child()
-            )
+            for suffix, policy in (
+                ("allow-kuberay", kuberay_network_policy(svc.name, ns, KUBERAY_NAMESPACE)),
+                ("allow-apiserver", api_server_network_policy(svc.name, ns, np.api_server_cidrs, np.api_server_ports)),
+            ):
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{suffix}", metadata=policy["metadata"], spec=policy["spec"], opts=child()
+                )
 
         mon = ctx.addons.monitoring
         if mon.operator_crds:

@@ -23,7 +23,16 @@ What a model gets (all derived from its ``VllmModelConfig``, its ``ModelPlan`` a
 
 * a ClusterIP Service on 8000 (``http``), a PodDisruptionBudget, topology spread across
   nodes and zones when it can have more than one replica, and an optional Ingress (nginx,
-  long timeouts, no buffering, for streamed tokens) or Gateway API HTTPRoute.
+  long timeouts, no buffering, for streamed tokens) or Gateway API HTTPRoute (plus a
+  NetworkPolicy letting the Gateway's namespace in, when it is not an ingress namespace).
+* hardening: its own ServiceAccount without an API token; non-root (uid 10001, unless
+  ``security.vllmRunAsRoot``), no privilege escalation, no capabilities, RuntimeDefault
+  seccomp and a read-only root filesystem, with emptyDirs for what vLLM writes outside the
+  cache (``$HOME``: torch.compile, Triton, FlashInfer and vLLM caches; ``/tmp``: Inductor,
+  Prometheus multiprocess files, ZMQ sockets); the Hugging Face token as a file; pinned
+  images pulled ``IfNotPresent``. The pods meet Pod Security "restricted" (not as root).
+* state: with ``cluster.protect`` the shared cache PVC is kept on delete and a StatefulSet's
+  per-replica caches are kept when it is deleted or replaced (``whenDeleted: Retain``).
 * autoscaling on inference signals (``autoscaling.py``): a KEDA ScaledObject or a plain HPA
   through prometheus-adapter, never CPU; none when min == max replicas.
 * monitoring (``observability.py``, ``dashboards.py``): a ServiceMonitor, a PrometheusRule with
@@ -45,6 +54,7 @@ from config.serving import VllmModelConfig, node_share
 
 from . import autoscaling, dashboards, observability
 from .context import ServingContext
+from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 
 COMPONENT = "vllm"
 CONTAINER = "vllm"
@@ -58,9 +68,14 @@ HF_HUB_CACHE = f"{CACHE_MOUNT}/hub"
 SHM_VOLUME = "dshm"
 HOME_VOLUME = "home"
 HOME_MOUNT = "/home/vllm"
-NON_ROOT_UID = 1000
+TMP_VOLUME = "tmp"
+TMP_MOUNT = "/tmp"
+VLLM_UID = 10001
+"""Non-root user (and group, fsGroup) of the vLLM containers: above the host's usual uid range.
+It needs no /etc/passwd entry: ``USER`` and ``HOME`` are set, so ``getpass.getuser()``
+(torch.compile's cache setup) and ``~`` resolve without one."""
+VLLM_USER = "vllm"
 GPU_RESOURCE = "nvidia.com/gpu"
-HF_TOKEN_KEY = "token"
 
 DOWNLOAD_EXCLUDE = ("original/*",)
 """Meta's reference checkpoints (``original/consolidated.*.pth``) double a Llama download;
@@ -205,6 +220,38 @@ def _depends(opts: pulumi.ResourceOptions | None) -> list[Any]:
     return list(deps) if isinstance(deps, (list, tuple)) else [deps]
 
 
+def gateway_network_policy(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    model: VllmModelConfig,
+    ctx: ServingContext,
+) -> dict[str, Any] | None:
+    """Lets the namespace of the model's Gateway reach its pods on the serving port (gateway
+    proxies deployed next to the Gateway, e.g. Istio's); None when NetworkPolicies are off or
+    the namespace is already one of ``security.networkPolicy.ingressNamespaces``."""
+    np = ctx.security.network_policy
+    route = model.http_route
+    if not np.enabled or route is None or route.gateway_namespace in np.ingress_namespaces:
+        return None
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": kube.metadata(f"{name}-allow-gateway", namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": selector},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": route.gateway_namespace}}}],
+                    "ports": [{"protocol": "TCP", "port": PORT}],
+                }
+            ],
+        },
+    }
+
+
 class VllmService(pulumi.ComponentResource):
     """One served model: workload, cache, Service, PDB, routing, autoscaling, monitoring."""
 
@@ -262,12 +309,14 @@ class VllmService(pulumi.ComponentResource):
             claim_spec["storageClassName"] = storage_class
         self.cache_claim = None
         if shared_cache:
+            # protect: a destroy, a rename or a replacement leaves the weights in place
             self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-model-cache",
                 metadata=kube.metadata(f"{name}-model-cache", ns, labels),
                 spec=claim_spec,
-                opts=child(),
+                opts=child(retain_on_delete=ctx.protect),
             )
+        self.service_account = k8s.core.v1.ServiceAccount(name, **kube.service_account(name, ns, labels), opts=child())
 
         # -- pod --------------------------------------------------------------------------------
         template = self._pod_template(name, model, plan, ctx, labels, selector, shared_cache)
@@ -277,6 +326,7 @@ class VllmService(pulumi.ComponentResource):
         meta = kube.metadata(name, ns, labels, annotations={"pulumi.com/timeoutSeconds": timeout})
         workload_opts = child(
             self.cache_claim,
+            self.service_account,
             *ctx.addons.gpu_ready,
             ignore_changes=["spec.replicas"] if autoscaled else None,
         )
@@ -306,7 +356,12 @@ class VllmService(pulumi.ComponentResource):
                     "serviceName": name,
                     "podManagementPolicy": "Parallel",
                     "updateStrategy": {"type": "RollingUpdate"},
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                    # protect: caches outlive the StatefulSet (destroy, or a replacement because
+                    # volumeClaimTemplates changed); the next one with this name adopts them
+                    "persistentVolumeClaimRetentionPolicy": {
+                        "whenDeleted": "Retain" if ctx.protect else "Delete",
+                        "whenScaled": "Retain",
+                    },
                     "selector": {"matchLabels": selector},
                     "template": template,
                     # immutable: no version label here, or an image bump would replace the
@@ -351,6 +406,11 @@ class VllmService(pulumi.ComponentResource):
             self.http_route = observability.custom_resource(
                 f"{name}-route", self._http_route(name, ns, labels, model), child(self.service)
             )
+            policy = gateway_network_policy(name, ns, labels, selector, model, ctx)
+            if policy is not None:
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-allow-gateway", metadata=policy["metadata"], spec=policy["spec"], opts=child()
+                )
 
         # -- autoscaling ------------------------------------------------------------------------
         self.scaler = None
@@ -427,20 +487,23 @@ class VllmService(pulumi.ComponentResource):
     ) -> dict[str, Any]:
         res = host_resources(model, plan)
         tp = plan.tensor_parallel_size
-        restricted = ctx.security.pod_security == "restricted"
+        as_root = ctx.security.vllm_run_as_root
         mon = ctx.addons.monitoring
 
         env: list[dict[str, Any]] = [
             {"name": "HF_HOME", "value": CACHE_MOUNT},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+            {"name": "HOME", "value": HOME_MOUNT},
         ]
+        if not as_root:
+            env.append({"name": "USER", "value": VLLM_USER})
         if ctx.hf_token_secret:
-            env.append(
-                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ctx.hf_token_secret, "key": HF_TOKEN_KEY}}}
-            )
-        if restricted:
-            env.append({"name": "HOME", "value": HOME_MOUNT})
+            env.append(hf_token_env())
         cache_mount = {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}
+        # the root filesystem is read-only: everything vLLM, torch and the hf CLI write
+        # outside the model cache goes to $HOME or /tmp
+        scratch = [{"name": HOME_VOLUME, "mountPath": HOME_MOUNT}, {"name": TMP_VOLUME, "mountPath": TMP_MOUNT}]
+        token = [hf_token_mount()] if ctx.hf_token_secret else []
         mounts = [cache_mount]
         volumes: list[dict[str, Any]] = []
         if shared_cache:
@@ -450,9 +513,10 @@ class VllmService(pulumi.ComponentResource):
             # default 64 MiB /dev/shm hangs it (seed 002)
             volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity_gib(res.shm_gib)}})
             mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
-        if restricted:
-            volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
-            mounts.append({"name": HOME_VOLUME, "mountPath": HOME_MOUNT})
+        volumes += [{"name": HOME_VOLUME, "emptyDir": {}}, {"name": TMP_VOLUME, "emptyDir": {}}]
+        mounts += [*scratch, *token]
+        if ctx.hf_token_secret:
+            volumes.append(hf_token_volume(ctx.hf_token_secret))
 
         compute = {
             "cpu": autoscaling.quantity(res.cpu),
@@ -463,6 +527,7 @@ class VllmService(pulumi.ComponentResource):
         server = {
             "name": CONTAINER,
             "image": versions.VLLM_IMAGE,
+            "imagePullPolicy": kube.IMAGE_PULL_POLICY,
             "command": ["vllm", "serve"],
             "args": vllm_args(model, plan),
             "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
@@ -491,24 +556,26 @@ class VllmService(pulumi.ComponentResource):
             # rest of the grace period lets in-flight generations finish after SIGTERM
             "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(model.pre_stop_sleep_seconds)]}}},
             "volumeMounts": mounts,
-            "securityContext": kube.container_security_context(),
+            "securityContext": kube.container_security_context(read_only_root=True),
         }
         download = {
             "name": "model-download",
             "image": versions.VLLM_IMAGE,
+            "imagePullPolicy": kube.IMAGE_PULL_POLICY,
             "command": download_command(model),
             "env": env,
             "resources": {"requests": DOWNLOAD_RESOURCES, "limits": DOWNLOAD_RESOURCES},
-            "volumeMounts": [cache_mount, *([m for m in mounts if m["name"] == HOME_VOLUME])],
-            "securityContext": kube.container_security_context(),
+            "volumeMounts": [cache_mount, *scratch, *token],
+            "securityContext": kube.container_security_context(read_only_root=True),
         }
         pod: dict[str, Any] = {
             # a Service named "vllm" would inject VLLM_PORT=tcp://..., which vLLM reads as its own setting
             "enableServiceLinks": False,
+            "serviceAccountName": name,
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": model.termination_grace_period_seconds,
             "securityContext": kube.pod_security_context(
-                run_as_non_root=restricted, uid=NON_ROOT_UID if restricted else None
+                run_as_non_root=not as_root, uid=None if as_root else VLLM_UID
             ),
             "tolerations": plan.pool.tolerations(),
             "initContainers": [download],

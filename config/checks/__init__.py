@@ -11,6 +11,9 @@ from .ray import RayChecks
 
 
 class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks):
+    """Runs every check; pools are derived only from a cluster that passed its own checks,
+    so one bad pool does not cascade into an error per model."""
+
     def run(self) -> list[Issue]:
         self.check_cluster()
         if not any(i.path.startswith("cluster.nodePools") for i in self.issues):
