@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from . import catalog, versions
-from .base import DNS_LABEL, ConfigModel
+from .base import ConfigModel, DnsLabel
 
 Cloud = Literal["eks", "gke", "existing"]
 
@@ -60,7 +60,7 @@ class GpuFacts(ConfigModel):
 
 
 class NodePoolConfig(ConfigModel):
-    name: str
+    name: DnsLabel
     instance_type: str | None = Field(
         None, description="EKS instance type or GKE machine type (from the GPU catalog)"
     )
@@ -85,12 +85,6 @@ class NodePoolConfig(ConfigModel):
     gpu: GpuFacts | None = None
     node_selector: dict[str, str] | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
-        return v
 
     # field validators (not a model validator) so that errors name the field: cluster.nodePools[i].maxNodes
     @field_validator("max_nodes")
@@ -186,7 +180,7 @@ class ExistingClusterConfig(ConfigModel):
 
 class ClusterConfig(ConfigModel):
     cloud: Cloud
-    name: str
+    name: DnsLabel
     region: str | None = None
     kubernetes_version: str = versions.KUBERNETES_VERSION
     existing_cluster_name: str | None = Field(
@@ -199,12 +193,6 @@ class ClusterConfig(ConfigModel):
     gke: GkeConfig | None = None
     existing: ExistingClusterConfig | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
-        return v
 
 
 def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:

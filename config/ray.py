@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import DNS_LABEL, ConfigModel
+from .base import ConfigModel, DnsLabel
 from .facts import NodePoolFacts
 from .serving import ModelSource, node_share
 
@@ -93,7 +93,7 @@ class IncrementalUpgradeConfig(ConfigModel):
 
 
 class RayServiceConfig(ConfigModel):
-    name: str
+    name: DnsLabel
     worker_pool: str = Field(description="GPU node pool the worker group runs on")
     gpus_per_worker: int | None = Field(None, ge=1, description="default: all GPUs of one node")
     min_workers: int = Field(1, ge=0)
@@ -124,12 +124,6 @@ class RayServiceConfig(ConfigModel):
             raise ValueError(f"'{v}' is not a Ray accelerator type ({', '.join(RAY_NVIDIA_ACCELERATOR_TYPES)})")
         return v
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
-        return v
 
     @model_validator(mode="after")
     def _bounds(self) -> RayServiceConfig:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import DNS_LABEL, ConfigModel
+from .base import ConfigModel, DnsLabel
 from .facts import NodePoolFacts
 
 DEFAULT_MAX_MODEL_LEN = 8192
@@ -153,7 +153,7 @@ class HttpRouteConfig(ConfigModel):
 
 
 class VllmModelConfig(ModelSource):
-    name: str
+    name: DnsLabel
     node_pool: str
     served_model_name: str | None = Field(None, description="default: name")
     max_num_seqs: int | None = Field(None, ge=1)
@@ -177,12 +177,6 @@ class VllmModelConfig(ModelSource):
     ingress: IngressConfig | None = None
     http_route: HttpRouteConfig | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
-        return v
 
     @field_validator("extra_args")
     @classmethod

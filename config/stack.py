@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from .addons import AddonsConfig
-from .base import DNS_LABEL, ConfigModel
+from .base import ConfigModel, DnsLabel
 from .checks import StackChecker
 from .cluster import (
     ClusterConfig,
@@ -56,18 +56,12 @@ class AlertThresholds(ConfigModel):
 class StackConfig(ConfigModel):
     cluster: ClusterConfig
     addons: AddonsConfig = AddonsConfig()
-    namespace: str = Field("llm-inference", description="namespace of the serving workloads")
+    namespace: DnsLabel = Field("llm-inference", description="namespace of the serving workloads")
     models: list[VllmModelConfig] = Field(default_factory=list)
     ray_services: list[RayServiceConfig] = Field(default_factory=list)
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
 
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, v: str) -> str:
-        if not DNS_LABEL.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS label of at most 40 characters")
-        return v
 
 
 def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool]) -> StackPlan:

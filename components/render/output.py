@@ -109,6 +109,11 @@ def summary(recording: Recording) -> str:
                 f"| {int(m['minReplicas'])}..{int(m['maxReplicas'])} "
                 f"| {_money(m.get('hourlyCostMin'))}..{_money(m.get('hourlyCostMax'))} |"
             )
+        lines += [
+            "",
+            "_$/hour: nodes the replicas need x approximate on-demand list price of the node type "
+            "(config/catalog.py, dated); spot capacity costs less, disks and control planes are not included._",
+        ]
     releases = helm_releases(recording)
     if releases:
         lines += ["", "## Helm releases", "", "| release | chart | version | namespace |", "|---|---|---|---|"]
