@@ -7,7 +7,7 @@ The same program runs under `pulumi up` and under the offline render
 import pulumi
 
 from components import LlmPlatform, read_stack_plan, secret
-from components.platform import capacity_report, node_pool_report, plan_warnings
+from components.reports import capacity_report, node_pool_report, plan_warnings
 
 plan = read_stack_plan()  # validates everything before any resource is declared
 

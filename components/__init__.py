@@ -16,7 +16,8 @@ from importlib.metadata import version as _distribution_version
 from .addons import AddonsArgs, ClusterAddons
 from .addons.handles import AddonsHandle, MonitoringHandle
 from .cluster import ClusterHandle, ExistingCluster, ExistingClusterArgs, create_cluster
-from .platform import LlmPlatform, capacity_report
+from .platform import LlmPlatform
+from .reports import capacity_report
 from .runtime_config import read_stack_plan, secret
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs

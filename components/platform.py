@@ -6,8 +6,6 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 
 from config import StackPlan
@@ -21,6 +19,12 @@ from .serving.vllm import VllmService, VllmServiceArgs
 
 
 class LlmPlatform(pulumi.ComponentResource):
+    """Everything one stack deploys, from a validated ``StackPlan``.
+
+    Credentials arrive as Pulumi secrets (never inside the plan); each child component gets
+    the Kubernetes provider of the cluster component and the handles of the steps before it.
+    """
+
     def __init__(
         self,
         name: str,
@@ -88,55 +92,3 @@ class LlmPlatform(pulumi.ComponentResource):
         ]
         self.register_outputs({"namespace": cfg.namespace})
 
-
-def capacity_report(plan: StackPlan) -> dict[str, Any]:
-    """The capacity and cost estimate per model (exported, and printed by the offline render)."""
-    report = {}
-    for key, m in [*plan.models.items(), *plan.ray_models.items()]:
-        c = m.capacity
-        report[key] = {
-            "kind": m.kind,
-            "pool": m.pool.name,
-            "gpu": m.pool.gpu_model,
-            "tensorParallelSize": m.tensor_parallel_size,
-            "maxModelLen": m.max_model_len,
-            "weightsGib": round(c.weights_gib, 2),
-            "kvCacheGib": round(c.kv_cache_gib, 2),
-            "kvCacheTokens": c.kv_cache_tokens,
-            "maxConcurrentSequences": round(c.max_concurrent_sequences, 2),
-            "minReplicas": m.min_replicas,
-            "maxReplicas": m.max_replicas,
-            "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
-            "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
-        }
-    return report
-
-
-def node_pool_report(plan: StackPlan) -> dict[str, Any]:
-    return {
-        name: {
-            "instanceType": f.instance_type,
-            "gpuModel": f.gpu_model,
-            "gpusPerNode": f.gpus_per_node,
-            "gpuMemoryGib": f.gpu_memory_gib,
-            "productLabel": f.product_label,
-            "minNodes": f.min_nodes,
-            "maxNodes": f.max_nodes,
-            "capacityType": f.capacity_type,
-            "taint": f"{f.taint_key}={f.taint_value}:{f.taint_effect}" if f.taint_key else None,
-            "selector": f.selector,
-            "sharing": f.sharing_strategy if f.clients_per_gpu == 1 else f"{f.sharing_strategy} x{f.clients_per_gpu}",
-        }
-        for name, f in plan.pools.items()
-    }
-
-
-def plan_warnings(plan: StackPlan) -> list[str]:
-    warnings = []
-    for m in plan.config.models:
-        if m.autoscaling.scale_to_zero:
-            warnings.append(
-                f"models/{m.name}: scales to zero; the first request after idle waits for a cold start "
-                f"(image pull, weight load, CUDA graphs: minutes, up to {m.startup_timeout_seconds}s allowed)"
-            )
-    return warnings
