@@ -53,6 +53,45 @@ class AlertThresholds(ConfigModel):
     )
 
 
+LISTS_CHECKED_PER_ENTRY = ("models", "rayServices")
+
+
+def _cross_checks_of_valid_entries(raw: Mapping[str, Any], err: ValidationError, secrets: frozenset[str]) -> list[Issue]:
+    """Cross-field issues of the entries that did parse, when only list entries failed.
+
+    A typo in one model should not hide that another model does not fit its GPUs: the
+    broken entries are left out, the rest is checked, and paths keep the original indexes.
+    When anything else failed (cluster, add-ons, ...), cross-field checks would only guess.
+    """
+    broken: dict[str, set[int]] = {key: set() for key in LISTS_CHECKED_PER_ENTRY}
+    for e in err.errors():
+        loc = e["loc"]
+        if len(loc) < 2 or loc[0] not in broken or not isinstance(loc[1], int):
+            return []
+        broken[str(loc[0])].add(loc[1])
+    partial = dict(raw)
+    kept: dict[str, list[int]] = {}
+    for key, indexes in broken.items():
+        entries = raw.get(key)
+        if isinstance(entries, list):
+            kept[key] = [i for i in range(len(entries)) if i not in indexes]
+            partial[key] = [entries[i] for i in kept[key]]
+    try:
+        config = StackConfig.model_validate(partial)
+    except ValidationError:
+        return []
+
+    def original(issue: Issue) -> Issue:
+        for key, indexes in kept.items():
+            prefix = f"{key}["
+            if issue.path.startswith(prefix):
+                index, rest = issue.path[len(prefix) :].split("]", 1)
+                return Issue(f"{key}[{indexes[int(index)]}]{rest}", issue.message)
+        return issue
+
+    return [original(i) for i in StackChecker(config, secrets).run()]
+
+
 class StackConfig(ConfigModel):
     cluster: ClusterConfig
     addons: AddonsConfig = AddonsConfig()
@@ -77,11 +116,14 @@ def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[st
                 Issue(key, f"must be stored encrypted: pulumi config set --secret {key} <value>")
             )
     raw = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    present = frozenset(k for k in secrets if k in SECRET_KEYS)
     try:
         config = StackConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(stack, issues + issues_from_validation_error(err)) from None
-    checker = StackChecker(config, frozenset(k for k in secrets if k in SECRET_KEYS))
+        issues += issues_from_validation_error(err)
+        issues += _cross_checks_of_valid_entries(raw, err, present)
+        raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
+    checker = StackChecker(config, present)
     issues += checker.run()
     if issues:
         raise ConfigError(stack, sorted(set(issues), key=issues.index))

@@ -131,3 +131,18 @@ def test_offline_render_reports_bad_config_without_traceback(bad_project, tmp_pa
     assert any(l.startswith("dev: cluster.nodePools[0].instanceType: 'g2-standard-7' is not a gke GPU type") for l in lines)
     assert any(l.startswith("dev: grafanaAdminPassword: ") for l in lines)
     assert not (tmp_path / "out").exists(), "nothing is written for a stack with bad config"
+
+
+def test_a_broken_model_does_not_hide_cross_field_errors_of_the_others():
+    values, secrets = stack_values("prod")
+    values["models"][0]["gpuMemoryUtilization"] = "high"     # field error in models[0]
+    values["models"][1]["tensorParallelSize"] = 3            # cross-field error in models[1]
+    values["rayServices"][0]["models"][0]["tensorParallelSize"] = 2  # cross-field error, other list
+    with pytest.raises(ConfigError) as info:
+        load_stack_config("prod", values, secrets)
+    paths = [line.split(": ")[1] for line in info.value.lines()]
+    assert "models[0].gpuMemoryUtilization" in paths
+    assert "models[1].tensorParallelSize" in paths  # original index kept
+    assert "rayServices[0].models[0].tensorParallelSize" in paths
+    # no spurious errors about the model that was left out
+    assert not [p for p in paths if p.startswith("models[0].") and p != "models[0].gpuMemoryUtilization"]
