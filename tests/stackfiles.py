@@ -26,3 +26,19 @@ def stack_values(stack: str) -> tuple[dict[str, Any], dict[str, bool]]:
         else:
             values[short] = copy.deepcopy(value)
     return values, secrets
+
+
+def assert_rejected(stack: str, values: dict[str, Any], secrets: dict[str, bool], path: str, words: str) -> list[str]:
+    """The stack config fails validation with a one-line error at ``path`` containing ``words``."""
+    import pytest
+
+    from config import ConfigError, load_stack_config
+
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(stack, values, secrets)
+    lines = info.value.lines()
+    matching = [line for line in lines if line.startswith(f"{stack}: {path}: ")]
+    assert matching, f"no error at {path}; got: {lines}"
+    assert any(words in line for line in matching), f"'{words}' not in {matching}"
+    assert all("\n" not in line for line in lines)
+    return lines

@@ -14,7 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 import pytest
-import yaml
+from conftest import PROJECT, STACKS, objects, render, resources_of_type
+from stackfiles import stack_values
 
 from components.cluster.karpenter import RELEASE as KARPENTER_RELEASE
 from components.cluster.nodes import exec_kubeconfig
@@ -23,8 +24,6 @@ from config import ConfigError, StackPlan, catalog, load_stack_config, versions
 from config.cluster import POOL_LABEL, SYSTEM_POOL_NAME, Taint, karpenter_instance_types
 from config.facts import GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL, NodePoolFacts
 
-from conftest import PROJECT, ROOT, STACKS, objects, render, resources_of_type
-
 EKS_NODE_GROUP = "eks:index:ManagedNodeGroup"
 EKS_PLAIN_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -32,29 +31,13 @@ EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSche
 
 
 # --------------------------------------------------------------------------- helpers
-def stack_file_config(stack: str) -> tuple[dict[str, Any], dict[str, bool]]:
-    """Project-namespace values of Pulumi.<stack>.yaml, and which credentials are set (as secrets)."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    values: dict[str, Any] = {}
-    secrets: dict[str, bool] = {}
-    for key, value in data.items():
-        namespace, _, short = key.partition(":")
-        if namespace != PROJECT.name:
-            continue
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secrets[short] = True
-        else:
-            values[short] = value
-    return values, secrets
-
-
 @lru_cache(maxsize=None)
 def plan_of(stack: str) -> StackPlan:
-    return load_stack_config(stack, *stack_file_config(stack))
+    return load_stack_config(stack, *stack_values(stack))
 
 
 def cluster_values(stack: str) -> dict[str, Any]:
-    return copy.deepcopy(stack_file_config(stack)[0]["cluster"])
+    return copy.deepcopy(stack_values(stack)[0]["cluster"])
 
 
 _variants: dict[str, Any] = {}
@@ -70,7 +53,7 @@ def variant(stack: str, key: str, overrides: dict[str, Any]):
 def rejected(stack: str, values: dict[str, Any]) -> list[str]:
     """The error lines of a config variant (fails the test if it is accepted)."""
     with pytest.raises(ConfigError) as info:
-        load_stack_config(stack, values, stack_file_config(stack)[1])
+        load_stack_config(stack, values, stack_values(stack)[1])
     return info.value.lines()
 
 
@@ -444,7 +427,7 @@ def test_gke_driver_by_the_operator_and_filestore_cache():
 
 def test_gke_native_gpu_sharing_only_without_the_operator_plugin():
     stack = gke_stacks()[0]
-    values = stack_file_config(stack)[0]
+    values = stack_values(stack)[0]
     cluster = cluster_values(stack)
     cluster["nodePools"][0]["gpuSharing"] = {"strategy": "time-slicing", "clientsPerGpu": 2}
     addons = copy.deepcopy(values.get("addons") or {})
@@ -495,7 +478,7 @@ def test_prod_protects_cluster_and_file_systems_dev_does_not():
 
 # ------------------------------------------------------------------------- bad configs
 def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
-    values, _ = stack_file_config("dev")
+    values, _ = stack_values("dev")
     values = copy.deepcopy(values)
     values["cluster"]["nodePools"][0]["accelerator"] = "nvidia-tesla-a100"
     lines = rejected("dev", values)
@@ -534,7 +517,7 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
     ],
 )
 def test_wrong_cluster_combinations_are_rejected_with_their_path(stack, edit, path):
-    values, _ = stack_file_config(stack)
+    values, _ = stack_values(stack)
     values = copy.deepcopy(values)
     edit(values["cluster"])
     lines = rejected(stack, values)

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from stackfiles import ROOT, assert_rejected, stack_values
 
 from config import ConfigError, load_stack_config
-from stackfiles import ROOT, stack_values
 
 Mutation = Callable[[dict[str, Any], dict[str, bool]], None]
 
@@ -66,13 +66,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
 def test_mistake_is_reported_with_its_path(case_id, stack, mutate, path, words):
     values, secrets = stack_values(stack)
     mutate(values, secrets)
-    with pytest.raises(ConfigError) as info:
-        load_stack_config(stack, values, secrets)
-    lines = info.value.lines()
-    matching = [line for line in lines if line.startswith(f"{stack}: {path}: ")]
-    assert matching, f"no error at {path}; got: {lines}"
-    assert any(words in line for line in matching), f"'{words}' not in {matching}"
-    assert all("\n" not in line for line in lines)
+    assert_rejected(stack, values, secrets, path, words)
 
 
 def test_there_are_at_least_twenty_distinct_mistakes():

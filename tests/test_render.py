@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import yaml
 
 from components.render import helm_releases, manifests, run_program, write

@@ -28,8 +28,11 @@ import jsonschema
 import kubernetes_validate
 import pulumi
 import pytest
+from conftest import STACKS, render
 from pulumi.runtime import settings
 from pulumi.runtime.stack import run_in_stack
+from stackfiles import assert_rejected, stack_values
+from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
 
 from components.addons.handles import AddonsHandle, MonitoringHandle
 from components.render import Recording, manifests
@@ -45,11 +48,8 @@ from components.serving.vllm import (
     pod_name_regex,
     workload_kind,
 )
-from config import ConfigError, StackPlan, load_stack_config, versions
+from config import StackPlan, load_stack_config, versions
 from config.serving import MANAGED_VLLM_FLAGS, VllmModelConfig, node_share
-from conftest import STACKS, render
-from stackfiles import stack_values
-from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
 
 FAKE_PROMETHEUS = "http://prometheus.test.svc:9090"
 
@@ -798,12 +798,7 @@ CONFIG_CASES = [
 def test_vllm_config_mistakes_are_reported(case_id, stack, mutate, path, words):
     values, secrets = stack_values(stack)
     mutate(values, secrets)
-    with pytest.raises(ConfigError) as info:
-        load_stack_config(stack, values, secrets)
-    lines = info.value.lines()
-    matching = [line for line in lines if line.startswith(f"{stack}: {path}: ")]
-    assert matching, f"no error at {path}; got: {lines}"
-    assert any(words in line for line in matching), f"'{words}' not in {matching}"
+    assert_rejected(stack, values, secrets, path, words)
 
 
 def test_stack_files_pass_the_vllm_checks():
