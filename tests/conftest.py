@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,10 @@ from typing import Any
 import pytest
 
 from components.render import Project, Recording, manifests, run_program
+from upstream import UPSTREAM, upstream_path
 
 ROOT = Path(__file__).resolve().parents[1]
-UPSTREAM = Path(os.environ.get("LLM_INFRA_UPSTREAM", ROOT.parent / "shared" / "upstream"))
-"""Upstream CRDs and chart values (../shared/upstream; never copied into this repository)."""
+__all__ = ["UPSTREAM"]
 
 PROJECT = Project.load(ROOT)
 STACKS = PROJECT.stacks()
@@ -65,8 +64,5 @@ def iter_all_renders() -> Iterator[tuple[str, Recording]]:
 
 
 def requires_upstream(*parts: str) -> Path:
-    """Path below ../shared/upstream, or skip the test saying why."""
-    path = UPSTREAM.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"upstream data not found at {path} (set LLM_INFRA_UPSTREAM to the shared/upstream folder)")
-    return path
+    """Path below ../shared/upstream; when it is missing the test fails on CI and skips elsewhere."""
+    return upstream_path(*parts)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import expected
 import pytest
 import yaml
 from conftest import PROJECT, STACKS, objects, render
@@ -25,7 +26,6 @@ from pulumi.runtime.stack import run_in_stack
 from stackfiles import assert_rejected, stack_values
 
 from components.addons import AddonsArgs, ClusterAddons
-from components.addons.base import system_affinity
 from components.addons.handles import (
     KEDA_GROUP,
     MONITORING_GROUP,
@@ -393,7 +393,7 @@ def test_gpu_operator_daemonsets_tolerate_every_gpu_pool(recording):
     ds = op["values"]["daemonsets"]["tolerations"]
     nfd = op["values"]["node-feature-discovery"]["worker"]["tolerations"]
     for pool in plan.pools.values():
-        for t in pool.tolerations():
+        for t in expected.pool(recording.stack, pool.name)["tolerations"]:
             assert t in ds, f"GPU Operator daemonsets would not run on pool {pool.name}"
             assert t in nfd, f"NFD worker would not label pool {pool.name}"
 
@@ -402,11 +402,12 @@ def test_system_addons_stay_off_gpu_nodes(recording):
     got = releases(recording)
     for name in (KEDA, KUBERAY, ADAPTER):
         if name in got:
-            assert got[name]["values"]["affinity"] == system_affinity()
+            assert got[name]["values"]["affinity"] == expected.SYSTEM_AFFINITY
             assert "tolerations" not in got[name]["values"]
     if KPS in got:
         v = got[KPS]["values"]
-        assert v["prometheus"]["prometheusSpec"]["affinity"] == system_affinity()
+        for component in (v["prometheus"]["prometheusSpec"], v["alertmanager"]["alertmanagerSpec"], v["prometheusOperator"], v["grafana"]):
+            assert component["affinity"] == expected.SYSTEM_AFFINITY
         assert "tolerations" not in v["prometheus"]["prometheusSpec"]
 
 

@@ -17,10 +17,10 @@ from components.render import RenderError, manifests, run_program
 from config import ConfigError, load_stack_config
 from conftest import PROJECT, STACKS
 from stackfiles import stack_values
-from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION, crd_schemas, is_custom
+from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
+from upstream import custom_resource_errors, is_custom
 from test_security import pods_of, restricted_violations
 
-import jsonschema
 import kubernetes_validate
 
 BASE = {s: stack_values(s) for s in STACKS}
@@ -145,13 +145,10 @@ def test_valid_variants_render_and_pass_schema_checks(case):
         recording = run_program(PROJECT, stack, config_overrides=overrides)
     except RenderError as err:  # pragma: no cover - a failure message for the report
         raise AssertionError(str(err)) from None
-    schemas = crd_schemas()
     for obj in manifests(recording):
         if is_custom(obj):
-            key = (obj["apiVersion"], obj["kind"])
-            if key in schemas:
-                errors = list(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj))
-                assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors[0].message}"
+            errors = custom_resource_errors(obj)
+            assert not errors, errors[0]
         else:
             kubernetes_validate.validate(obj, KUBERNETES_SCHEMA_VERSION, strict=True)
     as_root = values["security"].get("vllmRunAsRoot", False)

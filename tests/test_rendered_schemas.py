@@ -9,12 +9,8 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -22,58 +18,14 @@ import yaml
 from components.render import helm_releases
 from config import versions
 
-from conftest import UPSTREAM, objects
+from conftest import objects
+from upstream import (
+    UPSTREAM, chart_sources, chart_values, crd_schemas, custom_resource_errors, documented_keys, is_custom, required,
+    strict_structural,
+)
 
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are ~5 MB of YAML
 KUBERNETES_SCHEMA_VERSION = f"{versions.KUBERNETES_VERSION}.0"
-CRDS_DIR = Path(os.environ.get("LLM_INFRA_CRDS_DIR", UPSTREAM / "crds"))
-
-
-@lru_cache(maxsize=1)
-def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> openAPIV3Schema for every served version of every CRD found."""
-    if not CRDS_DIR.is_dir():
-        return {}
-    schemas = {}
-    for path in sorted(CRDS_DIR.rglob("*.y*ml")):
-        for doc in yaml.load_all(path.read_text(), Loader=SafeLoader):
-            docs = doc.get("items", []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
-            for crd in docs:
-                if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
-                    continue
-                spec = crd["spec"]
-                for version in spec["versions"]:
-                    if version.get("served", True) and "schema" in version:
-                        key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                        schemas[key] = strict_structural(version["schema"]["openAPIV3Schema"])
-    return schemas
-
-
-def strict_structural(schema: Any) -> Any:
-    """Make a CRD's structural schema reject unknown fields, as the API server does.
-
-    Objects with ``properties`` and without ``x-kubernetes-preserve-unknown-fields`` or
-    ``additionalProperties`` get ``additionalProperties: false``; int-or-string fields accept
-    both types.
-    """
-    if isinstance(schema, list):
-        return [strict_structural(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: strict_structural(v) for k, v in schema.items()}
-    if out.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
-    if "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in out:
-        out["additionalProperties"] = False
-    return out
-
-
-def is_custom(obj: dict[str, Any]) -> bool:
-    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-    return "." in group and not group.endswith(".k8s.io") or group in {
-        "gateway.networking.k8s.io", "inference.networking.k8s.io", "inference.networking.x-k8s.io",
-    }
+__all__ = ["KUBERNETES_SCHEMA_VERSION", "crd_schemas", "is_custom", "strict_structural"]
 
 
 def test_core_objects_match_kubernetes_openapi_strict(recording):
@@ -90,60 +42,100 @@ def test_core_objects_match_kubernetes_openapi_strict(recording):
 
 
 def test_custom_resources_match_upstream_crds(recording):
-    schemas = crd_schemas()
-    if not schemas:
-        pytest.skip(f"no CRDs found in {CRDS_DIR} (set LLM_INFRA_CRDS_DIR or LLM_INFRA_UPSTREAM)")
     custom = [o for o in objects(recording) if is_custom(o)]
-    for obj in custom:
-        key = (obj["apiVersion"], obj["kind"])
-        if key[0].startswith("gateway.networking.k8s.io/"):
-            continue  # Gateway API CRDs are not among the upstream files; checked structurally in serving tests
-        assert key in schemas, f"no upstream CRD for {key}: add it to ../shared/upstream or point LLM_INFRA_CRDS_DIR at one"
-        errors = sorted(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj), key=lambda e: list(e.path))
-        assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: " + "; ".join(
-            f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
-        )
+    assert custom, f"{recording.stack} renders no custom resources"
+    errors = [e for obj in custom for e in custom_resource_errors(obj)]
+    assert not errors, "\n".join(errors[:10])
 
 
-def unknown_value_keys(ours: Any, upstream: Any, path: str = "") -> list[str]:
-    """Keys we set that the chart's values.yaml does not have.
+K8S_STRING_MAPS = frozenset({"nodeSelector", "labels", "annotations", "podLabels", "podAnnotations", "commonLabels"})
+"""Kubernetes string maps (selectors, labels, annotations): charts copy them with toYaml, so any
+key is valid even where the chart's default map is not empty (Karpenter's nodeSelector has
+``kubernetes.io/os: linux``)."""
 
-    An upstream map that is empty (``{}``) or not a map is free-form: what we put below it is
-    the chart's business (nodeSelector, extra labels, lists of rules, ...).
-    """
-    if not isinstance(ours, dict) or not isinstance(upstream, dict) or not upstream:
+
+def free_form(key: str, upstream: Any) -> bool:
+    """Below this key the chart takes whatever it is given: an empty or non-map default, or a
+    Kubernetes string map."""
+    if not isinstance(upstream, dict) or not upstream:
+        return True
+    return key in K8S_STRING_MAPS and all(not isinstance(v, (dict, list)) for v in upstream.values())
+
+
+def unknown_value_keys(ours: Any, upstream: Any, documented: frozenset[tuple[str, ...]] = frozenset(),
+                       path: tuple[str, ...] = ()) -> list[str]:
+    """Keys we set that the chart's values.yaml neither has nor documents in a comment."""
+    if not isinstance(ours, dict) or free_form(path[-1] if path else "", upstream):
         return []
     missing = []
     for key, value in ours.items():
-        here = f"{path}.{key}" if path else key
-        if key not in upstream:
-            missing.append(here)
-        else:
-            missing += unknown_value_keys(value, upstream[key], here)
+        here = (*path, key)
+        if key in upstream:
+            missing += unknown_value_keys(value, upstream[key], documented, here)
+        elif here not in documented:
+            missing.append(".".join(here))
     return missing
 
 
-SUBCHART_VALUES = {
-    # kube-prometheus-stack passes `grafana:` to the grafana subchart, whose own values.yaml
-    # (not among the upstream files) defines these keys.
-    "kube-prometheus-stack": (
-        "grafana.persistence",         # grafana chart: persistence.{enabled,type,accessModes,size,storageClassName}
-        "grafana.deploymentStrategy",  # grafana chart: Recreate, so a new pod can take over the ReadWriteOnce volume
-        "grafana.affinity",            # grafana chart: keep Grafana off GPU nodes like the rest of the stack
-    ),
+SUBCHARTS = {
+    # kube-prometheus-stack 88.5.3's Chart.yaml depends on grafana 12.11.1 (SOURCES.md): the
+    # keys under `grafana:` are the grafana chart's own values, plus what the parent sets
+    # there itself (`grafana.enabled`, the dependency's condition).
+    "kube-prometheus-stack": {"grafana": "grafana"},
 }
 
 
+def merged(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: merged(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in {*a, *b}}
+    return b
+
+
 def test_helm_values_keys_exist_upstream(recording):
+    """Every values key of every release exists in its chart's defaults (subcharts in their
+    own chart's); a chart whose values are missing upstream is reported after the others are
+    checked, never silently passed."""
+    unknown, missing = [], []
     for release in helm_releases(recording):
-        values_file = UPSTREAM / "helm-values" / release["chart"] / "values.yaml"
-        if not values_file.is_file():
-            if release["chart"] == versions.KARPENTER.name:
-                continue  # the Karpenter chart's values are not among the upstream files
-            pytest.skip(f"no upstream values for chart {release['chart']} at {values_file}")
-        upstream = yaml.safe_load(values_file.read_text())
-        unknown = [k for k in unknown_value_keys(release["values"], upstream) if k not in SUBCHART_VALUES.get(release["chart"], ())]
-        assert not unknown, f"{release['name']} ({release['chart']}): keys not in upstream values.yaml: {unknown}"
+        chart, values = release["chart"], dict(release["values"])
+        upstream = chart_values(chart)
+        if upstream is None:
+            missing.append(chart)
+            continue
+        for key, subchart in SUBCHARTS.get(chart, {}).items():
+            if key in values:
+                sub = chart_values(subchart)
+                if sub is None:
+                    missing.append(f"{subchart} (subchart of {chart})")
+                    continue
+                reference = merged(sub, upstream.get(key) or {})
+                documented = frozenset((key, *p) for p in documented_keys(subchart)) | documented_keys(chart)
+                unknown += [f"{release['name']} ({subchart} subchart): {k}"
+                            for k in unknown_value_keys({key: values.pop(key)}, {key: reference}, documented)]
+        unknown += [f"{release['name']} ({chart}): {k}" for k in unknown_value_keys(values, upstream, documented_keys(chart))]
+    assert not unknown, f"keys not in the upstream values.yaml: {unknown}"
+    if missing:
+        required(f"no upstream values.yaml for {missing} under {UPSTREAM / 'helm-values'}")
+
+
+def test_chart_pins_match_upstream_sources():
+    """config/versions.py pins the chart versions (and repositories) that ../shared/upstream
+    recorded in SOURCES.md, so the values checked above are the values of the chart deployed."""
+    sources = chart_sources()
+    if not sources:
+        required(f"no SOURCES.md in {UPSTREAM}")
+    unlisted = []
+    for chart in versions.ALL_CHARTS:
+        if chart.name not in sources:
+            unlisted.append(chart.name)
+            continue
+        recorded = sources[chart.name]
+        assert chart.version == recorded["version"], f"{chart.name}: pinned {chart.version}, upstream files are {recorded['version']}"
+        if "repository" in recorded:
+            ours = f"{chart.repository}/{chart.name}" if chart.repository.startswith("oci://") else chart.repository
+            assert ours == recorded["repository"], f"{chart.name}: repository {ours} != {recorded['repository']}"
+    if unlisted:
+        required(f"SOURCES.md records no upstream files for the pinned charts {unlisted}")
 
 
 def test_helm_releases_use_the_pinned_versions(recording):
@@ -172,3 +164,18 @@ def _pod_specs(spec: dict[str, Any]):
         yield rc["headGroupSpec"]["template"]["spec"]
         for group in rc.get("workerGroupSpecs", []):
             yield group["template"]["spec"]
+
+
+def test_values_key_check_catches_unknown_keys_and_accepts_documented_ones():
+    """The check above can fail: typos are caught at any depth, while label maps with a
+    non-empty default and keys a chart documents in a comment are accepted."""
+    karpenter, grafana = chart_values("karpenter"), chart_values("grafana")
+    if karpenter is None or grafana is None:
+        required("no upstream values for karpenter or grafana")
+    assert karpenter["nodeSelector"] == {"kubernetes.io/os": "linux"}  # a non-empty free-form default
+    ours = {"nodeSelector": {"llm-infra.io/node-pool": "system"}, "replicas": 2, "replica": 2,
+            "controller": {"resources": {"requests": {"cpu": "1"}}, "resourcez": {}}}
+    assert unknown_value_keys(ours, karpenter, documented_keys("karpenter")) == ["replica", "controller.resourcez"]
+    assert ("persistence", "storageClassName") in documented_keys("grafana")
+    assert unknown_value_keys({"persistence": {"storageClassName": "gp3", "storageClass": "gp3"}}, grafana,
+                              documented_keys("grafana")) == ["persistence.storageClass"]
