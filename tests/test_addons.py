@@ -35,7 +35,7 @@ from components.addons.handles import (
 from components.cluster.base import ClusterHandle
 from components.render import Recording, RenderError, helm_releases, run_program
 from components.render.mocks import RecordingMonitor, RenderMocks, ResourceRecord
-from components.serving import metrics
+import metric_names as metrics
 from config import StackPlan, load_stack_config, versions
 from config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
 
@@ -334,16 +334,24 @@ def test_prometheus_adapter_serves_vllm_queue_depth_and_kv_cache(recording):
     if not adapter:
         pytest.skip(f"{recording.stack} does not install prometheus-adapter")
     rules = adapter["values"]["rules"]
-    assert rules["default"] is False
-    served = {r["name"]["as"]: r for r in rules["custom"]}
-    assert set(served) == {metrics.ADAPTER_QUEUE_DEPTH, metrics.ADAPTER_KV_CACHE_USAGE}
-    for name, series in ((metrics.ADAPTER_QUEUE_DEPTH, metrics.NUM_REQUESTS_WAITING), (metrics.ADAPTER_KV_CACHE_USAGE, metrics.KV_CACHE_USAGE)):
-        rule = served[name]
-        assert rule["seriesQuery"].startswith(series + "{")
-        assert f'namespace=~"{plan.config.namespace}"' in rule["seriesQuery"]
-        assert rule["name"]["matches"] == f"^{series}$"
-        assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
-        assert f"{series}{{<<.LabelMatchers>>}}" in rule["metricsQuery"] and "by (<<.GroupBy>>)" in rule["metricsQuery"]
+    ns = plan.config.namespace
+    overrides = {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    # literal rules, with the series names vLLM 0.31 emits (vllm/v1/metrics/loggers.py): a pod's
+    # queue is the sum over its engines, its KV-cache fill the fullest engine's (max, not sum:
+    # two half-full engines are not one full cache)
+    assert rules == {
+        "default": False,
+        "external": [],
+        "custom": [
+            {"seriesQuery": f'vllm:num_requests_waiting{{namespace=~"{ns}",pod!=""}}', "resources": {"overrides": overrides},
+             "name": {"matches": "^vllm:num_requests_waiting$", "as": "vllm_num_requests_waiting"},
+             "metricsQuery": "sum(vllm:num_requests_waiting{<<.LabelMatchers>>}) by (<<.GroupBy>>)"},
+            {"seriesQuery": f'vllm:kv_cache_usage_perc{{namespace=~"{ns}",pod!=""}}', "resources": {"overrides": overrides},
+             "name": {"matches": "^vllm:kv_cache_usage_perc$", "as": "vllm_kv_cache_usage_perc"},
+             "metricsQuery": "max(vllm:kv_cache_usage_perc{<<.LabelMatchers>>}) by (<<.GroupBy>>)"},
+        ],
+    }
+    served = {r["name"]["as"] for r in rules["custom"]}
     for obj in objects(recording, "HorizontalPodAutoscaler"):
         for m in obj["spec"].get("metrics", []):
             if m["type"] == "Pods":

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from components.render import manifests
-from components.serving import metrics
+import metric_names as metrics
 from components.serving.autoscaling import keda_hpa_name
 from components.serving.dashboards import panel_queries
 from components.serving.vllm import workload_kind

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import metric_names as names
 import pytest
 import yaml
 
@@ -71,17 +72,17 @@ CHAT = {"application": APP, "route": "/v1/chat/completions", "method": "POST"}
 def _errors(errors_per_min: int, health_errors_per_min: int = 0) -> list[dict[str, str]]:
     ok = 100 - errors_per_min
     out = [
-        series(ro.HTTP_REQUESTS, {**CHAT, "status_code": "200"}, f"0+{ok}x30"),
-        series(ro.HTTP_REQUESTS, {**CHAT, "status_code": "500"}, f"0+{errors_per_min}x30"),
-        series(ro.HTTP_ERRORS, {**CHAT, "error_code": "500"}, f"0+{errors_per_min}x30"),
+        series(names.RAY_HTTP_REQUESTS, {**CHAT, "status_code": "200"}, f"0+{ok}x30"),
+        series(names.RAY_HTTP_REQUESTS, {**CHAT, "status_code": "500"}, f"0+{errors_per_min}x30"),
+        series(names.RAY_HTTP_ERRORS, {**CHAT, "error_code": "500"}, f"0+{errors_per_min}x30"),
         # 4xx are the client's fault: never part of the ratio
-        series(ro.HTTP_ERRORS, {**CHAT, "error_code": "429"}, "0+50x30"),
+        series(names.RAY_HTTP_ERRORS, {**CHAT, "error_code": "429"}, "0+50x30"),
     ]
     if health_errors_per_min:
         health = {"application": "", "route": "/-/healthz", "method": "GET"}
         out += [
-            series(ro.HTTP_REQUESTS, {**health, "status_code": "503"}, f"0+{health_errors_per_min}x30"),
-            series(ro.HTTP_ERRORS, {**health, "error_code": "503"}, f"0+{health_errors_per_min}x30"),
+            series(names.RAY_HTTP_REQUESTS, {**health, "status_code": "503"}, f"0+{health_errors_per_min}x30"),
+            series(names.RAY_HTTP_ERRORS, {**health, "error_code": "503"}, f"0+{health_errors_per_min}x30"),
         ]
     return out
 
@@ -91,7 +92,7 @@ def _ttft(slow_permille: int) -> list[dict[str, str]]:
     fast = 1000 - slow_permille
     buckets = {"1": fast, "2.5": fast, "5": fast, "7.5": 1000, "10": 1000, "+Inf": 1000}
     return [
-        series(f"{ro.TTFT}_bucket", {"model_name": "mistral-7b", "WorkerId": "w1", "le": le}, f"0+{n}x30")
+        series(f"{names.RAY_TTFT}_bucket", {"model_name": "mistral-7b", "WorkerId": "w1", "le": le}, f"0+{n}x30")
         for le, n in buckets.items()
     ]
 
@@ -107,8 +108,8 @@ DEPLOY = {"application": APP, "deployment": "LLMServer:qwen2_5-7b"}
 
 
 def _replicas(healthy: list[int], queued: int) -> list[dict[str, str]]:
-    out = [series(ro.REPLICA_HEALTHY, {**DEPLOY, "replica": f"r{i}"}, f"{h}x30") for i, h in enumerate(healthy)]
-    out.append(series(ro.QUEUED_QUERIES, {**DEPLOY, "handle": "h1", "actor_id": "a1"}, f"{queued}x30"))
+    out = [series(names.RAY_REPLICA_HEALTHY, {**DEPLOY, "replica": f"r{i}"}, f"{h}x30") for i, h in enumerate(healthy)]
+    out.append(series(names.RAY_QUEUED_QUERIES, {**DEPLOY, "handle": "h1", "actor_id": "a1"}, f"{queued}x30"))
     return out
 
 
@@ -123,9 +124,9 @@ CASES: dict[str, tuple[str, dict[str, str], list, list]] = {
     # p99 TTFT ~5.8 s (threshold 5 s) vs ~3.8 s
     "RayServeLlmTtftP99High": ("warning", MODEL_TTFT, _ttft(15), _ttft(5)),
     # average KV cache 91 % over two engines (threshold 90 %) vs 89 %
-    "RayServeLlmKvCacheSaturated": ("warning", MODEL, _gauge(ro.KV_CACHE_USAGE, [0.92, 0.90]), _gauge(ro.KV_CACHE_USAGE, [0.90, 0.88])),
+    "RayServeLlmKvCacheSaturated": ("warning", MODEL, _gauge(names.RAY_KV_CACHE_USAGE, [0.92, 0.90]), _gauge(names.RAY_KV_CACHE_USAGE, [0.90, 0.88])),
     # 11 waiting requests per engine on average (threshold 10) vs 9
-    "RayServeLlmQueueDepthHigh": ("warning", MODEL, _gauge(ro.REQUESTS_WAITING, [12, 10]), _gauge(ro.REQUESTS_WAITING, [10, 8])),
+    "RayServeLlmQueueDepthHigh": ("warning", MODEL, _gauge(names.RAY_REQUESTS_WAITING, [12, 10]), _gauge(names.RAY_REQUESTS_WAITING, [10, 8])),
     # every replica unhealthy with queued requests vs. a stale 0 of a stopped replica next to a healthy one
     "RayServeNoHealthyReplica": ("critical", DEPLOY, _replicas([0, 0], queued=3), _replicas([0, 1], queued=3)),
 }

@@ -39,7 +39,7 @@ from upstream import custom_resource_errors, is_custom
 from components.addons.handles import AddonsHandle, MonitoringHandle
 from components.render import Recording, manifests
 from components.render.mocks import RecordingMonitor, RenderMocks
-from components.serving import metrics
+import metric_names as metrics
 from components.serving.autoscaling import keda_hpa_name
 from components.serving.context import ServingContext
 from components.serving.dashboards import panel_queries
@@ -441,6 +441,8 @@ def test_service_and_disruption_budget(sv):
         pdb = sv.get("PodDisruptionBudget", m.name)["spec"]
         assert pdb["selector"]["matchLabels"] == sel
         assert pdb["maxUnavailable"] == 1
+        # a replica that never became ready (a failed model load) must not block node drains
+        assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
         if workload_kind(m) == "StatefulSet":
             assert w["spec"]["serviceName"] == m.name
 
@@ -517,6 +519,9 @@ def test_autoscaling_on_inference_signals(sv):
             spec = so["spec"]
             assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": workload_kind(m), "name": m.name}
             assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (a.min_replicas, a.max_replicas)
+            # KEDA's cooldownPeriod only applies to scaling to zero and back (KEDA docs,
+            # ScaledObject spec); it follows the HPA's scale-down stabilization window
+            assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (a.polling_interval_seconds, a.scale_down_stabilization_seconds)
             triggers = {t["name"]: t for t in spec["triggers"]}
             for t in triggers.values():
                 assert t["type"] == "prometheus"
