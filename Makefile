@@ -8,7 +8,7 @@ TOOLS ?= .venv-tools
 STACK ?= dev
 OUT   ?= build/render
 
-.PHONY: install render render-all tools test clean
+.PHONY: install render render-all tools test mutation clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ tools: $(TOOLS)/.installed
 
 test: install tools
 	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
+
+# Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.
+mutation: install
+	$(PY) scripts/mutation_run.py --report build/mutation.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache
