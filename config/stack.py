@@ -120,7 +120,7 @@ def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[st
     try:
         config = StackConfig.model_validate(raw)
     except ValidationError as err:
-        issues += issues_from_validation_error(err)
+        issues += issues_from_validation_error(err, StackConfig)
         issues += _cross_checks_of_valid_entries(raw, err, present)
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
     checker = StackChecker(config, present)

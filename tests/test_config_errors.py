@@ -27,7 +27,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("unknown-nested-key", "dev", lambda v, s: v["models"][0].update(gpuMemUtil=0.8), "models[0].gpuMemUtil", "unknown field"),
     ("bad-cloud", "dev", lambda v, s: v["cluster"].update(cloud="aks"), "cluster.cloud", "'eks', 'gke' or 'existing'"),
     ("pool-min-gt-max", "prod", lambda v, s: _pool(v).update(minNodes=5, maxNodes=2), "cluster.nodePools[0].maxNodes", "greater than maxNodes"),
-    ("instance-not-in-catalog", "prod", lambda v, s: _pool(v).update(instanceType="m5.large"), "cluster.nodePools[0].instanceType", "not a eks GPU type"),
+    ("instance-not-in-catalog", "prod", lambda v, s: _pool(v).update(instanceType="m5.large"), "cluster.nodePools[0].instanceType", "not an EKS GPU instance type"),
     ("a100-on-g2", "dev", lambda v, s: _pool(v).update(accelerator="nvidia-tesla-a100"), "cluster.nodePools[0].accelerator", "carries nvidia-l4"),
     ("small-disk", "prod", lambda v, s: _pool(v).update(diskSizeGib=50), "cluster.nodePools[0].diskSizeGib", "greater than or equal to 200"),
     ("missing-pool", "dev", lambda v, s: v["models"][0].update(nodePool="h100"), "models[0].nodePool", "no node pool 'h100'"),
@@ -122,7 +122,7 @@ def test_offline_render_reports_bad_config_without_traceback(bad_project, tmp_pa
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
     assert "2 configuration errors in stack 'dev':" in lines[0]
-    assert any(l.startswith("dev: cluster.nodePools[0].instanceType: 'g2-standard-7' is not a gke GPU type") for l in lines)
+    assert "dev: cluster.nodePools[0].instanceType: 'g2-standard-7' is not a GKE GPU machine type in the catalog (did you mean 'g2-standard-8'?) (families: a2, a3, g2)" in lines
     assert any(l.startswith("dev: grafanaAdminPassword: ") for l in lines)
     assert not (tmp_path / "out").exists(), "nothing is written for a stack with bad config"
 
@@ -140,3 +140,78 @@ def test_a_broken_model_does_not_hide_cross_field_errors_of_the_others():
     assert "rayServices[0].models[0].tensorParallelSize" in paths
     # no spurious errors about the model that was left out
     assert not [p for p in paths if p.startswith("models[0].") and p != "models[0].gpuMemoryUtilization"]
+
+
+# -- the first hour: one clean line per mistake -------------------------------------------------
+def cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_yaml_syntax_error_is_file_line_column(tmp_path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    text = (ROOT / "Pulumi.dev.yaml").read_text().replace("    name: llm-dev\n", "   name: llm-dev\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text(text)
+    line = 1 + text.splitlines().index("   name: llm-dev")
+    error = one_line_error(cli("render", "--stack", "dev", "--project-dir", str(tmp_path), "--out", str(tmp_path / "out")))
+    assert error == f"Pulumi.dev.yaml:{line}:4: expected <block end>, but found '<block mapping start>' (while parsing a block mapping)"
+
+
+def test_a_typo_in_one_pool_reports_that_pool_only():
+    values, secrets = stack_values("prod")
+    values["cluster"]["nodePools"][2]["instanceType"] = "g6e.2xlrage"   # the pool rayServices[0] runs on
+    with pytest.raises(ConfigError) as info:
+        load_stack_config("prod", values, secrets)
+    assert info.value.lines() == [
+        "prod: cluster.nodePools[2].instanceType: 'g6e.2xlrage' is not an EKS GPU instance type in the catalog "
+        "(did you mean 'g6e.2xlarge'?) (families: g5, g6, g6e, p4d, p5)"
+    ]
+
+
+@pytest.mark.parametrize("section,key,expected", [
+    (("models", 0), "maxNumSeq", "maxNumSeqs"),
+    (("models", 0, "autoscaling"), "maxReplica", "maxReplicas"),
+    (("cluster", "nodePools", 0), "minNodez", "minNodes"),
+    (("cluster", "eks"), "karpentr", "karpenter"),
+    ((), "securty", "security"),
+])
+def test_unknown_keys_get_a_suggestion(section, key, expected):
+    values, secrets = stack_values("prod")
+    target = values
+    for part in section:
+        target = target[part]
+    target[key] = {} if isinstance(target.get(expected), dict) else 1
+    with pytest.raises(ConfigError) as info:
+        load_stack_config("prod", values, secrets)
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in (*section, key)).lstrip(".")
+    assert info.value.lines() == [f"prod: {path}: unknown field (not part of the stack schema) (did you mean '{expected}'?)"]
+
+
+def test_unknown_pool_name_gets_a_suggestion():
+    values, secrets = stack_values("prod")
+    values["models"][0]["nodePool"] = "a10"
+    with pytest.raises(ConfigError) as info:
+        load_stack_config("prod", values, secrets)
+    assert info.value.lines() == ["prod: models[0].nodePool: no node pool 'a10' (did you mean 'a10g'?) (pools: a10g, a10g-x4, l40s)"]
+
+
+def test_secret_values_with_a_misspelled_key_are_rejected(tmp_path):
+    (tmp_path / "secrets.yaml").write_text("hfTokn: hf_test\n")
+    error = one_line_error(cli("render", "--stack", "dev", "--secret-values", str(tmp_path / "secrets.yaml"), "--out", str(tmp_path / "out")))
+    assert error == (f"--secret-values {tmp_path / 'secrets.yaml'}: 'hfTokn' is not a secret of stack 'dev' "
+                     "(did you mean 'hfToken'?) (its secrets: grafanaAdminPassword, hfToken)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_defaults_to_build_render_stack(tmp_path):
+    result = cli("render", "--stack", "onprem", "--quiet", "--project-dir", str(ROOT), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "build" / "render" / "onprem" / "plan.json").is_file()

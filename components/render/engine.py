@@ -61,7 +61,12 @@ def stack_config(
     path = project.stack_file(stack)
     if not path.is_file():
         raise RenderError(f"no stack file {path.name} in {project.directory} (stacks: {', '.join(project.stacks())})")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RenderError(yaml_error_line(path, err)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("config") or {}, dict):
+        raise RenderError(f"{path.name}: expected a map with a 'config:' map of keys to values")
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (data.get("config") or {}).items():
@@ -72,6 +77,15 @@ def stack_config(
             value = _decrypt_offline(value, (secret_values or {}).get(short, placeholder(short)))
         values[full] = value if isinstance(value, str) else json.dumps(value)
     return values, secret_keys
+
+
+def yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
+    """``Pulumi.dev.yaml:12:5: mapping values are not allowed here`` (1-based, like editors)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path.name
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    return f"{where}: {problem}" + (f" ({context})" if context else "")
 
 
 def _contains_secure(value: Any) -> bool:

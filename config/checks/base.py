@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import Issue
+from ..errors import Issue, did_you_mean
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
 
@@ -25,3 +25,11 @@ class CheckerBase:
 
     def add(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
+
+    def report_missing_pool(self, path: str, name: str) -> None:
+        """A reference to a pool without facts: a pool that is configured but failed its own
+        checks was reported there already (no follow-on error); any other name is unknown."""
+        configured = [p.name for p in self.config.cluster.node_pools]
+        if name in configured:
+            return
+        self.add(path, f"no node pool '{name}'{did_you_mean(name, configured)} (pools: {', '.join(sorted(configured)) or 'none'})")

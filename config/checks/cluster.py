@@ -11,6 +11,7 @@ from ..cluster import (
     SYSTEM_POOL_NAME,
     karpenter_instance_types,
 )
+from ..errors import did_you_mean
 from ..facts import DEVICE_PLUGIN_CONFIG_LABEL
 from .base import CheckerBase
 
@@ -41,7 +42,9 @@ class ClusterChecks(CheckerBase):
             for j, name in enumerate(karpenter.instance_types):
                 if catalog.lookup("eks", name) is None:
                     self.add(f"cluster.eks.karpenter.instanceTypes[{j}]", f"'{name}' is not in the EKS GPU catalog")
-                elif not any(name in karpenter_instance_types(karpenter, p) for p in c.node_pools):
+                elif all(catalog.lookup(c.cloud, p.instance_type or "") for p in c.node_pools) and not any(
+                    name in karpenter_instance_types(karpenter, p) for p in c.node_pools
+                ):  # (a pool with an unknown type was reported itself: no follow-on error here)
                     self.add(
                         f"cluster.eks.karpenter.instanceTypes[{j}]",
                         f"{name} fits no node pool (same GPUs as the pool's instance type and at least its vCPUs and "
@@ -104,8 +107,12 @@ class ClusterChecks(CheckerBase):
             return
         shape = catalog.lookup(cloud, pool.instance_type)
         if shape is None:
-            known = ", ".join(sorted({s.name.split(".")[0].split("-standard")[0] for s in catalog.shapes_for(cloud)}))
-            self.add(f"{path}.instanceType", f"'{pool.instance_type}' is not a {cloud} GPU type in the catalog (families: {known})")
+            family = (lambda name: name.split(".")[0]) if cloud == "eks" else (lambda name: name.split("-")[0])
+            known = ", ".join(sorted({family(s.name) for s in catalog.shapes_for(cloud)}))
+            # suggest only within the family typed: m5.large is not a misspelt g5.xlarge
+            hint = did_you_mean(pool.instance_type, [s.name for s in catalog.shapes_for(cloud) if family(s.name) == family(pool.instance_type)])
+            kind = "an EKS GPU instance type" if cloud == "eks" else "a GKE GPU machine type"
+            self.add(f"{path}.instanceType", f"'{pool.instance_type}' is not {kind} in the catalog{hint} (families: {known})")
             return
         for key in pool.labels:
             domain = key.split("/", 1)[0] if "/" in key else ""

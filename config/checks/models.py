@@ -120,8 +120,7 @@ class ModelChecks(CheckerBase):
                 self.add(f"{path}.name", f"duplicate serving name '{m.name}' (vLLM models and rayServices share a namespace)")
             pool = self.pools.get(m.node_pool)
             if pool is None:
-                if self.pools or not any(x.path.startswith("cluster.nodePools") for x in self.issues):
-                    self.add(f"{path}.nodePool", f"no node pool '{m.node_pool}' (pools: {', '.join(sorted(self.pools)) or 'none'})")
+                self.report_missing_pool(f"{path}.nodePool", m.node_pool)
                 continue
             if pool.clients_per_gpu > 1 and m.gpu_memory_utilization * pool.clients_per_gpu > 1.0:
                 self.add(

@@ -17,7 +17,7 @@ class RayChecks(CheckerBase):
                 self.add(f"{path}.name", f"duplicate serving name '{svc.name}'")
             pool = self.pools.get(svc.worker_pool)
             if pool is None:
-                self.add(f"{path}.workerPool", f"no node pool '{svc.worker_pool}' (pools: {', '.join(sorted(self.pools)) or 'none'})")
+                self.report_missing_pool(f"{path}.workerPool", svc.worker_pool)
                 continue
             if pool.clients_per_gpu > 1:
                 self.add(
