@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import STACKS, UPSTREAM, objects, render, requires_upstream, resources_of_type
+from conftest import STACKS, objects, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
+from upstream import upstream_path
 
 from components.cluster.karpenter import CRD_RELEASE, RELEASE as KARPENTER_RELEASE
 from components.reports import plan_warnings
@@ -289,9 +290,13 @@ def test_kuberay_crds_are_applied_from_the_release_before_the_chart(stack, recor
         f"https://raw.githubusercontent.com/ray-project/kuberay/{tag}/ray-operator/config/crd/bases/ray.io_{kind}.yaml"
         for kind in ("rayclusters", "rayjobs", "rayservices")
     ]
-    # the same files ../shared/upstream/crds/ray.io holds (ray-project/kuberay at that tag)
+    # the files ../shared/upstream/crds/ray.io holds: SOURCES.md records each path at that tag
+    sources = upstream_path("SOURCES.md").read_text().splitlines()
     for url in crds.inputs["files"]:
-        assert (UPSTREAM / "crds" / "ray.io" / url.rsplit("_", 1)[-1]).is_file() or not UPSTREAM.exists(), url
+        path = url.split(f"/{tag}/", 1)[1]
+        rows = [line for line in sources if f"`{path}`" in line and "ray-project/kuberay" in line]
+        assert rows and all(f"| {tag}" in row for row in rows), (path, rows)
+        upstream_path("crds", "ray.io", path.rsplit("_", 1)[-1])
     assert release.inputs.get("skipCrds") is True
     assert crds.urn in release.depends_on
     for ray in resources_of_type(recording, "kubernetes:ray.io/v1:RayService"):
@@ -306,7 +311,7 @@ def test_kube_prometheus_stack_upgrades_its_crds_with_the_chart(stack, recording
     job = values["crds"]["upgradeJob"]
     assert job["enabled"] is True
     assert job["image"]["busybox"]["tag"] == versions.KPS_CRD_UPGRADE_BUSYBOX_TAG != "latest"
-    upstream = yaml.safe_load(requires_upstream("helm-values", "kube-prometheus-stack", "values.yaml").read_text())
+    upstream = yaml.safe_load(upstream_path("helm-values", "kube-prometheus-stack", "values.yaml").read_text())
     # the chart's own default: off, and busybox unpinned
     assert upstream["crds"]["upgradeJob"]["enabled"] is False and upstream["crds"]["upgradeJob"]["image"]["busybox"]["tag"] == "latest"
     assert set(job) <= set(upstream["crds"]["upgradeJob"])

@@ -29,10 +29,10 @@ from components.cluster.karpenter_iam import CONTROLLER_POLICIES, policy_name
 from components.render.mocks import FAKE_ACCOUNT, FAKE_REGION
 from config import load_stack_config, versions
 
-from conftest import ROOT, STACKS, UPSTREAM, render, resources_of_type
+from conftest import ROOT, STACKS, render, resources_of_type
 from stackfiles import stack_values
+from upstream import in_ci, upstream_path
 
-CFN = UPSTREAM / "iam" / "karpenter" / "cloudformation.yaml"
 POLICY_TYPES = {
     "aws:iam/role:Role": "assumeRolePolicy",
     "aws:iam/policy:Policy": "policy",
@@ -65,12 +65,8 @@ _CfnLoader.add_multi_constructor("!", _short_tag)
 
 
 def upstream_template() -> dict[str, Any]:
-    if not CFN.is_file():
-        message = f"upstream Karpenter CloudFormation not found at {CFN}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return yaml.load(CFN.read_text(), Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
+    path = upstream_path("iam", "karpenter", "cloudformation.yaml")  # fails on CI when missing
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def cluster_of(stack: str):
@@ -358,7 +354,7 @@ def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
     exe = _parliament_executable()
     if exe is None:
         message = "parliament not found: set PARLIAMENT (make tools creates .venv-tools/bin/parliament)"
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     findings: dict[str, list[dict[str, Any]]] = {}
