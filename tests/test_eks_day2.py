@@ -106,7 +106,7 @@ def test_existing_clusters_state_whether_their_cni_enforces(stated, warned):
     for stack, cluster in [
         *[(s, cluster_with(s, networkPolicyEnforced=stated)) for s in existing],
         # an EKS cluster attached by name: its VPC CNI configuration is not ours either
-        *[(s, {k: v for k, v in cluster_with(s, existingClusterName="shared-gpu", networkPolicyEnforced=stated).items()}) for s in eks_created],
+        *[(s, cluster_with(s, existingClusterName="shared-gpu", networkPolicyEnforced=stated)) for s in eks_created],
     ]:
         if cluster.get("eks"):
             cluster["eks"] = {k: v for k, v in cluster["eks"].items() if k not in ("publicAccessCidrs", "vpcCidr")}
