@@ -24,7 +24,7 @@ render: install
 render-all: install
 	$(PY) -m components render --all --out $(OUT) --quiet
 
-# checkov pins many libraries of its own: it gets a virtualenv of its own.
+# checkov pins many libraries of its own, parliament needs pkg_resources: they get a virtualenv of their own.
 $(TOOLS)/.installed: requirements-tools.txt
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --upgrade pip
@@ -35,7 +35,7 @@ tools: $(TOOLS)/.installed
 	@scripts/install-tools.sh
 
 test: install tools
-	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest
+	CHECKOV=$(TOOLS)/bin/checkov PARLIAMENT=$(TOOLS)/bin/parliament $(PY) -m pytest
 
 # Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.
 mutation: install

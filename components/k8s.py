@@ -28,6 +28,13 @@ def metadata(name: str, namespace: str | None, labels_: dict[str, str], **extra:
     return meta
 
 
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
+"""Pod annotation: Karpenter never voluntarily disrupts (consolidates, drifts) the node of a
+pod carrying it (kubernetes-sigs/karpenter ``pkg/apis/v1/labels.go``, DoNotDisruptAnnotationKey:
+"when set to "true" on a Node or Pod, prevents Karpenter from voluntarily disrupting it").
+Model servers carry it: a move costs minutes of weight loading. Forced disruption (spot
+interruption, ``expireAfter``) still drains them. Inert where Karpenter does not run."""
+
 IMAGE_PULL_POLICY = "IfNotPresent"
 """Every image is pinned to a release tag (config/versions.py): a node pulls it once. ``Always``
 would add a registry round trip to every GPU pod start (and fail starts while the registry is

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from config import StackPlan
+from config.cluster import EksConfig
 
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:
@@ -61,4 +62,25 @@ def plan_warnings(plan: StackPlan) -> list[str]:
                 f"models/{m.name}: scales to zero; the first request after idle waits for a cold start "
                 f"(image pull, weight load, CUDA graphs: minutes, up to {m.startup_timeout_seconds}s allowed)"
             )
-    return warnings
+    return warnings + cluster_warnings(plan)
+
+
+def cluster_warnings(plan: StackPlan) -> list[str]:
+    """What the cluster config leaves open: unenforced NetworkPolicies, a drifting AMI, an open API endpoint."""
+    c, out = plan.config.cluster, []
+    enforced = c.network_policy_enforcement()
+    if plan.config.security.network_policy.enabled and enforced is not True:
+        how = "does not enforce them" if enforced is False else "may not enforce them (cluster.networkPolicyEnforced: unknown)"
+        out.append(
+            f"cluster: the serving namespaces' NetworkPolicies only isolate the model pods if the CNI enforces them; "
+            f"this {c.cloud} cluster {how}"
+        )
+    karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
+    if karpenter:
+        for alias in sorted({karpenter.ami_alias(p.ami_type) for p in c.node_pools}):
+            if alias.endswith("@latest"):
+                out.append(f"cluster.eks.karpenter: AMI alias {alias}: every AMI release replaces all Karpenter GPU nodes (drift); pin a release")
+    eks = c.eks or EksConfig()
+    if c.cloud == "eks" and c.created_here and eks.public_endpoint and "0.0.0.0/0" in eks.public_access_cidrs:
+        out.append("cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)")
+    return out

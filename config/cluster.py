@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from typing import Literal
 
@@ -137,18 +138,44 @@ class KarpenterConfig(ConfigModel):
     gpu_limit: int = Field(16, ge=1, description="most GPUs each Karpenter NodePool may provision")
     consolidate_after: str = Field("5m", pattern=r"^\d+(s|m|h)$")
     ami_version: str = Field(
-        "latest",
-        pattern=r"^(latest|v[0-9][0-9.]*)$",
-        description="EKS AMI release for the amiSelectorTerms alias (al2023@<v>, bottlerocket@<v>); pin it in "
-        "production, with 'latest' every AMI release replaces all Karpenter GPU nodes (drift)",
+        versions.KARPENTER_AL2023_AMI,
+        pattern=r"^(latest|v\d{8})$",
+        description="EKS AL2023 AMI release (v<YYYYMMDD>) for the amiSelectorTerms alias al2023@<version>; with "
+        "'latest' every AMI release replaces all Karpenter GPU nodes (drift), so protected clusters reject it",
     )
+    bottlerocket_ami_version: str = Field(
+        versions.KARPENTER_BOTTLEROCKET_AMI,
+        pattern=r"^(latest|v\d+\.\d+\.\d+)$",
+        description="Bottlerocket release (v1.x.y) for the alias bottlerocket@<version> of Bottlerocket pools",
+    )
+
+    def ami_alias(self, ami_type: str) -> str:
+        """The EC2NodeClass ``amiSelectorTerms`` alias of a pool's AMI type (Karpenter 1.x: family@version)."""
+        if ami_type.startswith("BOTTLEROCKET"):
+            return f"bottlerocket@{self.bottlerocket_ami_version}"
+        return f"al2023@{self.ami_version}"
 
 
 class EksConfig(ConfigModel):
     vpc_cidr: str = "10.0.0.0/16"
-    public_endpoint: bool = True
+    public_endpoint: bool = Field(True, description="API server reachable from the internet (from publicAccessCidrs)")
+    public_access_cidrs: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="who may reach the public API endpoint (EKS default: anywhere, which the plan warns about); "
+        "narrow it to where pulumi and operators run",
+    )
     efs_model_cache: bool = Field(False, description="EFS + CSI driver: a ReadWriteMany model cache")
     karpenter: KarpenterConfig = KarpenterConfig()
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except ValueError as err:
+                raise ValueError(f"'{cidr}' is not an IPv4 CIDR block ({err})") from None
+        return v
 
 
 class GkeConfig(ConfigModel):
@@ -192,6 +219,29 @@ class ClusterConfig(ConfigModel):
     eks: EksConfig | None = None
     gke: GkeConfig | None = None
     existing: ExistingClusterConfig | None = None
+    network_policy_enforced: bool | Literal["unknown"] = Field(
+        "unknown",
+        description="whether the CNI of a cluster this project does not create (cloud existing, or "
+        "existingClusterName) enforces NetworkPolicies; the plan warns unless true",
+    )
+
+    @field_validator("network_policy_enforced", mode="before")
+    @classmethod
+    def _enforced(cls, v: object) -> object:
+        return {"true": True, "false": False}.get(v, v) if isinstance(v, str) else v
+
+    @property
+    def created_here(self) -> bool:
+        """Whether this project creates the cluster (and so knows its CNI)."""
+        return self.cloud != "existing" and not self.existing_cluster_name
+
+    def network_policy_enforcement(self) -> bool | Literal["unknown"]:
+        """Whether NetworkPolicies take effect: on EKS clusters we create the VPC CNI's network
+        policy agent is on (components/cluster/eks.py); GKE clusters we create run neither
+        Dataplane V2 nor Calico; otherwise what ``networkPolicyEnforced`` states."""
+        if self.created_here:
+            return self.cloud == "eks"
+        return self.network_policy_enforced
 
 
 

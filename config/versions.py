@@ -25,6 +25,28 @@ KUBE_PROMETHEUS_STACK = Chart(
 )
 PROMETHEUS_ADAPTER = Chart("prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts")
 KARPENTER = Chart("karpenter", "1.14.1", "oci://public.ecr.aws/karpenter")
+KARPENTER_CRD = Chart("karpenter-crd", KARPENTER.version, KARPENTER.repository)
+"""Karpenter's CRDs as a chart of their own (templates/, so ``helm upgrade`` upgrades them; the
+karpenter chart's crds/ are never upgraded by Helm). Same registry and version as the controller
+(aws/karpenter-provider-aws, charts/karpenter-crd, release-v1.14.1)."""
+
+KARPENTER_AL2023_AMI = "v20260818"
+"""EKS-optimized AL2023 AMI release for Karpenter's ``al2023@<version>`` alias (GPU pools get the
+NVIDIA variant of that release). Release tags of awslabs/amazon-eks-ami (``v<YYYYMMDD>``); v20260818
+is the release that awslabs/amazon-eks-ami PRs #2807/#2815 build on. Bump it deliberately: every
+new release drifts (replaces) all Karpenter GPU nodes."""
+KARPENTER_BOTTLEROCKET_AMI = "v1.61.0"
+"""Bottlerocket release for the ``bottlerocket@<version>`` alias (bottlerocket-os/bottlerocket
+v1.61.0, 2026-05-18: aws-k8s-1.3x-nvidia variants)."""
+
+KUBERAY_CRDS = tuple(
+    f"https://raw.githubusercontent.com/ray-project/kuberay/v{KUBERAY_OPERATOR.version}/ray-operator/config/crd/bases/ray.io_{kind}.yaml"
+    for kind in ("rayclusters", "rayjobs", "rayservices")
+)
+"""KubeRay's CRDs at the operator's release tag. The kuberay-operator chart ships them in crds/,
+which Helm installs once and never upgrades (KubeRay's upgrade guide applies them separately)."""
+KPS_CRD_UPGRADE_BUSYBOX_TAG = "1.37.0"
+"""busybox of kube-prometheus-stack's CRD upgrade job (the chart defaults to ``latest``)."""
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 """vLLM OpenAI-compatible server. The same image runs the weight pre-download (it ships the
@@ -36,5 +58,5 @@ RAY_LLM_IMAGE = "rayproject/ray-llm:2.58.0-py312-cu130"
 KUBERNETES_VERSION = "1.33"
 """Control-plane version for new EKS/GKE clusters, and the schema the tests validate against."""
 
-ALL_CHARTS = (GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER)
+ALL_CHARTS = (GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD)
 ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)

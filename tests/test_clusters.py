@@ -310,12 +310,15 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             assert [{k: t[k] for k in ("key", "value", "effect")} for t in spec["template"]["spec"]["taints"]] == \
                 [{"key": facts.taint_key, "value": facts.taint_value, "effect": facts.taint_effect}]
             assert spec["template"]["metadata"]["labels"] == facts.node_labels
-            assert spec["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+            # GPU nodes only go when empty: repacking replicas costs model reloads (Karpenter 1.x NodePool
+            # disruption.consolidationPolicy: WhenEmpty | WhenEmptyOrUnderutilized)
+            assert spec["disruption"]["consolidationPolicy"] == "WhenEmpty"
             assert spec["disruption"]["consolidateAfter"] == kcfg.consolidate_after
             assert spec["limits"] == {"nvidia.com/gpu": kcfg.gpu_limit}
             node_class = classes[spec["template"]["spec"]["nodeClassRef"]["name"]]["spec"]
             family = "bottlerocket" if pool_cfg.ami_type.startswith("BOTTLEROCKET") else "al2023"
-            assert node_class["amiSelectorTerms"] == [{"alias": f"{family}@{kcfg.ami_version}"}]
+            version = kcfg.bottlerocket_ami_version if family == "bottlerocket" else kcfg.ami_version
+            assert node_class["amiSelectorTerms"] == [{"alias": f"{family}@{version}"}]
             sizes = [int(b["ebs"]["volumeSize"].removesuffix("Gi")) for b in node_class["blockDeviceMappings"]]
             assert max(sizes) == pool_cfg.disk_size_gib >= 200
             assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": plan.config.cluster.name}}]
@@ -329,7 +332,7 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
         [entry] = resources_of_type(rec, "aws:eks/accessEntry:AccessEntry")
         assert entry.inputs["type"] == "EC2_LINUX"
         rules = {json.loads(r.inputs["eventPattern"])["detail-type"][0] for r in resources_of_type(rec, "aws:cloudwatch/eventRule:EventRule")}
-        assert "EC2 Spot Instance Interruption Warning" in rules and len(rules) == 4
+        assert "EC2 Spot Instance Interruption Warning" in rules and len(rules) == 5
         [controller] = [r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name.endswith("karpenter-controller")]
         trust = json.loads(controller.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringLike"]
         assert list(trust.values()) == ["system:serviceaccount:kube-system:karpenter"]
@@ -362,6 +365,7 @@ def test_existing_eks_cluster_gets_node_groups_not_a_cluster():
     stack = eks_stacks()[0]
     cluster = cluster_values(stack)
     cluster["existingClusterName"] = "shared-gpu"
+    cluster["eks"].pop("publicAccessCidrs", None)  # the attached cluster's endpoint is not ours to set
     rec = variant(stack, "eks-existing", {"cluster": cluster})
     assert not resources_of_type(rec, "eks:index:Cluster") and not resources_of_type(rec, "aws:ec2/vpc:Vpc")
     assert not resources_of_type(rec, EKS_NODE_GROUP)
@@ -560,6 +564,7 @@ def test_existing_eks_cluster_without_subnets_in_a_pools_zone_fails_cleanly():
     stack = eks_stacks()[0]
     cluster = cluster_values(stack)
     cluster["existingClusterName"] = "shared-gpu"
+    cluster["eks"].pop("publicAccessCidrs", None)  # the attached cluster's endpoint is not ours to set
     cluster["nodePools"][0]["zones"] = ["us-east-1f"]  # the fake cluster has subnets in a, b, c
     with pytest.raises(RenderError) as info:
         run_program(PROJECT, stack, config_overrides={"cluster": cluster})

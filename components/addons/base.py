@@ -55,6 +55,7 @@ def helm_release(
     *,
     depends_on: Sequence[pulumi.Resource] = (),
     timeout: int = 300,
+    skip_crds: bool = False,
 ) -> k8s.helm.v3.Release:
     """A ``helm.v3.Release`` of a pinned chart (Helm's own lifecycle, hooks included).
 
@@ -72,6 +73,7 @@ def helm_release(
         max_history=RELEASE_HISTORY,
         timeout=timeout,
         cleanup_on_fail=True,
+        skip_crds=skip_crds or None,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespace_resource, *depends_on])),
     )
 

@@ -1,4 +1,10 @@
-"""KubeRay operator: reconciles the RayServices (Ray Serve LLM) of the serving stacks."""
+"""KubeRay operator: reconciles the RayServices (Ray Serve LLM) of the serving stacks.
+
+Its CRDs are applied from the operator's release tag (``versions.KUBERAY_CRDS``, server-side
+apply: the RayJob CRD is too large for client-side apply) before the chart, which is
+installed with ``skip_crds``: Helm installs a chart's crds/ once and never upgrades them,
+so a chart bump alone would leave the old RayService schema in place.
+"""
 
 from __future__ import annotations
 
@@ -42,8 +48,9 @@ class KubeRayOperator(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ns = addon_namespace(f"{name}-ns", NAMESPACE, "baseline", child)
         self.values = kuberay_values(args.monitoring)
+        self.crds = k8s.yaml.v2.ConfigGroup(f"{name}-crds", files=list(versions.KUBERAY_CRDS), opts=child)
         self.release = helm_release(
             f"{name}-release", versions.KUBERAY_OPERATOR, NAMESPACE, ns, self.values, child,
-            depends_on=list(args.monitoring_crds),
+            depends_on=[self.crds, *args.monitoring_crds], skip_crds=True,
         )
         self.register_outputs({"namespace": NAMESPACE})

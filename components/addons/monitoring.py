@@ -137,6 +137,15 @@ def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
         volume["storageClassName"] = args.storage_class
     values: dict[str, Any] = {
         "fullnameOverride": FULLNAME,
+        # Helm never upgrades crds/: the chart's pre-install/pre-upgrade hook job applies the
+        # operator CRDs of the chart version server-side (chart values: crds.upgradeJob)
+        "crds": {
+            "upgradeJob": {
+                "enabled": True,
+                "image": {"busybox": {"tag": versions.KPS_CRD_UPGRADE_BUSYBOX_TAG}},
+                "affinity": system_affinity(),
+            }
+        },
         "prometheus": {
             "prometheusSpec": {
                 "retention": cfg.retention,

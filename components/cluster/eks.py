@@ -5,7 +5,8 @@
   balancers), public subnets for NAT gateways (one per zone) and internet-facing load
   balancers.
 * Cluster: ``eks.Cluster`` with API authentication (access entries, no aws-auth), an OIDC
-  provider for IRSA, no default node group; or, with ``existingClusterName``, a lookup of
+  provider for IRSA, no default node group, the VPC CNI's NetworkPolicy agent on, the public
+  API endpoint limited to ``publicAccessCidrs`` (or off); or, with ``existingClusterName``, a lookup of
   that cluster and a kubeconfig built from its endpoint and CA.
 * Nodes: a CPU system node group, and one managed node group per GPU pool with the pool's
   instance types, explicit NVIDIA AMI type, capacity type, size, labels and taint (all from
@@ -163,7 +164,8 @@ class EksGpuCluster(pulumi.ComponentResource):
         assert cfg.region
         self._name = name
         self._cfg = cfg
-        self._partition = aws.get_partition().partition
+        partition = aws.get_partition()
+        self._partition, self._url_suffix = partition.partition, partition.dns_suffix
         self._account = aws.get_caller_identity().account_id
         self._tags = {"llm-infra.io/cluster": cfg.name, "llm-infra.io/stack": pulumi.get_stack()}
         child = pulumi.ResourceOptions(parent=self)
@@ -243,6 +245,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                     region=cfg.region,
                     partition=self._partition,
                     account_id=self._account,
+                    url_suffix=self._url_suffix,
                     config=eks_cfg.karpenter,
                     pools=pools,
                     oidc_provider_arn=target.oidc_arn,
@@ -288,7 +291,11 @@ class EksGpuCluster(pulumi.ComponentResource):
             private_subnet_ids=[s.id for s in vpc.private_subnets.values()],
             node_associate_public_ip_address=False,
             endpoint_public_access=eks_cfg.public_endpoint,
+            public_access_cidrs=eks_cfg.public_access_cidrs if eks_cfg.public_endpoint else None,
             endpoint_private_access=True,
+            # the VPC CNI add-on's network policy agent: without it NetworkPolicies are inert
+            # (EKS user guide, "Limit pod traffic with Kubernetes network policies")
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             authentication_mode=eks.AuthenticationMode.API,
             skip_default_node_group=True,
             create_oidc_provider=True,

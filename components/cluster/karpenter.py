@@ -8,11 +8,19 @@ the pool's labels and taint on its nodes, so a pod sized for pool X never lands 
 with other GPUs. Both capacity types are allowed; Karpenter picks spot first and falls
 back to on-demand when spot capacity is short.
 
-IAM follows Karpenter's getting-started CloudFormation template: a controller role (IRSA,
-scoped by the cluster's ``kubernetes.io/cluster/<name>`` tag), a node role with an EKS
-access entry, and an SQS interruption queue fed by EventBridge (spot interruption,
-rebalance, instance state change, scheduled health events) so nodes drain before AWS
-reclaims them.
+GPU nodes are only consolidated when empty (``WhenEmpty``): moving a model replica costs a
+reload of minutes, and serving pods carry ``karpenter.sh/do-not-disrupt`` anyway (vllm.py,
+rayservice.py). The AMI alias is pinned (config/versions.py), so AMI releases do not drift
+every GPU node.
+
+CRDs come from the ``karpenter-crd`` chart (a release of its own, installed first and
+upgraded with the controller's version); the controller release skips its crds/.
+
+IAM is upstream's (karpenter_iam.py): a controller role (IRSA) with the six managed
+policies of Karpenter's getting-started CloudFormation, a node role with an EKS access
+entry, and an SQS interruption queue fed by EventBridge (spot interruption, rebalance,
+instance state change, scheduled health events, capacity reservation interruption) so
+nodes drain before AWS reclaims them.
 """
 
 from __future__ import annotations
@@ -27,24 +35,22 @@ import pulumi_kubernetes as k8s
 from config import NodePoolFacts, versions
 from config.cluster import KarpenterConfig, NodePoolConfig
 
+from .karpenter_iam import (
+    CONTROLLER_POLICIES,
+    INTERRUPTION_EVENTS,
+    NODE_MANAGED_POLICIES,
+    controller_policies,
+    node_trust_policy,
+    policy_name,
+    queue_policy,
+)
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"
 RELEASE = "karpenter"
 """Release name = chart fullname = controller ServiceAccount name (its IRSA subject)."""
 
-NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "AmazonSSMManagedInstanceCore",
-)
-INTERRUPTION_EVENTS = {
-    "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"]},
-    "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
-    "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
-    "instance-state-change": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
-}
+CRD_RELEASE = "karpenter-crd"
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class KarpenterArgs:
     region: str
     partition: str
     account_id: str
+    url_suffix: str
+    """The partition's DNS suffix (``${AWS::URLSuffix}``: amazonaws.com, amazonaws.com.cn)."""
     config: KarpenterConfig
     pools: list[KarpenterPool]
     oidc_provider_arn: pulumi.Input[str]
@@ -70,11 +78,6 @@ class KarpenterArgs:
     tags: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """What the controller needs first: the cluster and the system nodes it runs on."""
-
-
-def _ami_alias(pool: NodePoolConfig, version: str) -> str:
-    family = "bottlerocket" if pool.ami_type.startswith("BOTTLEROCKET") else "al2023"
-    return f"{family}@{version}"
 
 
 def block_devices(pool: NodePoolConfig) -> list[dict]:
@@ -95,7 +98,7 @@ def block_devices(pool: NodePoolConfig) -> list[dict]:
 def node_class_spec(cluster_name: str, role: pulumi.Input[str], pool: KarpenterPool, config: KarpenterConfig) -> dict:
     return {
         "role": role,
-        "amiSelectorTerms": [{"alias": _ami_alias(pool.config, config.ami_version)}],
+        "amiSelectorTerms": [{"alias": config.ami_alias(pool.config.ami_type)}],
         # private subnets carry the discovery tag (ours, or tag them on an existing VPC);
         # the EKS-created cluster security group is the one the managed node groups use
         "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": cluster_name}}],
@@ -129,9 +132,11 @@ def node_pool_spec(node_class: str, pool: KarpenterPool, config: KarpenterConfig
             },
         },
         "disruption": {
-            "consolidationPolicy": "WhenEmptyOrUnderutilized",
+            # never repack running replicas onto fewer nodes: each move is a model reload
+            # (minutes); empty GPU nodes still go after consolidateAfter
+            "consolidationPolicy": "WhenEmpty",
             "consolidateAfter": config.consolidate_after,
-            # one GPU node at a time: a replaced node costs a model load (minutes)
+            # one GPU node at a time (drift, expiry): a replaced node costs a model load
             "budgets": [{"nodes": "1"}],
         },
         "limits": {"nvidia.com/gpu": config.gpu_limit},
@@ -154,12 +159,7 @@ class Karpenter(pulumi.ComponentResource):
         node_role = aws.iam.Role(
             f"{name}-node",
             description=f"Karpenter GPU nodes of EKS cluster {cluster}",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-                }
-            ),
+            assume_role_policy=node_trust_policy(args.url_suffix),
             tags=tags,
             opts=child,
         )
@@ -168,9 +168,14 @@ class Karpenter(pulumi.ComponentResource):
                 f"{name}-node-{policy.lower().replace('_', '-')}",
                 role=node_role.name,
                 policy_arn=f"arn:{p}:iam::aws:policy/{policy}",
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # upstream moved from ECR ReadOnly to PullOnly: same attachment, new policy
+                    aliases=[pulumi.Alias(name=f"{name}-node-amazonec2containerregistryreadonly")]
+                    if policy == "AmazonEC2ContainerRegistryPullOnly" else None,
+                ),
             )
-            for policy in NODE_POLICIES
+            for policy in NODE_MANAGED_POLICIES
         ]
         access = aws.eks.AccessEntry(
             f"{name}-node-access",
@@ -193,22 +198,7 @@ class Karpenter(pulumi.ComponentResource):
         aws.sqs.QueuePolicy(
             f"{name}-interruptions",
             queue_url=queue.url,
-            policy=queue.arn.apply(
-                lambda arn: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Id": "EC2InterruptionPolicy",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]},
-                                "Action": "sqs:SendMessage",
-                                "Resource": arn,
-                            }
-                        ],
-                    }
-                )
-            ),
+            policy=queue.arn.apply(queue_policy),
             opts=child,
         )
         for rule_name, pattern in INTERRUPTION_EVENTS.items():
@@ -227,7 +217,7 @@ class Karpenter(pulumi.ComponentResource):
                 opts=child,
             )
 
-        # -- controller: IRSA role with Karpenter's scoped policy
+        # -- controller: IRSA role with upstream's six managed policies
         oidc_url = pulumi.Output.from_input(args.oidc_provider_url).apply(lambda u: u.removeprefix("https://"))
         controller_role = aws.iam.Role(
             f"{name}-controller",
@@ -238,17 +228,45 @@ class Karpenter(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        policy = aws.iam.Policy(
-            f"{name}-controller",
-            description=f"Karpenter controller policy for EKS cluster {cluster}",
-            policy=pulumi.Output.all(queue.arn, node_role.arn).apply(
-                lambda a: controller_policy(p, region, account, cluster, queue_arn=a[0], node_role_arn=a[1])
-            ),
-            tags=tags,
-            opts=child,
+        documents = pulumi.Output.all(queue.arn, node_role.arn).apply(
+            lambda a: controller_policies(p, region, account, cluster, queue_arn=a[0], node_role_arn=a[1])
         )
-        controller_attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-controller", role=controller_role.name, policy_arn=policy.arn, opts=child
+        controller_attachments = []
+        for kind in CONTROLLER_POLICIES:
+            # the former single hand-written policy lives on as NodeLifecycle (no URN lost)
+            former = [pulumi.Alias(name=f"{name}-controller")] if kind == "NodeLifecycle" else None
+            policy = aws.iam.Policy(
+                f"{name}-controller-{kind.lower()}",
+                name=policy_name(kind, cluster),
+                path="/",
+                description=f"Karpenter controller {kind} policy for EKS cluster {cluster}",
+                policy=documents.apply(lambda d, kind=kind: d[kind]),
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, aliases=former),
+            )
+            controller_attachments.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-controller-{kind.lower()}",
+                    role=controller_role.name,
+                    policy_arn=policy.arn,
+                    opts=pulumi.ResourceOptions(parent=self, aliases=former),
+                )
+            )
+
+        # -- CRDs first, from their own chart: Helm upgrades templates/, never crds/
+        k8s_opts = dict(parent=self, provider=args.provider)
+        crd_chart = versions.KARPENTER_CRD
+        crds = k8s.helm.v3.Release(
+            f"{name}-crd-release",
+            name=CRD_RELEASE,
+            chart=f"{crd_chart.repository}/{crd_chart.name}",
+            version=crd_chart.version,
+            namespace=NAMESPACE,
+            # CRDs that the karpenter chart's crds/ installed earlier carry no Helm ownership
+            # metadata: take them over instead of failing on "exists and cannot be imported"
+            take_ownership=True,
+            max_history=10,
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=args.depends_on),
         )
 
         chart = versions.KARPENTER
@@ -258,6 +276,7 @@ class Karpenter(pulumi.ComponentResource):
             chart=f"{chart.repository}/{chart.name}",  # OCI: the chart reference carries the registry
             version=chart.version,
             namespace=NAMESPACE,
+            skip_crds=True,  # karpenter-crd owns them
             values={
                 "settings": {"clusterName": cluster, "interruptionQueue": queue.name},
                 "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": controller_role.arn}},
@@ -271,9 +290,8 @@ class Karpenter(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[controller_attachment, access, *attachments, *args.depends_on],
+                **k8s_opts,
+                depends_on=[crds, *controller_attachments, access, *attachments, *args.depends_on],
             ),
         )
 
@@ -287,7 +305,7 @@ class Karpenter(pulumi.ComponentResource):
                 kind="EC2NodeClass",
                 metadata={"name": resource, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
                 spec=node_class_spec(cluster, node_role.name, pool, args.config),
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[release]),
+                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[crds, release]),
             )
             node_pool = k8s.apiextensions.CustomResource(
                 f"{name}-{pool.facts.name}-nodepool",
@@ -295,10 +313,11 @@ class Karpenter(pulumi.ComponentResource):
                 kind="NodePool",
                 metadata={"name": resource, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
                 spec=node_pool_spec(resource, pool, args.config),
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[release, node_class]),
+                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[crds, release, node_class]),
             )
             self.capacity += [node_class, node_pool]
         self.release = release
+        self.crd_release = crds
         self.register_outputs(
             {
                 "nodePools": [f"gpu-{pool.facts.name}" for pool in args.pools],
@@ -329,134 +348,3 @@ def irsa_trust_policy(oidc_arn: str, oidc_url: str, namespace: str, service_acco
         },
         sort_keys=True,
     )
-
-
-def controller_policy(partition: str, region: str, account: str, cluster: str, *, queue_arn: str, node_role_arn: str) -> str:
-    """Karpenter's controller policy (getting-started CloudFormation), scoped to this cluster."""
-    ec2 = f"arn:{partition}:ec2:{region}"
-    owned = {f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned"}
-    owned_res = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned"}
-    launched = [f"{ec2}:*:{kind}/*" for kind in ("fleet", "instance", "volume", "network-interface", "launch-template")]
-    statements = [
-        {
-            "Sid": "AllowScopedEC2InstanceActions",
-            "Effect": "Allow",
-            "Resource": [
-                f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:spot-instances-request/*",
-                f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*", f"{ec2}:*:launch-template/*",
-            ],
-            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-        },
-        {
-            "Sid": "AllowScopedEC2InstanceActionsWithTags",
-            "Effect": "Allow",
-            "Resource": launched,
-            "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
-            "Condition": {"StringEquals": owned, "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}},
-        },
-        {
-            "Sid": "AllowScopedResourceCreationTagging",
-            "Effect": "Allow",
-            "Resource": launched,
-            "Action": "ec2:CreateTags",
-            "Condition": {
-                "StringEquals": {**owned, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
-                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedResourceTagging",
-            "Effect": "Allow",
-            "Resource": f"{ec2}:*:instance/*",
-            "Action": "ec2:CreateTags",
-            "Condition": {
-                "StringEquals": owned_res,
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["karpenter.sh/nodeclaim", "Name"]},
-            },
-        },
-        {
-            "Sid": "AllowScopedDeletion",
-            "Effect": "Allow",
-            "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
-            "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-            "Condition": {"StringEquals": owned_res, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}},
-        },
-        {
-            "Sid": "AllowRegionalReadActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": [
-                "ec2:DescribeAvailabilityZones", "ec2:DescribeImages", "ec2:DescribeInstances",
-                "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplates",
-                "ec2:DescribeSecurityGroups", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets",
-            ],
-            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
-        },
-        {
-            "Sid": "AllowSSMReadActions",
-            "Effect": "Allow",
-            "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
-            "Action": "ssm:GetParameter",
-        },
-        {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
-        {
-            "Sid": "AllowInterruptionQueueActions",
-            "Effect": "Allow",
-            "Resource": queue_arn,
-            "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-        },
-        {
-            "Sid": "AllowPassingInstanceRole",
-            "Effect": "Allow",
-            "Resource": node_role_arn,
-            "Action": "iam:PassRole",
-            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileCreationActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": ["iam:CreateInstanceProfile"],
-            "Condition": {
-                "StringEquals": {**owned, "aws:RequestTag/topology.kubernetes.io/region": region},
-                "StringLike": {"aws:RequestTag/karpenter.sh/nodeclass": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileTagActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": ["iam:TagInstanceProfile"],
-            "Condition": {
-                "StringEquals": {
-                    **owned_res, "aws:ResourceTag/topology.kubernetes.io/region": region,
-                    **owned, "aws:RequestTag/topology.kubernetes.io/region": region,
-                },
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodeclass": "*", "aws:RequestTag/karpenter.sh/nodeclass": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
-            "Condition": {
-                "StringEquals": {**owned_res, "aws:ResourceTag/topology.kubernetes.io/region": region},
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodeclass": "*"},
-            },
-        },
-        {
-            "Sid": "AllowInstanceProfileReadActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": ["iam:GetInstanceProfile", "iam:ListInstanceProfiles"],
-        },
-        {
-            "Sid": "AllowAPIServerEndpointDiscovery",
-            "Effect": "Allow",
-            "Resource": f"arn:{partition}:eks:{region}:{account}:cluster/{cluster}",
-            "Action": "eks:DescribeCluster",
-        },
-    ]
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

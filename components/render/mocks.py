@@ -8,6 +8,7 @@ which reads them (kubeconfigs, ARNs, endpoints) keeps working.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 FAKE_ACCOUNT = "123456789012"
+FAKE_REGION = "us-east-1"
+"""Where the fake AWS resources live; ARNs below have the real shapes (IAM is global: no region)."""
+
+
+def oidc_issuer_host(cluster: str, region: str = FAKE_REGION) -> str:
+    """``oidc.eks.<region>.amazonaws.com/id/<32 hex>``, the shape EKS gives a cluster's issuer."""
+    return f"oidc.eks.{region}.amazonaws.com/id/{hashlib.sha256(cluster.encode()).hexdigest()[:32].upper()}"
 
 OutputFactory = Callable[[MockResourceArgs], dict[str, Any]]
 MOCK_OUTPUTS: dict[str, OutputFactory] = {}
@@ -49,6 +57,7 @@ def fake_kubeconfig(cluster_name: str, server: str) -> dict[str, Any]:
 def _eks_cluster(args: MockResourceArgs) -> dict[str, Any]:
     name = args.name
     kubeconfig = fake_kubeconfig(name, f"https://{name}.eks.offline.invalid")
+    issuer = oidc_issuer_host(args.inputs.get("name", name))
     return {
         "kubeconfig": kubeconfig,
         "kubeconfigJson": json.dumps(kubeconfig),
@@ -56,11 +65,20 @@ def _eks_cluster(args: MockResourceArgs) -> dict[str, Any]:
         # dict there makes the SDK reject every output of the resource, so they are left out
         "clusterSecurityGroupId": f"sg-{name}",
         "nodeSecurityGroupId": f"sg-{name}-nodes",
-        "oidcProviderArn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/oidc.eks.offline.invalid/id/{name}",
-        "oidcProviderUrl": f"oidc.eks.offline.invalid/id/{name}",
-        "oidcIssuer": f"oidc.eks.offline.invalid/id/{name}",
-        "clusterOidcIssuer": f"https://oidc.eks.offline.invalid/id/{name}",
+        "oidcProviderArn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{issuer}",
+        "oidcProviderUrl": issuer,
+        "oidcIssuer": issuer,
+        "clusterOidcIssuer": f"https://{issuer}",
     }
+
+
+@mock_outputs("aws:iam/role:Role", "aws:iam/policy:Policy", "aws:iam/instanceProfile:InstanceProfile")
+def _iam_arn(args: MockResourceArgs) -> dict[str, Any]:
+    """``arn:aws:iam::<account>:<role|policy|instance-profile>/<path><name>`` (IAM ids are names)."""
+    kind = {"role": "role", "policy": "policy", "instanceProfile": "instance-profile"}[args.typ.split("/")[1].split(":")[0]]
+    name = args.inputs.get("name", args.name)
+    path = args.inputs.get("path", "/")
+    return {"arn": f"arn:aws:iam::{FAKE_ACCOUNT}:{kind}{path}{name}", "name": name, "path": path}
 
 
 @mock_outputs("gcp:container/cluster:Cluster")
@@ -81,7 +99,7 @@ def _gcp_service_account(args: MockResourceArgs) -> dict[str, Any]:
 @mock_outputs("aws:sqs/queue:Queue")
 def _sqs_queue(args: MockResourceArgs) -> dict[str, Any]:
     name = args.inputs.get("name", args.name)
-    return {"url": f"https://sqs.us-east-1.amazonaws.com/{FAKE_ACCOUNT}/{name}", "arn": f"arn:aws:sqs:us-east-1:{FAKE_ACCOUNT}:{name}"}
+    return {"url": f"https://sqs.{FAKE_REGION}.amazonaws.com/{FAKE_ACCOUNT}/{name}", "arn": f"arn:aws:sqs:{FAKE_REGION}:{FAKE_ACCOUNT}:{name}"}
 
 
 FAKE_EKS_SUBNETS = {
@@ -95,11 +113,11 @@ FAKE_EKS_SUBNETS = {
 
 
 def _existing_eks_cluster(name: str) -> dict[str, Any]:
-    issuer = f"https://oidc.eks.us-east-1.amazonaws.com/id/{name.upper()}0FFLINE"
+    issuer = f"https://{oidc_issuer_host(name)}"
     return {
         "name": name,
         "id": name,
-        "arn": f"arn:aws:eks:us-east-1:{FAKE_ACCOUNT}:cluster/{name}",
+        "arn": f"arn:aws:eks:{FAKE_REGION}:{FAKE_ACCOUNT}:cluster/{name}",
         "endpoint": f"https://{name}.gr7.us-east-1.eks.offline.invalid",
         "certificateAuthorities": [{"data": "ZmFrZS1jYQ=="}],
         "identities": [{"oidcs": [{"issuer": issuer}]}],
@@ -120,7 +138,10 @@ def _existing_eks_cluster(name: str) -> dict[str, Any]:
 def _generic_outputs(args: MockResourceArgs) -> dict[str, Any]:
     outputs: dict[str, Any] = {"name": args.inputs.get("name", args.name)}
     if args.typ.startswith("aws:"):
-        outputs["arn"] = f"arn:aws:{args.typ.split(':')[1].split('/')[0]}::{FAKE_ACCOUNT}:{args.name}"
+        # arn:aws:<service>:<region>:<account>:<resource>/<name>; types whose ARN the program
+        # reads have exact shapes above (IAM, SQS)
+        module, resource = args.typ.split(":")[1].split("/")
+        outputs["arn"] = f"arn:aws:{module}:{FAKE_REGION}:{FAKE_ACCOUNT}:{resource.lower()}/{outputs['name']}"
     if args.typ.startswith("gcp:"):
         outputs["selfLink"] = f"https://offline.invalid/{args.name}"
     return outputs

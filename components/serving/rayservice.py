@@ -291,7 +291,8 @@ def worker_group(
             "metrics-export-port": str(METRICS_PORT),
             "resources": accelerator_resources(accelerator),
         },
-        "template": {"metadata": {"labels": pod_labels(name, COMPONENT_WORKER)}, "spec": spec},
+        # GPU workers hold model replicas: Karpenter must not consolidate or drift them away
+        "template": {"metadata": {"labels": pod_labels(name, COMPONENT_WORKER), "annotations": dict(kube.DO_NOT_DISRUPT)}, "spec": spec},
     }
 
 

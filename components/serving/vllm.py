@@ -595,7 +595,7 @@ class VllmService(pulumi.ComponentResource):
                 }
                 for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
             ]
-        annotations = {"kubectl.kubernetes.io/default-container": CONTAINER}
+        annotations = {"kubectl.kubernetes.io/default-container": CONTAINER, **kube.DO_NOT_DISRUPT}
         if not mon.operator_crds and mon.prometheus_url:
             # a Prometheus without the operator discovers pods by annotation
             annotations.update(

@@ -37,7 +37,21 @@ class ClusterChecks(CheckerBase):
                     "an existing cluster needs kubeconfigPath or the secret 'kubeconfig' "
                     "(pulumi config set --secret kubeconfig < file)",
                 )
+        if c.created_here and "network_policy_enforced" in c.model_fields_set:
+            self.add(
+                "cluster.networkPolicyEnforced",
+                "only for clusters this project does not create (cloud existing, existingClusterName): "
+                f"a {c.cloud} cluster created here {'enforces' if c.network_policy_enforcement() is True else 'does not enforce'} them",
+            )
         karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
+        if karpenter and c.protect:
+            for field, alias in (("ami_version", "amiVersion"), ("bottlerocket_ami_version", "bottlerocketAmiVersion")):
+                if getattr(karpenter, field) == "latest":
+                    self.add(
+                        f"cluster.eks.karpenter.{alias}",
+                        "'latest' on a protected cluster: every AMI release would replace all Karpenter GPU nodes "
+                        "(drift) and evict the models on them; pin a release",
+                    )
         if karpenter:
             for j, name in enumerate(karpenter.instance_types):
                 if catalog.lookup("eks", name) is None:
@@ -76,6 +90,13 @@ class ClusterChecks(CheckerBase):
                     self.add("cluster.eks.vpcCidr", f"/{net.prefixlen}: use /16../20 (3 private subnets of a quarter each hold the pods' VPC CNI addresses)")
             if c.existing_cluster_name and "vpc_cidr" in c.eks.model_fields_set:
                 self.add("cluster.eks.vpcCidr", "not used with existingClusterName (the cluster's VPC is used)")
+            for field, alias in (("public_endpoint", "publicEndpoint"), ("public_access_cidrs", "publicAccessCidrs")):
+                if c.existing_cluster_name and field in c.eks.model_fields_set:
+                    self.add(f"cluster.eks.{alias}", "not used with existingClusterName (the cluster's endpoint is not changed)")
+            if not c.eks.public_endpoint and "public_access_cidrs" in c.eks.model_fields_set:
+                self.add("cluster.eks.publicAccessCidrs", "only with publicEndpoint: true")
+            elif c.eks.public_endpoint and not c.eks.public_access_cidrs:
+                self.add("cluster.eks.publicAccessCidrs", "empty: set publicEndpoint false for a private-only endpoint")
         names = [p.name for p in c.node_pools]
         for i, pool in enumerate(c.node_pools):
             path = f"cluster.nodePools[{i}]"
