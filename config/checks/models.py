@@ -32,8 +32,8 @@ class ModelChecks(CheckerBase):
         key = src.architecture or (checkpoint.architecture if checkpoint else None)
         if key is None:
             self.add(
-                f"{path}.model",
-                f"'{src.model}' is not in the model catalog (config/architectures.py), so its memory cannot be sized: "
+                f"{path}.architecture",
+                f"unknown model '{src.model}': not in the model catalog (config/architectures.py), so its memory cannot be sized: "
                 f"set architecture to a catalogued shape ({', '.join(sorted(ARCHITECTURES))}) or modelSpec with its "
                 f"config.json fields (layers, attentionHeads, kvHeads, headDim, hiddenSize, intermediateSize, vocabSize, "
                 f"maxContext) or modelSpec.configJson: <path of its config.json>",
@@ -125,7 +125,7 @@ class ModelChecks(CheckerBase):
             cap = estimate(tp)
             if not cap.fits:
                 self.add(
-                    f"{path}.maxModelLen",
+                    f"{path}.tensorParallelSize",
                     f"{tp} x {where} GPUs at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
                     f"so vLLM would refuse to start: {cap.describe_budget()} (lower maxModelLen, raise "
                     f"tensorParallelSize or quantize)",
