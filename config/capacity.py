@@ -96,7 +96,8 @@ attention-backend buffers). Logged: 0.03 GiB (RTX 4060, #13882), 0.35 GiB (RTX 3
 TENSOR_PARALLEL_GIB = 0.5
 """Extra non-torch memory per GPU with tensor parallelism: NCCL and custom all-reduce buffers.
 The pinned vLLM initialises NCCL before its memory snapshot, so most of it is outside the
-budget; it is kept anyway (errs low; the 2x RTX 4090 case of #13061 needs it to stay within 10 %)."""
+budget; it is kept anyway to err low (older versions counted it: a 2x H100 run logged 1.8 GiB
+more non-torch memory than one GPU, vllm-project/vllm#10511)."""
 
 CUDA_GRAPH_GIB = 0.5
 """CUDA graph pool charged to the budget since v0.21: logged estimates of 0.09-0.2 GiB per GPU
