@@ -115,7 +115,7 @@ ACTIVATIONS = [
     ("llama-3-8b h100", "https://github.com/vllm-project/vllm/pull/10511", ARCHITECTURES["llama-3-8b"], 1, 8192, 256, 1.26),
     ("qwen2.5-7b-awq rtx4060", "https://github.com/vllm-project/vllm/issues/13882", ARCHITECTURES["qwen2.5-7b"], 1, 4096, 256, 1.42),
     # V1 engine, `vllm bench latency` (LLM class) on a 178 GiB GPU: 16384 tokens, 1024 requests
-    ("gemma-3-4b b200 v1", "https://github.com/vllm-project/vllm/pull/21489", GEMMA3_4B, 1, 16384, 1024, 9.96),
+    ("gemma-3-4b 178gib v1", "https://github.com/vllm-project/vllm/pull/21489", GEMMA3_4B, 1, 16384, 1024, 9.96),
 ]
 
 
