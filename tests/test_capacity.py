@@ -154,6 +154,12 @@ def test_a_quantization_that_contradicts_the_checkpoint_is_rejected():
     assert_rejected("prod", values, secrets, "models[1].quantization", "does not match the checkpoint's own 'awq'")
 
 
+def test_a_checkpoint_format_on_16_bit_weights_is_rejected():
+    values, secrets = stack_values("prod")
+    values["models"][0]["quantization"] = "awq"  # meta-llama/Llama-3.1-8B-Instruct holds bf16 weights
+    assert_rejected("prod", values, secrets, "models[0].quantization", "holds 16-bit weights")
+
+
 def test_every_vllm_quantization_name_is_accepted():
     values, secrets = stack_values("prod")
     values["models"][0]["quantization"] = "fp8_per_block"

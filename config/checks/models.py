@@ -9,6 +9,14 @@ from ..plan import ModelPlan
 from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
 from .base import CheckerBase
 
+CHECKPOINT_ONLY = frozenset({
+    "awq", "awq_marlin", "cpu_awq", "gptq", "gptq_marlin", "moe_wna16", "compressed-tensors", "gguf",
+    "modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed",
+})
+"""Methods that load weights already stored quantized (their configs are built from the
+checkpoint's quantization_config); fp8, bitsandbytes and the online shorthands quantize 16-bit
+weights while loading instead."""
+
 COMPATIBLE_OVERRIDES = {"awq": ("awq_marlin",), "gptq": ("gptq_marlin",)}
 """``--quantization`` values vLLM accepts for a checkpoint stored in the key's format (the
 Marlin kernels read the same AWQ/GPTQ tensors; vLLM picks them itself on Ampere and newer)."""
@@ -49,6 +57,12 @@ class ModelChecks(CheckerBase):
         (vllm/config/model.py ``_verify_quantization`` reads quantization_config). An explicit
         method must agree with a quantized checkpoint (the Marlin kernels of the same format
         are accepted overrides)."""
+        if stored is None and src.quantization in CHECKPOINT_ONLY and checkpoint_for_repository(src.model):
+            self.add(
+                f"{path}.quantization",
+                f"'{src.quantization}' reads weights stored in that format, but {src.model} holds 16-bit weights "
+                f"(use a quantized repository, or a method vLLM applies while loading, such as fp8)",
+            )
         if src.quantization is None or stored is None:
             return src.quantization or stored
         compatible = {stored, *COMPATIBLE_OVERRIDES.get(stored, ())}
