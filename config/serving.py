@@ -69,7 +69,7 @@ class ModelSpec(ConfigModel):
     config.json, or ``configJson``, the path of a local copy of that file (fields given beside
     it override what it says)."""
 
-    config_json: str | None = Field(None, description="path of the model's Hugging Face config.json")
+    config_json: str | None = Field(None, description="path of the model's Hugging Face config.json (relative: to the project directory)")
     params_billion: float | None = Field(None, gt=0, description="default: counted from the shapes (dense decoder)")
     layers: int = Field(ge=1, description="num_hidden_layers")
     attention_heads: int = Field(ge=1, description="num_attention_heads")
