@@ -27,6 +27,15 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
             "kvCacheGib": round(c.kv_cache_gib, 2),
             "kvCacheTokens": c.kv_cache_tokens,
             "maxConcurrentSequences": round(c.max_concurrent_sequences, 2),
+            "quantization": m.quantization,
+            # vLLM's KV-cache budget per GPU, term by term (config/capacity.py)
+            "budgetPerGpuGib": c.budget_lines(),
+            "concurrentSequences": {
+                "atMaxModelLen": c.sequences_at_max_len,
+                "atTypicalRequest": c.sequences_at_typical,
+                "typicalRequestTokens": c.typical_request_tokens,
+                "maxNumSeqs": c.max_num_seqs,
+            },
             "minReplicas": m.min_replicas,
             "maxReplicas": m.max_replicas,
             "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),

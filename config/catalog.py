@@ -37,6 +37,8 @@ class GpuShape:
     gpu_model: str            # human name, e.g. "NVIDIA A10G"
     gpu_count: int            # GPUs per node
     gpu_memory_gib: int       # memory per GPU, GiB (nominal: 24 for A10G, 80 for H100)
+    cuda_memory_gib: float    # total memory per GPU as CUDA reports it (torch.cuda.mem_get_info)
+    cuda_memory_source: str   # where that figure was seen
     vcpus: int
     memory_gib: int           # host memory (GKE documents it in "GB"; same numbers)
     mig_capable: bool         # A100/H100 True
@@ -48,14 +50,30 @@ class GpuShape:
     interconnect: str         # "pcie" or "nvlink"
 
 
-# --- GPU models: (human name, memory per GPU GiB, MIG, GFD product label) -------------
+# --- GPU models: (human name, memory per GPU GiB, MIG, GFD product label, CUDA total GiB, source)
 # Label values as published by GFD on real nodes (nvidia.com/gpu.product).
-_A10G = ("NVIDIA A10G", 24, False, "NVIDIA-A10G")
-_L4 = ("NVIDIA L4", 24, False, "NVIDIA-L4")
-_L40S = ("NVIDIA L40S", 48, False, "NVIDIA-L40S")
-_A100_40 = ("NVIDIA A100 40GB", 40, True, "NVIDIA-A100-SXM4-40GB")
-_A100_80 = ("NVIDIA A100 80GB", 80, True, "NVIDIA-A100-SXM4-80GB")
-_H100_80 = ("NVIDIA H100 80GB", 80, True, "NVIDIA-H100-80GB-HBM3")
+# CUDA total: what ``torch.cuda.mem_get_info()[1]`` returns, which vLLM multiplies by
+# gpu-memory-utilization (vllm/utils/mem_utils.py MemorySnapshot). It is below the nominal size
+# (ECC and the driver's reservations); where sources differ the lower figure is used.
+_A10G = ("NVIDIA A10G", 24, False, "NVIDIA-A10G", 22.06,
+         "22.06 GiB on g5 in vLLM logs (figure from issue 11, thread not re-checked); the same-die A10 "
+         "reports 'total capacity of 22.18 GiB' (OpenBMB/MiniCPM-V#640); lower figure used")
+_L4 = ("NVIDIA L4", 24, False, "NVIDIA-L4", 21.95,
+       "nvidia-smi 23034 MiB; torch 'total capacity of 21.98 GiB' on a 24 GB card (vllm-project/vllm#17835); "
+       "rounded down")
+_L40S = ("NVIDIA L40S", 48, False, "NVIDIA-L40S", 44.3,
+         "46068 MiB cards (L40/L40S/A40): torch 'total capacity of 44.40 GiB' (QwenLM/Qwen3-VL#2097, L40); "
+         "44.3 GiB in issue 11; lower figure used")
+_A100_40 = ("NVIDIA A100 40GB", 40, True, "NVIDIA-A100-SXM4-40GB", 39.38,
+            "vLLM 'total_gpu_memory (39.38GiB)' on 4x A100 40GB (vllm-project/vllm#16570)")
+_A100_80 = ("NVIDIA A100 80GB", 80, True, "NVIDIA-A100-SXM4-80GB", 79.15,
+            "torch 'total capacity of 79.35 GiB' on 8x A100 80GB (MoonshotAI/Kimi-VL#54); 79.15 GiB is "
+            "common on PCIe cards (not re-checked); lower figure used")
+_H100_80 = ("NVIDIA H100 80GB", 80, True, "NVIDIA-H100-80GB-HBM3", 79.1,
+            "vLLM 'total_gpu_memory 79.22GiB' (vllm-project/vllm#10511); 79.1 GiB in issue 11; lower used")
+
+CUDA_MEMORY_BY_PRODUCT = {g[3]: (g[4], g[5]) for g in (_A10G, _L4, _L40S, _A100_40, _A100_80, _H100_80)}
+"""CUDA-visible memory per GFD product label, for existing-cluster pools that do not state it."""
 
 # Row: (name, gpu_count, vcpus, memory_gib, hourly_usd)
 _Row = tuple[str, int, int, int, float]
@@ -63,18 +81,19 @@ _Row = tuple[str, int, int, int, float]
 
 def _family(
     cloud: Cloud,
-    gpu: tuple[str, int, bool, str],
+    gpu: tuple[str, int, bool, str, float, str],
     source: str,
     rows: list[_Row],
     *,
     accelerator: str | None = None,
     interconnect: str = "pcie",
 ) -> list[GpuShape]:
-    model, mem, mig, label = gpu
+    model, mem, mig, label, cuda_mem, cuda_source = gpu
     return [
         GpuShape(
             name=name, cloud=cloud, gpu_model=model, gpu_count=count,
-            gpu_memory_gib=mem, vcpus=vcpus, memory_gib=host_mem, mig_capable=mig,
+            gpu_memory_gib=mem, cuda_memory_gib=cuda_mem, cuda_memory_source=cuda_source,
+            vcpus=vcpus, memory_gib=host_mem, mig_capable=mig,
             product_label=label, accelerator=accelerator, hourly_usd=price,
             price_date=PRICE_DATE, source=source, interconnect=interconnect,
         )

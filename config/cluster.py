@@ -55,9 +55,22 @@ class GpuFacts(ConfigModel):
     model: str = Field(description="GPU name, e.g. 'NVIDIA A100 80GB'")
     count: int = Field(ge=1, le=16)
     memory_gib: int = Field(ge=4, le=288)
+    cuda_memory_gib: float | None = Field(
+        None, gt=0, le=288,
+        description="memory per GPU as CUDA reports it (torch.cuda.mem_get_info, vLLM's total_gpu_memory); "
+        "default: the catalog figure for productLabel, else memoryGib x 0.91",
+    )
     product_label: str = Field(description="nvidia.com/gpu.product value set by GPU Feature Discovery")
     mig_capable: bool = False
     hourly_usd: float | None = Field(None, gt=0, description="cost per node-hour, for the estimate")
+
+    @field_validator("cuda_memory_gib")
+    @classmethod
+    def _cuda_memory(cls, v: float | None, info: ValidationInfo) -> float | None:
+        nominal = info.data.get("memory_gib")
+        if v is not None and nominal is not None and v > nominal:
+            raise ValueError(f"{v} GiB is more than the GPU's {nominal} GiB (CUDA reports a little less than the nominal size)")
+        return v
 
 
 class NodePoolConfig(ConfigModel):

@@ -16,6 +16,10 @@ DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 """Node label that picks the NVIDIA device plugin's config entry (time-slicing/MPS) by name;
 the GPU Operator's device-plugin ConfigMap has one entry per shared pool, named after it."""
 
+DEFAULT_CUDA_FRACTION = 0.91
+"""CUDA-visible share of the nominal GPU memory when neither config nor catalog gives it: the
+lowest ratio in the catalog (L4: 21.95 of 24 GiB = 0.915), rounded down."""
+
 GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL = "gke-no-default-nvidia-gpu-device-plugin"
 """Node label that turns off GKE's own GPU device plugin, so that only the GPU Operator's
 plugin advertises ``nvidia.com/gpu`` (NVIDIA's "GPU Operator with Google GKE" page)."""
@@ -46,6 +50,16 @@ class NodePoolFacts:
     max_nodes: int = 1
     capacity_type: str = "on-demand"
     mig_capable: bool = False
+    gpu_cuda_memory_gib: float | None = None
+    """Memory per GPU as CUDA reports it (what vLLM budgets from); None: derived from the nominal size."""
+    gpu_cuda_memory_source: str = ""
+
+    @property
+    def cuda_memory_gib(self) -> float:
+        """What vLLM's ``total_gpu_memory`` will be on these nodes."""
+        if self.gpu_cuda_memory_gib is not None:
+            return self.gpu_cuda_memory_gib
+        return round(self.gpu_memory_gib * DEFAULT_CUDA_FRACTION, 2)
 
     @property
     def device_plugin_config(self) -> str | None:
@@ -98,6 +112,7 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
             max_nodes=pool.max_nodes,
             capacity_type=pool.capacity_type,
             mig_capable=gpu.mig_capable,
+            **_existing_cuda_memory(gpu.cuda_memory_gib, gpu.product_label),
         )
     shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
     shapes = [shape, *(catalog.lookup(cluster.cloud, t) for t in pool.spot_instance_types)]
@@ -131,7 +146,19 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
         max_nodes=pool.max_nodes,
         capacity_type=pool.capacity_type,
         mig_capable=shape.mig_capable,
+        gpu_cuda_memory_gib=shape.cuda_memory_gib,
+        gpu_cuda_memory_source=f"catalog: {shape.cuda_memory_source}",
     )
+
+
+def _existing_cuda_memory(stated: float | None, product_label: str) -> dict:
+    """CUDA-visible memory of an existing pool: as stated, else the catalog's figure for its GPU."""
+    if stated is not None:
+        return {"gpu_cuda_memory_gib": stated, "gpu_cuda_memory_source": "config: gpu.cudaMemoryGib"}
+    known = catalog.CUDA_MEMORY_BY_PRODUCT.get(product_label)
+    if known is not None:
+        return {"gpu_cuda_memory_gib": known[0], "gpu_cuda_memory_source": f"catalog ({product_label}): {known[1]}"}
+    return {"gpu_cuda_memory_source": f"gpu.memoryGib x {DEFAULT_CUDA_FRACTION} (set gpu.cudaMemoryGib)"}
 
 
 def all_node_pool_facts(cluster: ClusterConfig, gpu_operator: bool = True) -> dict[str, NodePoolFacts]:

@@ -29,6 +29,7 @@ class ModelPlan:
     max_replicas: int
     hourly_cost_min: float | None
     hourly_cost_max: float | None
+    quantization: str | None = None  # what vLLM loads with: --quantization or the checkpoint's own
 
 
 @dataclass(frozen=True)

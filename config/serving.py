@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .architectures import dense_params_billion, read_config_json
 from .base import ConfigModel, DnsLabel
 from .facts import NodePoolFacts
 
@@ -13,7 +14,15 @@ DEFAULT_MAX_MODEL_LEN = 8192
 """maxModelLen when not set (capped at the model's context): longer contexts reserve KV cache
 that fewer concurrent requests can use (seeds 001, 004)."""
 
-Quantization = Literal["awq", "gptq", "fp8"]
+Quantization = Literal[
+    "awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed",
+    "gguf", "gptq_marlin", "awq_marlin", "gptq", "humming", "compressed-tensors", "bitsandbytes",
+    "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4", "gpt_oss_mxfp4", "deepseek_v4_fp8",
+    "cpu_awq", "online", "fp8_per_tensor", "fp8_per_block", "int8_per_channel_weight_only", "mxfp8",
+]
+"""Every ``--quantization`` the pinned vLLM accepts: ``QuantizationMethods`` in
+vllm/model_executor/layers/quantization/__init__.py (registry-era main; the v0.31.0 tag itself was
+not in the stored snapshots). A checkpoint's own method is detected from the architectures table."""
 Dtype = Literal["auto", "bfloat16", "float16"]
 
 MANAGED_VLLM_FLAGS = frozenset(
@@ -56,17 +65,54 @@ def node_share(pool: NodePoolFacts, gpus: int) -> tuple[float | None, float | No
 
 
 class ModelSpec(ConfigModel):
-    """Architecture of a model that is not in config/architectures.py (from its config.json)."""
+    """Architecture of a model that is not in config/architectures.py: the fields of its
+    config.json, or ``configJson``, the path of a local copy of that file (fields given beside
+    it override what it says)."""
 
-    params_billion: float = Field(gt=0)
-    layers: int = Field(ge=1)
-    attention_heads: int = Field(ge=1)
-    kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1)
+    config_json: str | None = Field(None, description="path of the model's Hugging Face config.json (relative: to the project directory)")
+    params_billion: float | None = Field(None, gt=0, description="default: counted from the shapes (dense decoder)")
+    layers: int = Field(ge=1, description="num_hidden_layers")
+    attention_heads: int = Field(ge=1, description="num_attention_heads")
+    kv_heads: int = Field(ge=1, description="num_key_value_heads")
+    head_dim: int = Field(ge=1, description="head_dim (hidden_size / num_attention_heads)")
     hidden_size: int = Field(ge=1)
+    intermediate_size: int = Field(ge=1, description="MLP width; sizes vLLM's activation peak")
     vocab_size: int = Field(ge=1)
-    max_context: int = Field(ge=1)
-    tied_embeddings: bool = False
+    max_context: int = Field(ge=1, description="max_position_embeddings")
+    tied_embeddings: bool = Field(False, description="tie_word_embeddings")
+    quantization: str | None = Field(None, description="quantization_config.quant_method of the checkpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_config_json(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("configJson", data.get("config_json")):
+            path = data.get("configJson", data.get("config_json"))
+            try:
+                found = read_config_json(path)
+            except (OSError, ValueError) as e:
+                raise ValueError(f"configJson: cannot read {path}: {e}") from None
+            aliases = {"kv_heads": "kvHeads", "attention_heads": "attentionHeads", "head_dim": "headDim",
+                       "hidden_size": "hiddenSize", "intermediate_size": "intermediateSize",
+                       "vocab_size": "vocabSize", "max_context": "maxContext", "tied_embeddings": "tiedEmbeddings"}
+            return {**{aliases.get(k, k): v for k, v in found.items()}, **data}
+        return data
+
+    @property
+    def params(self) -> float:
+        if self.params_billion is not None:
+            return self.params_billion
+        return dense_params_billion(
+            layers=self.layers, hidden_size=self.hidden_size, attention_heads=self.attention_heads,
+            kv_heads=self.kv_heads, head_dim=self.head_dim, intermediate_size=self.intermediate_size,
+            vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings,
+        )
+
+
+class TypicalRequest(ConfigModel):
+    """The request the plan counts concurrent sequences for (besides one at full maxModelLen)."""
+
+    input_tokens: int = Field(2048, ge=1)
+    output_tokens: int = Field(512, ge=1)
 
 
 class ModelSource(ConfigModel):
@@ -87,6 +133,7 @@ class ModelSource(ConfigModel):
     dtype: Dtype = "auto"
     quantization: Quantization | None = None
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    typical_request: TypicalRequest = TypicalRequest()
 
 
 class AutoscalingConfig(ConfigModel):

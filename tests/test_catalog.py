@@ -258,3 +258,18 @@ def test_shapes_are_frozen() -> None:
     s = lookup("eks", "g5.xlarge")
     with pytest.raises(AttributeError):
         s.gpu_count = 2  # type: ignore[misc]
+
+
+# Memory per GPU as CUDA reports it (vLLM's total_gpu_memory), from published logs; see the
+# sources in config/catalog.py. Always below the nominal size.
+EXPECTED_CUDA_MEMORY = {
+    "NVIDIA A10G": 22.06, "NVIDIA L4": 21.95, "NVIDIA L40S": 44.3,
+    "NVIDIA A100 40GB": 39.38, "NVIDIA A100 80GB": 79.15, "NVIDIA H100 80GB": 79.1,
+}
+
+
+def test_every_gpu_has_its_cuda_visible_memory_with_a_source() -> None:
+    for shape in GPU_SHAPES.values():
+        assert shape.cuda_memory_gib == EXPECTED_CUDA_MEMORY[shape.gpu_model], shape.name
+        assert 0.9 * shape.gpu_memory_gib < shape.cuda_memory_gib < shape.gpu_memory_gib
+        assert "GiB" in shape.cuda_memory_source and ("#" in shape.cuda_memory_source or "issue" in shape.cuda_memory_source)

@@ -79,6 +79,34 @@ def _money(v: float | None) -> str:
     return "n/a" if v is None else f"${v:,.2f}"
 
 
+def _budget_table(models: dict[str, Any]) -> list[str]:
+    """vLLM's KV-cache budget per GPU, line by line, and what it holds in whole sequences."""
+    lines = [
+        "",
+        "## Models: GPU memory budget (per GPU, GiB)",
+        "",
+        "| model | usable x util | weights | activation peak | other | KV cache | KV tokens | sequences at maxModelLen | at typical request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in models.items():
+        b, c = m.get("budgetPerGpuGib") or {}, m.get("concurrentSequences") or {}
+        if not b:
+            continue
+        lines.append(
+            f"| {name} | {b['usable']:.2f} x {b['budget'] / b['usable']:.2f} = {b['budget']:.2f} | {b['weights']:.2f} "
+            f"| {b['activationPeak']:.2f} | {b['nonTorch'] + b['cudaGraphs']:.2f} | {b['kvCache']:.2f} "
+            f"| {int(m['kvCacheTokens']):,} | {int(c['atMaxModelLen'])} x {int(m['maxModelLen']):,} "
+            f"| {int(c['atTypicalRequest'])} x {int(c['typicalRequestTokens']):,} |"
+        )
+    lines += [
+        "",
+        "_vLLM gives the KV cache what is left of the GPU's memory (as CUDA reports it) x gpuMemoryUtilization after "
+        "the weights, the activation peak of its profiling run and other memory (workspaces, NCCL, CUDA graphs); "
+        "sequences are whole sequences that fit at once, at most maxNumSeqs._",
+    ]
+    return lines
+
+
 def summary(recording: Recording) -> str:
     """Human-readable plan (Markdown, readable on a terminal and in a CI job summary)."""
     p = plan(recording)
@@ -114,6 +142,7 @@ def summary(recording: Recording) -> str:
             "_$/hour: nodes the replicas need x approximate on-demand list price of the node type "
             "(config/catalog.py, dated); spot capacity costs less, disks and control planes are not included._",
         ]
+        lines += _budget_table(models)
     releases = helm_releases(recording)
     if releases:
         lines += ["", "## Helm releases", "", "| release | chart | version | namespace |", "|---|---|---|---|"]

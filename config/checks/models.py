@@ -2,48 +2,87 @@
 
 from __future__ import annotations
 
-from ..architectures import (
-    ARCHITECTURES,
-    ModelArchitecture,
-    architecture_for_repository,
-)
+from ..architectures import ARCHITECTURES, ModelArchitecture, checkpoint_for_repository
 from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
 from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
 from .base import CheckerBase
 
+CHECKPOINT_ONLY = frozenset({
+    "awq", "awq_marlin", "cpu_awq", "gptq", "gptq_marlin", "moe_wna16", "compressed-tensors", "gguf",
+    "modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed",
+})
+"""Methods that load weights already stored quantized (their configs are built from the
+checkpoint's quantization_config); fp8, bitsandbytes and the online shorthands quantize 16-bit
+weights while loading instead."""
+
+COMPATIBLE_OVERRIDES = {"awq": ("awq_marlin",), "gptq": ("gptq_marlin",)}
+"""``--quantization`` values vLLM accepts for a checkpoint stored in the key's format (the
+Marlin kernels read the same AWQ/GPTQ tensors; vLLM picks them itself on Ampere and newer)."""
+
 
 class ModelChecks(CheckerBase):
     # -- models ----------------------------------------------------------------------
-    def resolve_architecture(self, path: str, src: ModelSource) -> ModelArchitecture | None:
+    def resolve_architecture(self, path: str, src: ModelSource) -> tuple[ModelArchitecture, str | None] | None:
+        """The model's shapes and the quantization its checkpoint is stored in."""
         if src.model_spec is not None:
             if src.architecture:
                 self.add(f"{path}.architecture", "set architecture or modelSpec, not both")
             s = src.model_spec
-            return ModelArchitecture(
-                s.params_billion, s.layers, s.attention_heads, s.kv_heads, s.head_dim,
-                s.hidden_size, s.vocab_size, s.max_context, s.tied_embeddings,
+            arch = ModelArchitecture(
+                params_billion=s.params, layers=s.layers, attention_heads=s.attention_heads, kv_heads=s.kv_heads,
+                head_dim=s.head_dim, hidden_size=s.hidden_size, vocab_size=s.vocab_size, max_context=s.max_context,
+                intermediate_size=s.intermediate_size, tied_embeddings=s.tied_embeddings,
             )
-        key = src.architecture or architecture_for_repository(src.model)
+            return arch, s.quantization
+        checkpoint = checkpoint_for_repository(src.model)
+        key = src.architecture or (checkpoint.architecture if checkpoint else None)
         if key is None:
             self.add(
                 f"{path}.architecture",
-                f"unknown model '{src.model}': set architecture ({', '.join(sorted(ARCHITECTURES))}) or modelSpec",
+                f"unknown model '{src.model}': not in the model catalog (config/architectures.py), so its memory cannot be sized: "
+                f"set architecture to a catalogued shape ({', '.join(sorted(ARCHITECTURES))}) or modelSpec with its "
+                f"config.json fields (layers, attentionHeads, kvHeads, headDim, hiddenSize, intermediateSize, vocabSize, "
+                f"maxContext) or modelSpec.configJson: <path of its config.json>",
             )
             return None
         if key not in ARCHITECTURES:
             self.add(f"{path}.architecture", f"'{key}' is not one of {', '.join(sorted(ARCHITECTURES))}")
             return None
-        return ARCHITECTURES[key]
+        return ARCHITECTURES[key], checkpoint.quantization if checkpoint else None
+
+    def effective_quantization(self, path: str, src: ModelSource, stored: str | None) -> str | None:
+        """The method vLLM loads with: ``--quantization`` if given, else the checkpoint's own
+        (vllm/config/model.py ``_verify_quantization`` reads quantization_config). An explicit
+        method must agree with a quantized checkpoint (the Marlin kernels of the same format
+        are accepted overrides)."""
+        if stored is None and src.quantization in CHECKPOINT_ONLY and checkpoint_for_repository(src.model):
+            self.add(
+                f"{path}.quantization",
+                f"'{src.quantization}' reads weights stored in that format, but {src.model} holds 16-bit weights "
+                f"(use a quantized repository, or a method vLLM applies while loading, such as fp8)",
+            )
+        if src.quantization is None or stored is None:
+            return src.quantization or stored
+        compatible = {stored, *COMPATIBLE_OVERRIDES.get(stored, ())}
+        if src.quantization not in compatible:
+            self.add(
+                f"{path}.quantization",
+                f"'{src.quantization}' does not match the checkpoint's own '{stored}' (vLLM refuses to start; "
+                f"leave quantization unset or use {' or '.join(sorted(compatible))})",
+            )
+        return src.quantization
 
     def plan_model(
         self, path: str, name: str, kind: str, src: ModelSource, pool: NodePoolFacts,
         gpus_available: int, min_replicas: int, max_replicas: int,
     ) -> ModelPlan | None:
-        arch = self.resolve_architecture(path, src)
-        if arch is None:
+        resolved = self.resolve_architecture(path, src)
+        if resolved is None:
             return None
+        arch, stored_quantization = resolved
+        quantization = self.effective_quantization(path, src, stored_quantization)
         if src.requires_hf_token and "hfToken" not in self.secrets:
             self.add(f"{path}.requiresHfToken", "gated model: set the secret hfToken (pulumi config set --secret hfToken)")
         max_len = src.max_model_len or min(arch.max_context, DEFAULT_MAX_MODEL_LEN)
@@ -51,17 +90,21 @@ class ModelChecks(CheckerBase):
             self.add(f"{path}.maxModelLen", f"{max_len} exceeds the model's context of {arch.max_context} tokens")
             return None
         util = src.gpu_memory_utilization
-        memory = pool.gpu_memory_gib
-        if pool.clients_per_gpu > 1:
-            # vLLM's fraction is of the whole GPU; capacity is computed on this pod's share
-            memory = pool.gpu_memory_gib
+        # vLLM budgets from the memory CUDA reports; its fraction is of the whole GPU even when
+        # the GPU is shared (the sharing check keeps the sum of fractions within one GPU)
+        memory = pool.cuda_memory_gib
         where = f"{pool.instance_type or pool.name}"
+        typical = src.typical_request.input_tokens + src.typical_request.output_tokens
 
         def estimate(tp: int) -> CapacityEstimate:
             return estimate_capacity(
                 arch, gpu_memory_gib=memory, tensor_parallel_size=tp, gpu_memory_utilization=util,
-                max_model_len=max_len, dtype=src.dtype, quantization=src.quantization,
-                kv_cache_dtype=src.kv_cache_dtype,
+                max_model_len=max_len, dtype=src.dtype, quantization=quantization,
+                kv_cache_dtype=src.kv_cache_dtype, gpu_model=pool.gpu_model,
+                max_num_batched_tokens=getattr(src, "max_num_batched_tokens", None),
+                max_num_seqs=getattr(src, "max_num_seqs", None),
+                enable_chunked_prefill=getattr(src, "enable_chunked_prefill", True),
+                typical_request_tokens=typical, usage="serve" if kind == "vllm" else "llm",
             )
 
         candidates = [d for d in range(1, gpus_available + 1) if gpus_available % d == 0 and arch.attention_heads % d == 0]
@@ -75,9 +118,8 @@ class ModelChecks(CheckerBase):
                 cap = estimate(max(candidates))
                 self.add(
                     f"{path}.maxModelLen" if cap.weights_per_gpu_gib < cap.budget_per_gpu_gib else f"{path}.model",
-                    f"does not fit {where} even on all {max(candidates)} GPUs: weights {cap.weights_gib:.1f} GiB, "
-                    f"KV cache holds {cap.kv_cache_tokens} tokens < maxModelLen {max_len} "
-                    f"(quantize, lower maxModelLen, or use a larger pool)",
+                    f"does not fit {where} even on all {max(candidates)} GPUs: weights {cap.weights_gib:.1f} GiB; "
+                    f"{cap.describe_budget()} < maxModelLen {max_len} (quantize, lower maxModelLen, or use a larger pool)",
                 )
                 return None
             tp = fitting[0]
@@ -98,8 +140,9 @@ class ModelChecks(CheckerBase):
             if not cap.fits:
                 self.add(
                     f"{path}.tensorParallelSize",
-                    f"{tp} x {memory:g} GiB at gpuMemoryUtilization {util} cannot hold one {max_len}-token "
-                    f"sequence: weights {cap.weights_gib:.1f} GiB leave KV cache for {cap.kv_cache_tokens} tokens",
+                    f"{tp} x {where} GPUs at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
+                    f"so vLLM would refuse to start: {cap.describe_budget()} (lower maxModelLen, raise "
+                    f"tensorParallelSize or quantize)",
                 )
                 return None
         cap = estimate(tp)
@@ -110,6 +153,7 @@ class ModelChecks(CheckerBase):
             max_model_len=max_len, capacity=cap, min_replicas=min_replicas, max_replicas=max_replicas,
             hourly_cost_min=None if price is None else hourly_cost(min_replicas, gpus_per_replica, pool.gpus_per_node, price),
             hourly_cost_max=None if price is None else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
+            quantization=quantization,
         )
 
     def check_models(self) -> None:
