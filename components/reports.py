@@ -71,6 +71,12 @@ def plan_warnings(plan: StackPlan) -> list[str]:
                 f"models/{m.name}: scales to zero; the first request after idle waits for a cold start "
                 f"(image pull, weight load, CUDA graphs: minutes, up to {m.startup_timeout_seconds}s allowed)"
             )
+    for svc in plan.config.ray_services:
+        if not svc.cache.shared(plan.config.cluster.has_rwx_storage):
+            warnings.append(
+                f"rayServices/{svc.name}: no shared model cache (no ReadWriteMany class, or cache.enabled false): "
+                "every Ray worker downloads its models' weights at each start"
+            )
     return warnings + cluster_warnings(plan)
 
 

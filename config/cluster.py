@@ -256,6 +256,15 @@ class ClusterConfig(ConfigModel):
             return self.cloud == "eks"
         return self.network_policy_enforced
 
+    @property
+    def has_rwx_storage(self) -> bool:
+        """The cluster has a ReadWriteMany StorageClass for model caches (EFS, Filestore, given)."""
+        return bool(
+            (self.eks is not None and self.eks.efs_model_cache)
+            or (self.gke is not None and self.gke.filestore_model_cache)
+            or (self.existing is not None and self.existing.rwx_storage_class)
+        )
+
 
 
 def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:

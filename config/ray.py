@@ -92,6 +92,20 @@ class IncrementalUpgradeConfig(ConfigModel):
     interval_seconds: int = Field(30, ge=1)
 
 
+class RayCacheConfig(ConfigModel):
+    """The workers' shared Hugging Face cache: one ReadWriteMany PVC per rayService, filled once
+    and read by every worker (restarts and scale-ups load weights instead of downloading them)."""
+
+    enabled: bool | None = Field(
+        None, description="default: on when the cluster has a ReadWriteMany class or storageClass is set"
+    )
+    size_gib: int | None = Field(None, ge=10, description="default: the models' weights x 1.25 + 10 GiB")
+    storage_class: str | None = Field(None, description="default: the cluster's ReadWriteMany class")
+
+    def shared(self, cluster_has_rwx: bool) -> bool:
+        return self.enabled if self.enabled is not None else bool(self.storage_class) or cluster_has_rwx
+
+
 class RayServiceConfig(ConfigModel):
     name: DnsLabel
     worker_pool: str = Field(description="GPU node pool the worker group runs on")
@@ -101,6 +115,7 @@ class RayServiceConfig(ConfigModel):
     worker_cpu: float | None = Field(None, gt=0, description="default: the worker's share of its node (serving.node_share)")
     worker_memory_gib: int | None = Field(None, ge=8)
     shm_size_gib: int = Field(8, ge=1)
+    cache: RayCacheConfig = RayCacheConfig()
     head: RayHeadConfig = RayHeadConfig()
     autoscaler: RayAutoscalerConfig = RayAutoscalerConfig()
     upgrade_strategy: str = Field("NewCluster", pattern=r"^(NewCluster|NewClusterWithIncrementalUpgrade)$")

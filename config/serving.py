@@ -136,6 +136,26 @@ class ModelSource(ConfigModel):
     typical_request: TypicalRequest = TypicalRequest()
 
 
+FallbackBehavior = Literal["static", "currentReplicas", "currentReplicasIfHigher", "currentReplicasIfLower"]
+"""KEDA v2.20 ``spec.fallback.behavior`` (keda.sh ScaledObject CRD enum, less ``scalingModifiers``,
+which needs a scaling formula we do not use)."""
+
+
+class AutoscalingFallbackConfig(ConfigModel):
+    """Replicas KEDA holds when Prometheus is unreachable (ScaledObject ``spec.fallback``).
+
+    After ``failureThreshold`` failed polls in a row KEDA reports the metric that yields
+    ``replicas`` (``static``) or the current replica count compared with it
+    (``currentReplicas*``; KEDA pkg/fallback doFallback). The default,
+    ``currentReplicasIfHigher`` with ``replicas`` = ``minReplicas``, never scales a serving model
+    down during an outage and brings it back to its minimum if it was below.
+    """
+
+    failure_threshold: int = Field(3, ge=1, description="failed polls in a row before falling back (3 x pollingInterval)")
+    behavior: FallbackBehavior = "currentReplicasIfHigher"
+    replicas: int | None = Field(None, ge=0, le=100, description="default: minReplicas")
+
+
 class AutoscalingConfig(ConfigModel):
     """Replica autoscaling on inference signals, never CPU."""
 
@@ -156,12 +176,18 @@ class AutoscalingConfig(ConfigModel):
         300, ge=0, description="GKE guidance: 300 s so a new replica is warm before scale-down"
     )
     polling_interval_seconds: int = Field(15, ge=5)
+    fallback: AutoscalingFallbackConfig = Field(default_factory=AutoscalingFallbackConfig)
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingConfig:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})"
+            )
+        if self.fallback.replicas is not None and not self.min_replicas <= self.fallback.replicas <= self.max_replicas:
+            raise ValueError(
+                f"fallback.replicas ({self.fallback.replicas}) is outside minReplicas..maxReplicas "
+                f"({self.min_replicas}..{self.max_replicas})"
             )
         if self.min_replicas == 0 and not self.scale_to_zero:
             raise ValueError("minReplicas 0 needs scaleToZero: true (cold starts take minutes)")

@@ -229,6 +229,8 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
                 expected_engine["revision"] = model.revision
             if model.max_num_seqs:
                 expected_engine["max_num_seqs"] = model.max_num_seqs
+            if rendered.case.id == "prod":  # shared cache on EFS (cluster.eks.efsModelCache: true)
+                expected_engine["download_dir"] = "/model-cache/hub"
             assert llm["engine_kwargs"] == expected_engine
             assert llm["engine_kwargs"]["tensor_parallel_size"] <= svc.worker_gpus(pool)
             if model.tensor_parallel_size is not None:

@@ -11,6 +11,9 @@ Both use the same HPA behavior: scale up at once (stabilization 0 s, at most
 ``scaleUpPods`` pods per ``scaleUpPeriodSeconds``), scale down one pod at a time after
 ``scaleDownStabilizationSeconds`` (a new replica takes minutes to warm up, so flapping is
 expensive). Targets are per replica: the HPA divides the model's total (``AverageValue``).
+When Prometheus is unreachable KEDA holds the replicas ``autoscaling.fallback`` names
+(default: the current count, at least ``minReplicas``); a plain HPA without metrics keeps
+its current count on its own.
 """
 
 from __future__ import annotations
@@ -61,6 +64,24 @@ def behavior(a: AutoscalingConfig) -> dict[str, Any]:
             "selectPolicy": "Min",
             "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
         },
+    }
+
+
+def fallback(a: AutoscalingConfig) -> dict[str, Any]:
+    """ScaledObject ``spec.fallback``: what KEDA reports once Prometheus failed
+    ``failureThreshold`` polls in a row (keda.sh scaledobjects.yaml v2.20.2: failureThreshold
+    and replicas required, behavior defaults to static).
+
+    KEDA v2.20.2 accepts it with our triggers: its webhook (CheckFallbackValid) needs one
+    trigger that is not cpu/memory, and since v2.18 (#6655) a ``Value`` trigger (our p95 TTFT)
+    falls back too: KEDA divides the replicas by the ready pods (pkg/fallback doFallback).
+    The queue-depth trigger is always ``AverageValue``, which KEDA v2.17 required of at least one.
+    """
+    f = a.fallback
+    return {
+        "failureThreshold": f.failure_threshold,
+        "replicas": a.min_replicas if f.replicas is None else f.replicas,
+        "behavior": f.behavior,
     }
 
 
@@ -137,6 +158,7 @@ def scaled_object(
                 "horizontalPodAutoscalerConfig": {"name": keda_hpa_name(name), "behavior": behavior(a)},
             },
             "triggers": keda_triggers(scope, a, prometheus_url, wake_up_query=wake_up_query),
+            "fallback": fallback(a),
         },
     }
 

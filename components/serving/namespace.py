@@ -22,6 +22,8 @@ HF_TOKEN_DIR = "/var/run/secrets/huggingface"
 HF_TOKEN_MODE = 0o440
 """Read-only for the owner and the pod's fsGroup (our non-root users), nobody else."""
 
+GPU_QUOTA_KEY = "requests.nvidia.com/gpu"
+
 SERVING_PORT = 8000
 METRICS_PORTS = (8000, 8080, 44217, 44227)
 """vLLM serves /metrics on its API port; Ray exports node metrics on 8080, autoscaler and
@@ -89,10 +91,13 @@ class ServingNamespace(pulumi.ComponentResource):
             return {"name": object_name, "namespace": ns, "labels": MANAGED_BY}
 
         if sec.gpu_quota is not None:
+            # Extended resources are counted by requests only: Kubernetes "Resource Quotas",
+            # "Resource quota for extended resources": "only quota items with prefix requests.
+            # are allowed" (a GPU's request always equals its limit, overcommit is not allowed).
             k8s.core.v1.ResourceQuota(
                 f"{name}-gpu-quota",
                 metadata=meta("gpu-quota"),
-                spec={"hard": {"requests.nvidia.com/gpu": str(sec.gpu_quota), "limits.nvidia.com/gpu": str(sec.gpu_quota)}},
+                spec={"hard": {GPU_QUOTA_KEY: str(sec.gpu_quota)}},
                 opts=in_ns,
             )
         # Defaults for any container that forgets its resources (ours all set them).

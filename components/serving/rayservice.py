@@ -22,12 +22,22 @@ own volume there on the head only), spills objects, and the ray-llm image keeps 
 environment under ``$HOME`` (/home/ray), so ``$HOME`` cannot become an emptyDir.
 NetworkPolicies: the KubeRay operator may reach the dashboard and Serve ports; the head may
 reach the API server (``security.networkPolicy.apiServerCidrs``/``Ports``).
+
+Weights: with a ReadWriteMany class (``rayServices[].cache``, on by default when the cluster
+has one) the workers share one PVC as ``HF_HOME``: an init container downloads the models
+into it (a no-op check once they are there) and vLLM (``download_dir``) and Ray Serve LLM read
+the same Hub cache, so a restarted or added worker loads weights instead of downloading them.
+The head runs no model replica (``num-gpus``/``num-cpus`` 0) and gets no cache. Without a
+shared class each worker downloads into its own container filesystem at every start (the
+plan's warnings say so).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import math
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -43,6 +53,7 @@ from . import ray_observability
 from .context import ServingContext
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
+from .vllm import CACHE_MOUNT, CACHE_VOLUME, DOWNLOAD_EXCLUDE, DOWNLOAD_RESOURCES, HF_HUB_CACHE
 
 SERVE_PORT = 8000
 METRICS_PORT = 8080
@@ -67,6 +78,17 @@ AUTOSCALER_MEMORY = "512Mi"
 """The autoscaler sidecar's size (KubeRay's default for it)."""
 
 BUILD_OPENAI_APP = "ray.serve.llm:build_openai_app"
+DOWNLOAD_CONTAINER = "model-download"
+DOWNLOAD_SCRIPT = (
+    "import sys\n"
+    "from huggingface_hub import snapshot_download\n"
+    "cache, exclude, *models = sys.argv[1:]\n"
+    "for model in models:\n"
+    "    repo, _, revision = model.partition('@')\n"
+    "    snapshot_download(repo, revision=revision or None, cache_dir=cache, ignore_patterns=exclude.split(','))\n"
+)
+"""Pre-download of every model of the service (huggingface_hub's ``snapshot_download``, which
+every vLLM and ray-llm image ships; files already in the cache are only checked)."""
 
 
 def ray_version(image: str = RAY_LLM_IMAGE) -> str:
@@ -90,8 +112,10 @@ def pod_labels(name: str, component: str) -> dict[str, str]:
 
 
 # -- serveConfigV2 -------------------------------------------------------------------------
-def engine_kwargs(model: RayModelConfig, plan: ModelPlan) -> dict[str, Any]:
-    """vLLM engine arguments; tensor parallelism also sizes Ray Serve's placement group."""
+def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = False) -> dict[str, Any]:
+    """vLLM engine arguments; tensor parallelism also sizes Ray Serve's placement group. With
+    the shared cache vLLM reads weights from its Hub layout (``download_dir``), as the vLLM
+    Deployments do (``--download-dir``)."""
     kwargs: dict[str, Any] = {
         "tensor_parallel_size": plan.tensor_parallel_size,
         "max_model_len": plan.max_model_len,
@@ -106,6 +130,8 @@ def engine_kwargs(model: RayModelConfig, plan: ModelPlan) -> dict[str, Any]:
         kwargs["revision"] = model.revision
     if model.max_num_seqs:
         kwargs["max_num_seqs"] = model.max_num_seqs
+    if shared_cache:
+        kwargs["download_dir"] = HF_HUB_CACHE
     return kwargs
 
 
@@ -122,18 +148,22 @@ def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[
     }
 
 
-def llm_config(model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str) -> dict[str, Any]:
+def llm_config(
+    model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
+) -> dict[str, Any]:
     """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it."""
     return {
         "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
         "accelerator_type": accelerator_type,
-        "engine_kwargs": engine_kwargs(model, plan),
+        "engine_kwargs": engine_kwargs(model, plan, shared_cache),
         "deployment_config": deployment_config(model, service),
         "log_engine_metrics": True,
     }
 
 
-def serve_config(service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts) -> dict[str, Any]:
+def serve_config(
+    service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts, shared_cache: bool = False
+) -> dict[str, Any]:
     """The Serve config (``serve deploy`` schema): one OpenAI app with every model.
 
     The application is named after the service, so ``application`` labels of Serve metrics
@@ -151,7 +181,8 @@ def serve_config(service: RayServiceConfig, plans: list[ModelPlan], pool: NodePo
                 "import_path": BUILD_OPENAI_APP,
                 "args": {
                     "llm_configs": [
-                        llm_config(model, plan, service, accelerator) for model, plan in _pairs(service, plans)
+                        llm_config(model, plan, service, accelerator, shared_cache)
+                        for model, plan in _pairs(service, plans)
                     ]
                 },
             }
@@ -162,6 +193,22 @@ def serve_config(service: RayServiceConfig, plans: list[ModelPlan], pool: NodePo
 def _pairs(service: RayServiceConfig, plans: list[ModelPlan]) -> list[tuple[RayModelConfig, ModelPlan]]:
     by_name = {p.name: p for p in plans}
     return [(m, by_name[m.model_id]) for m in service.models]
+
+
+def cache_claim_name(name: str) -> str:
+    return f"{name}-model-cache"
+
+
+def cache_size_gib(service: RayServiceConfig, plans: list[ModelPlan]) -> int:
+    """``cache.sizeGib``, or the models' weights x 1.25 + 10 GiB (as a vLLM model's cache)."""
+    if service.cache.size_gib is not None:
+        return service.cache.size_gib
+    return math.ceil(sum(plan.capacity.weights_gib for _, plan in _pairs(service, plans)) * 1.25 + 10)
+
+
+def download_command(service: RayServiceConfig) -> list[str]:
+    models = [m.model + (f"@{m.revision}" if m.revision else "") for m in service.models]
+    return ["python", "-c", DOWNLOAD_SCRIPT, HF_HUB_CACHE, ",".join(DOWNLOAD_EXCLUDE), *models]
 
 
 def worker_service_account(name: str) -> str:
@@ -244,9 +291,10 @@ def accelerator_resources(accelerator_type: str) -> str:
 
 
 def worker_group(
-    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None
+    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None, shared_cache: bool = False
 ) -> dict[str, Any]:
-    """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm."""
+    """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
+    the shared model cache as ``HF_HOME`` when there is one."""
     gpus = service.worker_gpus(pool)
     sizing = service.worker_resources(pool)
     assert sizing is not None, "validated by config: worker CPU and memory are known"
@@ -255,6 +303,9 @@ def worker_group(
     assert accelerator is not None
     res = {"cpu": _quantity_cpu(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(gpus)}
     token, token_volumes = _hf_token(hf_token_secret)
+    cache_env = [{"name": "HF_HOME", "value": CACHE_MOUNT}] if shared_cache else []
+    cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
+    env = [*cache_env, *token.get("env", [])]
     spec: dict[str, Any] = {
         "serviceAccountName": worker_service_account(name),
         "automountServiceAccountToken": False,
@@ -268,12 +319,12 @@ def worker_group(
                 "image": RAY_LLM_IMAGE,
                 "imagePullPolicy": kube.IMAGE_PULL_POLICY,
                 "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
-                **({"env": token["env"]} if token else {}),
+                **({"env": env} if env else {}),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
                 # Leave the cluster cleanly (drains the raylet) before SIGTERM.
                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
-                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *token.get("volumeMounts", [])],
+                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *cache_mounts, *token.get("volumeMounts", [])],
             }
         ],
         "volumes": [
@@ -281,6 +332,20 @@ def worker_group(
             *token_volumes,
         ],
     }
+    if shared_cache:
+        spec["volumes"].append({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim_name(name)}})
+        spec["initContainers"] = [
+            {
+                "name": DOWNLOAD_CONTAINER,
+                "image": RAY_LLM_IMAGE,
+                "imagePullPolicy": kube.IMAGE_PULL_POLICY,
+                "command": download_command(service),
+                "env": env,
+                "resources": {"requests": dict(DOWNLOAD_RESOURCES), "limits": dict(DOWNLOAD_RESOURCES)},
+                "securityContext": kube.container_security_context(),
+                "volumeMounts": [*cache_mounts, *token.get("volumeMounts", [])],
+            }
+        ]
     return {
         "groupName": worker_group_name(pool),
         "replicas": service.min_workers,
@@ -310,13 +375,17 @@ def upgrade_strategy(service: RayServiceConfig) -> dict[str, Any]:
 
 
 def rayservice_spec(
-    service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts, hf_token_secret: str | None
+    service: RayServiceConfig,
+    plans: list[ModelPlan],
+    pool: NodePoolFacts,
+    hf_token_secret: str | None,
+    shared_cache: bool = False,
 ) -> dict[str, Any]:
     name = service.name
     auto = service.autoscaler
     autoscaler_res = {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY}
     return {
-        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool), sort_keys=False),
+        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool, shared_cache), sort_keys=False),
         "upgradeStrategy": upgrade_strategy(service),
         # After a NewCluster upgrade, the old cluster keeps serving open streams this long.
         "rayClusterDeletionDelaySeconds": max(60, service.graceful_shutdown_timeout_seconds),
@@ -333,7 +402,7 @@ def rayservice_spec(
                 "securityContext": kube.container_security_context(),
             },
             "headGroupSpec": head_group(service, name, hf_token_secret),
-            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret)],
+            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret, shared_cache)],
         },
     }
 
@@ -412,7 +481,24 @@ class RayLlmService(pulumi.ComponentResource):
         def child(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=[*inherited, *deps])
 
-        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret)
+        storage_class = svc.cache.storage_class or ctx.rwx_storage_class
+        shared_cache = svc.cache.shared(ctx.rwx_storage_class is not None)
+        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache)
+        self.cache_claim = None
+        if shared_cache:
+            claim_spec: dict[str, Any] = {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": f"{cache_size_gib(svc, args.plans)}Gi"}},
+            }
+            if storage_class:
+                claim_spec["storageClassName"] = storage_class
+            # protect: a destroy, a rename or a replacement leaves the weights in place
+            self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-model-cache",
+                metadata=kube.metadata(cache_claim_name(svc.name), ns, kube.labels(svc.name, "ray-llm")),
+                spec=claim_spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=inherited, retain_on_delete=ctx.protect),
+            )
         workers_sa = worker_service_account(svc.name)
         self.worker_service_account = k8s.core.v1.ServiceAccount(
             f"{name}-ray-worker",
@@ -425,7 +511,12 @@ class RayLlmService(pulumi.ComponentResource):
             kind="RayService",
             metadata=kube.metadata(svc.name, ns, kube.labels(svc.name, "ray-llm")),
             spec=spec,
-            opts=child(*ctx.addons.depends_for(RAY_GROUP), *ctx.addons.gpu_ready, self.worker_service_account),
+            opts=child(
+                *ctx.addons.depends_for(RAY_GROUP),
+                *ctx.addons.gpu_ready,
+                self.worker_service_account,
+                *([self.cache_claim] if self.cache_claim else []),
+            ),
         )
         np = ctx.security.network_policy
         if np.enabled:

@@ -239,12 +239,7 @@ class ModelChecks(CheckerBase):
         if m.cache.size_gib is not None and m.cache.size_gib < plan.capacity.weights_gib:
             self.add(f"{path}.cache.sizeGib", f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights")
         if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class:
-            rwx = (
-                (c.eks is not None and c.eks.efs_model_cache)
-                or (c.gke is not None and c.gke.filestore_model_cache)
-                or (c.existing is not None and c.existing.rwx_storage_class)
-            )
-            if not rwx:
+            if not c.has_rwx_storage:
                 self.add(
                     f"{path}.cache.accessMode",
                     "ReadWriteMany needs a shared file system: cluster.eks.efsModelCache, "

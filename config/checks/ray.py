@@ -50,6 +50,7 @@ class RayChecks(CheckerBase):
                         f"{model.max_replicas} replicas x {plan.tensor_parallel_size} GPUs can never be placed on "
                         f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
                     )
+            self.check_ray_cache(path, svc)
             if min_gpus > capacity:
                 self.add(
                     f"{path}.maxWorkers",
@@ -69,6 +70,18 @@ class RayChecks(CheckerBase):
                         + f" exceed the {pool_gpus} GPUs of pool '{pool.name}' (maxNodes {pool.max_nodes}); "
                         "raise maxNodes or use NewClusterWithIncrementalUpgrade",
                     )
+
+    def check_ray_cache(self, path: str, svc: RayServiceConfig) -> None:
+        cache = svc.cache
+        if cache.enabled and not cache.storage_class and not self.config.cluster.has_rwx_storage:
+            self.add(
+                f"{path}.cache.enabled",
+                "a shared cache needs a ReadWriteMany class: cluster.eks.efsModelCache, "
+                "cluster.gke.filestoreModelCache, cluster.existing.rwxStorageClass or cache.storageClass",
+            )
+        weights = sum(p.capacity.weights_gib for k, p in self.ray_plans.items() if k.startswith(f"{svc.name}/"))
+        if cache.size_gib is not None and cache.size_gib < weights:
+            self.add(f"{path}.cache.sizeGib", f"{cache.size_gib} GiB cannot hold the {weights:.0f} GiB of the models' weights")
 
     def check_ray_accelerator(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts) -> None:
         derived = ray_accelerator_type(pool)
