@@ -14,11 +14,13 @@ import copy
 import os
 from typing import Any
 
-import pytest
-
 import crd_cel
-from conftest import find, objects, render
+import pytest
+from conftest import PROJECT, find, objects, render
+from stackfiles import stack_values
 from test_rendered_schemas import CRDS_DIR, crd_schemas, is_custom
+
+from components.render import run_program
 
 
 def schemas() -> dict[tuple[str, str], dict[str, Any]]:
@@ -65,6 +67,36 @@ def test_custom_resources_pass_their_crd_cel_rules(recording):
     for obj in custom:
         problems += [f"{obj['kind']}/{obj['metadata']['name']}: {f}" for f in findings(obj)]
     assert not problems, "\n".join(problems)
+
+
+def _with_http_route(values: dict[str, Any]) -> dict[str, Any]:
+    models = copy.deepcopy(values["models"])
+    models[0]["httpRoute"] = {"gatewayName": "public", "gatewayNamespace": "gateways", "hostnames": ["llm.example.com"]}
+    return {"models": models}
+
+
+def _with_ray(values: dict[str, Any]) -> dict[str, Any]:
+    from test_rayservice import ONPREM_RAY  # incremental upgrade, two models
+
+    return {"rayServices": ONPREM_RAY}
+
+
+@pytest.mark.parametrize(
+    ("stack", "variant", "kind"),
+    [("dev", _with_http_route, "HTTPRoute"), ("onprem", _with_ray, "RayService")],
+    ids=["dev+httpRoute", "onprem+ray"],
+)
+def test_variants_pass_their_crd_cel_rules(stack, variant, kind):
+    """Custom resources no stack file renders yet (Gateway API routes, a second RayService)."""
+    values, _ = stack_values(stack)
+    rec = run_program(PROJECT, stack, config_overrides=variant(values))
+    custom = [o for o in objects(rec) if is_custom(o)]
+    assert kind in {o["kind"] for o in custom}
+    problems = [f"{o['kind']}/{o['metadata']['name']}: {f}" for o in custom for f in findings(o)]
+    assert not problems, "\n".join(problems)
+    evaluated = sum(crd_cel.check(o, schema_of(o)).evaluated for o in custom if o["kind"] == kind)
+    if kind == "HTTPRoute":
+        assert evaluated > 0  # parentRefs, rules and backendRefs rules of the Gateway API CRD
 
 
 def test_prod_evaluates_the_rules_of_its_scaled_objects_and_node_pools():
