@@ -25,9 +25,15 @@ are implemented here from their upstream definitions:
 * ``<string>.split(<string>[, <int>])``, ``<list>.join([<string>])``,
   ``<string>.lowerAscii()``, ``<string>.upperAscii()``: cel-go ext/strings.go.
 
-Everything else a rule calls must be a CEL standard function celpy provides; ``unsupported_
-functions`` lists a rule's others (``isURL``, ``quantity``, ``format``, ``ip``, ... are
-not needed by any rule of the pinned CRDs).
+Everything else a rule calls must be a CEL standard function or macro celpy provides;
+``compile_rule(...).unsupported`` names a rule's others. No rule of the pinned CRDs calls the
+Kubernetes URL, quantity, IP/CIDR, format, semver, sets or authz libraries, so they are not
+implemented (a rule calling them is reported as "cannot evaluate").
+
+Not modelled: optional types (``optionalOldSelf``, reported as "cannot evaluate"), the
+set/map equality of ``x-kubernetes-list-type`` lists, the root ``metadata`` restriction
+(only ``name``/``generateName`` are visible to root rules; no pinned CRD has a root rule)
+and the API server's CEL cost budget.
 """
 
 from __future__ import annotations
