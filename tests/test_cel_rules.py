@@ -4,21 +4,20 @@ The schema check (test_rendered_schemas.py) covers types, enums and required fie
 ``x-kubernetes-validations`` (KEDA's min <= max replicas, Karpenter's requirement and label
 rules, KubeRay's managedBy, Gateway API's route rules, ...) are evaluated here by
 ``crd_cel`` on the object after the schema's defaults are applied. CRDs come from
-../shared/upstream/crds or ``LLM_INFRA_CRDS_DIR``; without them the tests skip, except on CI
-(``CI=true``) where they fail. The broken copies below prove the checker reports real rules.
+../shared/upstream/crds or ``LLM_INFRA_CRDS_DIR`` (tests/upstream.py); without them the tests
+skip, except on CI where they fail. The broken copies below prove the checker reports real rules.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 import crd_cel
 import pytest
 from conftest import PROJECT, find, objects, render
 from stackfiles import stack_values
-from test_rendered_schemas import CRDS_DIR, crd_schemas, is_custom
+from upstream import CRDS_DIR, crd_schemas, is_custom, required
 
 from components.render import run_program
 
@@ -26,10 +25,7 @@ from components.render import run_program
 def schemas() -> dict[tuple[str, str], dict[str, Any]]:
     found = crd_schemas()
     if not found:
-        reason = f"no CRDs found in {CRDS_DIR} (set LLM_INFRA_CRDS_DIR or LLM_INFRA_UPSTREAM)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        required(f"no CRDs found in {CRDS_DIR} (LLM_INFRA_CRDS_DIR)")  # fails on CI, skips elsewhere
     return found
 
 

@@ -14,6 +14,8 @@ CHECKS = [
     "tests/test_rendered_schemas.py::test_custom_resources_match_upstream_crds[dev]",
     "tests/test_rendered_schemas.py::test_helm_values_keys_exist_upstream[dev]",
     "tests/test_rendered_schemas.py::test_chart_pins_match_upstream_sources",
+    "tests/test_cel_rules.py::test_custom_resources_pass_their_crd_cel_rules[dev]",
+    "tests/test_day2_serving.py::test_fallback_is_valid_for_keda[dev]",
 ]
 
 
