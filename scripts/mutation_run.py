@@ -68,6 +68,13 @@ MUTATIONS = [
     Mutation("metric-ttft-typo", "components/serving/metrics.py", 'TTFT = "vllm:time_to_first_token_seconds"', 'TTFT = "vllm:time_to_first_token_second"'),
     Mutation("metric-dcgm-temp-typo", "components/serving/metrics.py", 'DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"', 'DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMPERATURE"'),
     Mutation("ray-metric-healthy-typo", "components/serving/ray_observability.py", 'REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"', 'REPLICA_HEALTHY = "ray_serve_replica_healthy"'),
+    # day-2: quota, KEDA fallback, Ray shared cache, the CEL checker itself
+    Mutation("day2-gpu-quota-counts-limits", "components/serving/namespace.py", 'spec={"hard": {GPU_QUOTA_KEY: str(sec.gpu_quota)}}', 'spec={"hard": {GPU_QUOTA_KEY: str(sec.gpu_quota), "limits.nvidia.com/gpu": str(sec.gpu_quota)}}'),
+    Mutation("day2-fallback-static", "config/serving.py", 'behavior: FallbackBehavior = "currentReplicasIfHigher"', 'behavior: FallbackBehavior = "static"'),
+    Mutation("day2-fallback-threshold-3-to-1", "config/serving.py", "failure_threshold: int = Field(3, ge=1,", "failure_threshold: int = Field(1, ge=1,"),
+    Mutation("day2-ray-cache-ignores-cluster-rwx", "config/ray.py", "else bool(self.storage_class) or cluster_has_rwx", "else bool(self.storage_class)"),
+    Mutation("day2-cel-no-defaulting", "tests/crd_cel.py", '_walk(apply_defaults(copy.deepcopy(obj), schema), schema, "", report)', '_walk(copy.deepcopy(obj), schema, "", report)'),
+    Mutation("day2-cel-find-never-matches", "tests/crd_cel.py", 'return ct.StringType(match.group(0) if match else "")', 'return ct.StringType("")'),
 ]
 
 
