@@ -135,6 +135,12 @@ def test_bad_fallback_is_reported_with_its_path(fallback, path, words):
     assert_rejected("prod", values, secrets, path, words)
 
 
+def test_fallback_on_a_stack_without_keda_is_reported():
+    values, secrets = stack_values("onprem")  # plain HPA through prometheus-adapter
+    values["models"][0]["autoscaling"]["fallback"] = {"behavior": "static"}
+    assert_rejected("onprem", values, secrets, "models[0].autoscaling.fallback", "is a KEDA setting")
+
+
 # ================================================================= Ray shared model cache
 EXPECTED_RAY_CACHE = {
     # prod: cluster.eks.efsModelCache: true -> the EFS class (components/cluster/eks.py

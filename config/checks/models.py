@@ -260,6 +260,11 @@ class ModelChecks(CheckerBase):
                 "ingress controller's request count",
             )
         if not addons.keda.available:
+            if "fallback" in a.model_fields_set:
+                self.add(
+                    f"{path}.autoscaling.fallback",
+                    "is a KEDA setting (addons.keda.enabled or alreadyInstalled); a plain HPA keeps its replicas when metrics fail",
+                )
             if a.ttft_p95_target_seconds is not None:
                 self.add(
                     f"{path}.autoscaling.ttftP95TargetSeconds",
