@@ -266,7 +266,6 @@ class ClusterConfig(ConfigModel):
         )
 
 
-
 def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:
     """Whether every pod sized for a ``pool_type`` node also fits an ``other`` node: the same
     GPUs (count and memory per GPU) and at least as many vCPUs and as much memory."""
