@@ -169,6 +169,27 @@ class KarpenterConfig(ConfigModel):
         return f"al2023@{self.ami_version}"
 
 
+GpuAutoscaler = Literal["clusterAutoscaler", "karpenter"]
+
+
+class ClusterAutoscalerConfig(ConfigModel):
+    """Cluster Autoscaler settings for GPU serving (FAQ "What are the parameters to CA?").
+
+    GPU nodes are costly and slow to come back (image pull, weight load: minutes), so empty
+    ones are kept a while before removal, and the cheapest fit wins a scale-up."""
+
+    expander: Literal["least-waste", "priority", "random", "most-pods", "price"] = Field(
+        "least-waste", description="which node group grows when several fit: least idle CPU/memory after the scale-up"
+    )
+    scale_down_unneeded_time: str = Field(
+        "15m", pattern=r"^\d+(s|m|h)$", description="how long a node stays unneeded before removal (chart default 10m)"
+    )
+    scale_down_delay_after_add: str = Field("10m", pattern=r"^\d+(s|m|h)$")
+    max_node_provision_time: str = Field(
+        "20m", pattern=r"^\d+(s|m|h)$", description="GPU instances boot with drivers and large images: allow more than the 15m default"
+    )
+
+
 class EksConfig(ConfigModel):
     vpc_cidr: str = "10.0.0.0/16"
     public_endpoint: bool = Field(True, description="API server reachable from the internet (from publicAccessCidrs)")
@@ -179,6 +200,19 @@ class EksConfig(ConfigModel):
     )
     efs_model_cache: bool = Field(False, description="EFS + CSI driver: a ReadWriteMany model cache")
     karpenter: KarpenterConfig = KarpenterConfig()
+    gpu_autoscaler: GpuAutoscaler | None = Field(
+        None,
+        description="who adds GPU nodes: clusterAutoscaler (scales the managed node groups between minNodes and "
+        "maxNodes) or karpenter (launches nodes for every GPU pool that grows); default: karpenter when "
+        "karpenter.enabled, else clusterAutoscaler",
+    )
+    cluster_autoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
+
+    @property
+    def gpu_autoscaler_choice(self) -> GpuAutoscaler:
+        if self.gpu_autoscaler is not None:
+            return self.gpu_autoscaler
+        return "karpenter" if self.karpenter.enabled else "clusterAutoscaler"
 
     @field_validator("public_access_cidrs")
     @classmethod

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .architectures import ModelArchitecture
 from .capacity import CapacityEstimate
@@ -11,6 +11,18 @@ from .facts import NodePoolFacts
 
 if TYPE_CHECKING:
     from .stack import StackConfig
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """How a vLLM Deployment rolls (derived by config/feasibility.py from the pool's room):
+    surge one replica where the pool can hold it at maxReplicas, else replace one at a time."""
+
+    max_surge: int = 1
+    max_unavailable: int = 0
+
+    def rolling_update(self) -> dict[str, int]:
+        return {"maxSurge": self.max_surge, "maxUnavailable": self.max_unavailable}
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class ModelPlan:
     hourly_cost_min: float | None
     hourly_cost_max: float | None
     quantization: str | None = None  # what vLLM loads with: --quantization or the checkpoint's own
+    rollout: RolloutPlan = RolloutPlan()
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,10 @@ class StackPlan:
     models: dict[str, ModelPlan]        # vLLM models by name
     ray_models: dict[str, ModelPlan]    # "<service>/<model_id>"
     secrets: frozenset[str]             # which SECRET_KEYS are set (never their values)
+    feasibility: dict[str, Any] = field(default_factory=dict)
+    """Pool name -> ``feasibility.PoolFeasibility`` (what each pool must hold and can reach)."""
+    warnings: list[str] = field(default_factory=list)
+    """Tight but possible plans (capacity feasibility), shown with the plan's warnings."""
 
     @property
     def needs_kuberay(self) -> bool:

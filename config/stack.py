@@ -20,6 +20,7 @@ from .cluster import (
     ClusterConfig,
 )
 from .errors import ConfigError, Issue, issues_from_validation_error
+from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan
 from .ray import RayServiceConfig
 from .security import SecurityConfig
@@ -125,14 +126,20 @@ def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[st
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
     checker = StackChecker(config, present)
     issues += checker.run()
+    feasibility = plan_feasibility(config, checker.pools, checker.model_plans, checker.ray_plans)
+    reported = {i.path for i in issues}
+    # a problem the GPU-count checks already reported at the same path is not repeated
+    issues += [i for i in feasibility.issues if i.path not in reported]
     if issues:
         raise ConfigError(stack, sorted(set(issues), key=issues.index))
     return StackPlan(
         stack=stack,
         config=config,
         pools=checker.pools,
-        models=checker.model_plans,
+        models=apply_rollouts(checker.model_plans, feasibility.rollouts),
         ray_models=checker.ray_plans,
         secrets=checker.secrets,
+        feasibility=feasibility.pools,
+        warnings=feasibility.warnings,
     )
 

@@ -50,7 +50,8 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as kube
 from config import ModelPlan, versions
-from config.serving import VllmModelConfig, node_share
+from config.pods import host_resources
+from config.serving import VllmModelConfig
 
 from . import autoscaling, dashboards, observability
 from .context import ServingContext
@@ -91,61 +92,11 @@ LIVENESS_PERIOD_SECONDS = 15
 LIVENESS_FAILURES = 4
 """/health answers as long as the engine process lives; a minute of failures is a dead engine."""
 
-HOST_MEMORY_PER_PROCESS_GIB = 4
-"""API server + engine core + one worker per GPU: CUDA context, PyTorch, NCCL and torch.compile
-workers, ~4 GiB each."""
-WEIGHT_STAGING_FACTOR = 1.1
-"""Weights pass through host memory while loading (mmapped safetensors in the page cache,
-charged to the pod)."""
-MEMORY_SAFETY_GIB = 4
-MIN_MEMORY_GIB = 8
-BASE_CPU = 2
-CPU_PER_GPU = 2
-"""Tokenization, scheduling and detokenization run on CPU; one busy core per GPU worker."""
-
-
 @dataclass(frozen=True)
 class VllmServiceArgs:
     model: VllmModelConfig
     plan: ModelPlan
     context: ServingContext
-
-
-@dataclass(frozen=True)
-class HostResources:
-    cpu: float
-    memory_gib: int
-    """The container's memory request = limit (the /dev/shm tmpfs counts against it)."""
-    shm_gib: int | None
-
-
-def host_resources(model: VllmModelConfig, plan: ModelPlan) -> HostResources:
-    """CPU and memory for one replica: sized from the model, capped at the pod's node share.
-
-    memory = weights x 1.1 + 4 GiB x (GPUs + 1 processes) + 4 GiB safety (+ /dev/shm when
-    tensor parallel), at least 8 GiB; CPU = 2 + 2 per GPU. Both are capped at the share of a
-    node that this replica's GPUs represent (``config.serving.node_share``) so replicas pack
-    nodes as the capacity plan assumes; overrides in ``resources`` replace them.
-    """
-    tp = plan.tensor_parallel_size
-    shm = model.shm_size_gib if tp > 1 else None
-    cpu_share, mem_share = node_share(plan.pool, tp)
-    if model.resources.cpu is not None:
-        cpu: float = model.resources.cpu
-    else:
-        cpu = BASE_CPU + CPU_PER_GPU * tp
-        if cpu_share is not None:
-            cpu = min(cpu, max(1, math.floor(cpu_share)))
-    if model.resources.memory_gib is not None:
-        memory = model.resources.memory_gib
-    else:
-        memory = math.ceil(
-            plan.capacity.weights_gib * WEIGHT_STAGING_FACTOR + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1) + MEMORY_SAFETY_GIB
-        ) + (shm or 0)
-        memory = max(memory, MIN_MEMORY_GIB)
-        if mem_share is not None:
-            memory = min(memory, math.floor(mem_share))
-    return HostResources(cpu=cpu, memory_gib=memory, shm_gib=shm)
 
 
 def cache_size_gib(model: VllmModelConfig, plan: ModelPlan) -> int:
@@ -338,9 +289,9 @@ class VllmService(pulumi.ComponentResource):
                     "replicas": initial,
                     "revisionHistoryLimit": 5,
                     "progressDeadlineSeconds": model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS,
-                    # never below the serving capacity during a rollout: a new replica must be
-                    # Ready before an old one goes (needs one spare replica's GPUs)
-                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                    # surge one replica (Ready before an old one goes) where the pool holds it at
+                    # maxReplicas, else replace one at a time (config/feasibility.py decides)
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": plan.rollout.rolling_update()},
                     "selector": {"matchLabels": selector},
                     "template": template,
                 },

@@ -43,6 +43,17 @@ class ClusterChecks(CheckerBase):
                 "only for clusters this project does not create (cloud existing, existingClusterName): "
                 f"a {c.cloud} cluster created here {'enforces' if c.network_policy_enforcement() is True else 'does not enforce'} them",
             )
+        if c.eks is not None:
+            if c.eks.gpu_autoscaler == "karpenter" and not c.eks.karpenter.enabled:
+                self.add("cluster.eks.gpuAutoscaler", "karpenter needs cluster.eks.karpenter.enabled: true")
+            if c.eks.gpu_autoscaler == "clusterAutoscaler" and c.eks.karpenter.enabled:
+                self.add(
+                    "cluster.eks.karpenter.enabled",
+                    "gpuAutoscaler is clusterAutoscaler: Karpenter would add nodes for the same pending GPU pods "
+                    "(one of them owns GPU capacity; disable Karpenter or set gpuAutoscaler: karpenter)",
+                )
+            if "cluster_autoscaler" in c.eks.model_fields_set and c.eks.gpu_autoscaler_choice != "clusterAutoscaler":
+                self.add("cluster.eks.clusterAutoscaler", "only used with gpuAutoscaler: clusterAutoscaler")
         karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
         if karpenter and c.protect:
             for field, alias in (("ami_version", "amiVersion"), ("bottlerocket_ami_version", "bottlerocketAmiVersion")):
@@ -184,15 +195,26 @@ class ClusterChecks(CheckerBase):
                 if pool.gpu_sharing.strategy != "none":
                     self.add(f"{path}.gpuSharing", "sharing is configured through the GPU Operator's device plugin, which Bottlerocket nodes do not run")
             c = self.config.cluster
-            karpenter = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
-            extended = karpenter is not None and bool(karpenter_instance_types(karpenter, pool))
+            eks = c.eks
+            if eks is None or eks.gpu_autoscaler_choice != "karpenter":
+                return  # the Cluster Autoscaler scales the node group between minNodes and maxNodes, from zero too
+            extended = eks.karpenter.enabled and bool(karpenter_instance_types(eks.karpenter, pool))
+            if extended:
+                return
             desired = pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes
             users = [f"models[{k}]" for k, m in enumerate(self.config.models) if m.node_pool == pool.name and m.autoscaling.min_replicas > 0]
             users += [f"rayServices[{k}]" for k, r in enumerate(self.config.ray_services) if r.worker_pool == pool.name and r.min_workers > 0]
-            if desired == 0 and users and not extended:
+            if desired == 0 and users:
                 self.add(
                     f"{path}.desiredNodes",
-                    f"the node group starts with 0 nodes and nothing adds any (no Cluster Autoscaler is installed and no "
-                    f"Karpenter NodePool extends pool '{pool.name}'), but {', '.join(users)} need GPUs there: set "
-                    f"minNodes/desiredNodes or enable cluster.eks.karpenter with a fitting instance type",
+                    f"the node group starts with 0 nodes and nothing adds any (gpuAutoscaler is karpenter and no Karpenter "
+                    f"NodePool extends pool '{pool.name}'), but {', '.join(users)} need GPUs there: set minNodes/desiredNodes, "
+                    f"add a fitting instance type to cluster.eks.karpenter.instanceTypes or use gpuAutoscaler clusterAutoscaler",
+                )
+            elif pool.max_nodes > desired:
+                self.add(
+                    f"{path}.maxNodes",
+                    f"pool '{pool.name}' is meant to grow to {pool.max_nodes} nodes, but it stays at {desired}: gpuAutoscaler is "
+                    f"karpenter and no Karpenter NodePool launches {pool.instance_type} (add it to cluster.eks.karpenter.instanceTypes, "
+                    f"use gpuAutoscaler clusterAutoscaler, or set maxNodes to {desired})",
                 )
