@@ -47,6 +47,8 @@ KUBERAY_CRDS = tuple(
 which Helm installs once and never upgrades (KubeRay's upgrade guide applies them separately)."""
 KPS_CRD_UPGRADE_BUSYBOX_TAG = "1.37.0"
 """busybox of kube-prometheus-stack's CRD upgrade job (the chart defaults to ``latest``)."""
+CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.59.0", "https://kubernetes.github.io/autoscaler")
+"""appVersion 1.35.0; EKS stacks with ``cluster.eks.gpuAutoscaler: clusterAutoscaler``."""
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 """vLLM OpenAI-compatible server. The same image runs the weight pre-download (it ships the
@@ -58,5 +60,8 @@ RAY_LLM_IMAGE = "rayproject/ray-llm:2.58.0-py312-cu130"
 KUBERNETES_VERSION = "1.33"
 """Control-plane version for new EKS/GKE clusters, and the schema the tests validate against."""
 
-ALL_CHARTS = (GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD)
+ALL_CHARTS = (
+    GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD,
+    CLUSTER_AUTOSCALER,
+)
 ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)

@@ -12,9 +12,10 @@
   instance types, explicit NVIDIA AMI type, capacity type, size, labels and taint (all from
   ``NodePoolFacts``). The root volume size goes through the EKS API's ``diskSize``; no
   custom launch template is used, since EKS ignores ``diskSize`` with one.
-* Scaling: node groups run at ``desiredNodes`` (default ``minNodes``). EKS tags their Auto
-  Scaling groups for Cluster Autoscaler discovery, but this project installs Karpenter
-  (``cluster.eks.karpenter``) for elastic GPU capacity instead; see karpenter.py.
+* Scaling (``cluster.eks.gpuAutoscaler``): with ``clusterAutoscaler`` the Cluster Autoscaler
+  resizes every node group between ``minNodes`` and ``maxNodes`` (autoscaler.py; Pulumi
+  leaves the desired size to it after creation); with ``karpenter`` the node groups stay at
+  ``desiredNodes`` (default ``minNodes``) and Karpenter adds nodes (karpenter.py).
 * Storage: the EBS CSI add-on and a ``gp3`` StorageClass for ReadWriteOnce caches; with
   ``efsModelCache``, an EFS file system (mount target per zone), the EFS CSI add-on and an
   ``efs-model-cache`` StorageClass (access points) for a ReadWriteMany cache. Add-on
@@ -45,8 +46,10 @@ with warnings.catch_warnings():
 from config import NodePoolFacts
 from config.cluster import ClusterConfig, EksConfig, karpenter_instance_types
 
+from .autoscaler import AutoscaledGroup, ClusterAutoscaler, ClusterAutoscalerArgs
 from .base import ClusterHandle
-from .karpenter import Karpenter, KarpenterArgs, KarpenterPool, irsa_trust_policy
+from .irsa import irsa_trust_policy
+from .karpenter import Karpenter, KarpenterArgs, KarpenterPool
 from .nodes import SYSTEM_LABELS, cloud_taints, exec_kubeconfig
 
 NODE_POLICIES = (
@@ -193,6 +196,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         ]
 
         target = self._attach(cfg.existing_cluster_name) if cfg.existing_cluster_name else self._create(eks_cfg)
+        self._autoscaled = eks_cfg.gpu_autoscaler_choice == "clusterAutoscaler"
         self.target = target
         provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=target.kubeconfig,
@@ -231,6 +235,29 @@ class EksGpuCluster(pulumi.ComponentResource):
         storage_class, rwx_storage_class = self._storage(target, eks_cfg, provider)
 
         capacity: list[pulumi.Resource] = list(self.gpu_node_groups.values())
+        self.cluster_autoscaler: ClusterAutoscaler | None = None
+        if self._autoscaled:
+            groups = [AutoscaledGroup("system", _asg_name(self.system_nodes), dict(SYSTEM_LABELS))]
+            groups += [
+                AutoscaledGroup(pool, _asg_name(group), dict(args.pools[pool].node_labels), args.pools[pool])
+                for pool, group in self.gpu_node_groups.items()
+            ]
+            self.cluster_autoscaler = ClusterAutoscaler(
+                f"{name}-cluster-autoscaler",
+                ClusterAutoscalerArgs(
+                    cluster_name=target.name,
+                    region=cfg.region,
+                    config=eks_cfg.cluster_autoscaler,
+                    groups=groups,
+                    oidc_provider_arn=target.oidc_arn,
+                    oidc_provider_url=target.oidc_url,
+                    provider=provider,
+                    tags=self._tags,
+                    depends_on=[*target.ready, self.system_nodes],
+                ),
+                opts=child,
+            )
+            capacity.append(self.cluster_autoscaler.release)
         self.karpenter: Karpenter | None = None
         if eks_cfg.karpenter.enabled:
             pools = [
@@ -365,7 +392,11 @@ class EksGpuCluster(pulumi.ComponentResource):
             disk_size=disk_size, labels=labels, taints=taint_args, subnet_ids=target.subnets(zones), tags=tags,
         )
         if target.cluster is not None:
+            if self._autoscaled:  # the Cluster Autoscaler owns the desired size once the group exists
+                common["ignore_scaling_changes"] = True
             return eks.ManagedNodeGroup(resource_name, cluster=target.cluster, node_role=self._node_role, opts=opts, **common)
+        if self._autoscaled:
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["scalingConfig.desiredSize"]))
         return aws.eks.NodeGroup(
             resource_name, cluster_name=target.name, node_role_arn=self._node_role.arn,
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1), opts=opts, **common,
@@ -465,6 +496,13 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[addon, *mounts])),
         )
         return GP3_STORAGE_CLASS, EFS_STORAGE_CLASS
+
+
+def _asg_name(group: pulumi.Resource) -> pulumi.Output[str]:
+    """Name of the Auto Scaling group EKS created for a managed node group (the Cluster
+    Autoscaler discovers groups by ASG tags, which EKS does not copy from the node group)."""
+    node_group = group.node_group if isinstance(group, eks.ManagedNodeGroup) else pulumi.Output.from_input(group)
+    return node_group.apply(lambda ng: ng.resources).apply(lambda rs: rs[0].autoscaling_groups[0].name)
 
 
 __all__ = ["EksGpuCluster", "EksGpuClusterArgs", "EksVpc"]

@@ -44,6 +44,7 @@ from .karpenter_iam import (
     policy_name,
     queue_policy,
 )
+from .irsa import irsa_trust_policy
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"
@@ -327,24 +328,3 @@ class Karpenter(pulumi.ComponentResource):
         )
 
 
-def irsa_trust_policy(oidc_arn: str, oidc_url: str, namespace: str, service_account: str) -> str:
-    """Trust policy letting ``namespace/service_account`` (wildcards allowed) assume a role
-    through the cluster's OIDC provider (IAM Roles for Service Accounts)."""
-    url = oidc_url.removeprefix("https://")
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": oidc_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {f"{url}:aud": "sts.amazonaws.com"},
-                        "StringLike": {f"{url}:sub": f"system:serviceaccount:{namespace}:{service_account}"},
-                    },
-                }
-            ],
-        },
-        sort_keys=True,
-    )

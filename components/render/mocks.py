@@ -102,6 +102,16 @@ def _sqs_queue(args: MockResourceArgs) -> dict[str, Any]:
     return {"url": f"https://sqs.{FAKE_REGION}.amazonaws.com/{FAKE_ACCOUNT}/{name}", "arn": f"arn:aws:sqs:{FAKE_REGION}:{FAKE_ACCOUNT}:{name}"}
 
 
+def _asg_name(node_group_name: str) -> str:
+    return f"eks-{node_group_name}-0a1b2c3d-offline"
+
+
+@mock_outputs("aws:eks/nodeGroup:NodeGroup")
+def _eks_node_group(args: MockResourceArgs) -> dict[str, Any]:
+    """The Auto Scaling group EKS creates behind a managed node group (its tags are ours to set)."""
+    return {"resources": [{"autoscalingGroups": [{"name": _asg_name(args.name)}], "remoteAccessSecurityGroupId": ""}]}
+
+
 FAKE_EKS_SUBNETS = {
     # id: (zone, public)
     "subnet-0a11111111111111a": ("us-east-1a", False),
@@ -147,12 +157,29 @@ def _generic_outputs(args: MockResourceArgs) -> dict[str, Any]:
     return outputs
 
 
+MANAGED_NODE_GROUP = "eks:index:ManagedNodeGroup"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+
+
 class RenderMocks(Mocks):
+    def __init__(self) -> None:
+        self.inner: dict[str, tuple[str, dict[str, Any]]] = {}
+        """Resources that exist only inside a remote component (URN -> id, state): the program
+        reaches them through resource references, which the monitor answers by URN."""
+
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = {**_generic_outputs(args), **args.inputs}
         factory = MOCK_OUTPUTS.get(args.typ)
         if factory:
             outputs.update(factory(args))
+        if args.typ == MANAGED_NODE_GROUP:
+            # pulumi-eks's ManagedNodeGroup creates an aws.eks.NodeGroup inside and outputs a
+            # reference to it (``nodeGroup``); give it one, with its Auto Scaling group
+            name = f"{args.name}-nodegroup"
+            urn = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{NODE_GROUP}::{name}"
+            inner = MockResourceArgs(typ=NODE_GROUP, name=args.name, inputs={}, provider="", resource_id="")
+            self.inner[urn] = (f"{name}-id", {"nodeGroupName": args.name, **_eks_node_group(inner)})
+            outputs["nodeGroup"] = {rpc._special_sig_key: rpc._special_resource_sig, "urn": urn, "id": f"{name}-id"}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list]:
@@ -254,6 +281,8 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
+        for urn, (id_, state) in getattr(self.mocks, "inner", {}).items():
+            self.resources.setdefault(urn, MockMonitor.ResourceRegistration(urn, id_, state))
         if request.type == "pulumi:pulumi:Stack":
             self._stack_urn = response.urn
             return response
