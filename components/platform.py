@@ -71,7 +71,8 @@ class LlmPlatform(pulumi.ComponentResource):
         serving_opts = pulumi.ResourceOptions(
             parent=self,
             providers={"kubernetes": self.cluster.provider},
-            depends_on=[serving_ns, *self.cluster.gpu_capacity],
+            # PVCs (model caches) bind only once the CSI add-on and StorageClasses exist
+            depends_on=[serving_ns, *self.cluster.gpu_capacity, *self.cluster.platform_ready],
         )
         self.vllm = [
             VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=context), opts=serving_opts)

@@ -58,13 +58,15 @@ def node_pool_report(plan: StackPlan) -> dict[str, Any]:
             "taint": f"{f.taint_key}={f.taint_value}:{f.taint_effect}" if f.taint_key else None,
             "selector": f.selector,
             "sharing": f.sharing_strategy if f.clients_per_gpu == 1 else f"{f.sharing_strategy} x{f.clients_per_gpu}",
+            # nodes each scenario needs vs. the nodes the pool can reach (config/feasibility.py)
+            "feasibility": plan.feasibility[name].report() if name in plan.feasibility else None,
         }
         for name, f in plan.pools.items()
     }
 
 
 def plan_warnings(plan: StackPlan) -> list[str]:
-    warnings = []
+    warnings = list(plan.warnings)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
             warnings.append(

@@ -46,6 +46,8 @@ class ClusterAddons(pulumi.ComponentResource):
         cloud = args.plan.config.cluster.cloud
         child = pulumi.ResourceOptions(parent=self)
         installs_kuberay = args.plan.needs_kuberay and not addons.kuberay.already_installed
+        # every release waits for the system nodes, the CSI add-on and the StorageClasses
+        ready = list(args.cluster.platform_ready)
 
         namespaces = list(args.serving_namespaces)
         if addons.gpu_operator.enabled:
@@ -66,6 +68,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 managed_control_plane=cloud in ("eks", "gke"),
                 storage_class=args.cluster.storage_class,
                 grafana_admin_password=args.grafana_admin_password,
+                cluster_ready=ready,
             ),
             opts=child,
         )
@@ -85,6 +88,7 @@ class ClusterAddons(pulumi.ComponentResource):
                     pools=args.cluster.pools,
                     monitoring=mon,
                     monitoring_crds=mon_crds,
+                    cluster_ready=ready,
                 ),
                 opts=child,
             )
@@ -94,13 +98,13 @@ class ClusterAddons(pulumi.ComponentResource):
 
         keda_owners: list[pulumi.Resource] = []
         if addons.keda.enabled:
-            k = Keda(f"{name}-keda", KedaArgs(monitoring=mon, monitoring_crds=mon_crds), opts=child)
+            k = Keda(f"{name}-keda", KedaArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready), opts=child)
             self.releases[versions.KEDA.name] = k.release
             keda_owners.append(k.release)
 
         ray_owners: list[pulumi.Resource] = []
         if installs_kuberay:
-            kr = KubeRayOperator(f"{name}-kuberay", KubeRayArgs(monitoring=mon, monitoring_crds=mon_crds), opts=child)
+            kr = KubeRayOperator(f"{name}-kuberay", KubeRayArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready), opts=child)
             self.releases[versions.KUBERAY_OPERATOR.name] = kr.release
             ray_owners.append(kr.release)
 
@@ -112,6 +116,7 @@ class ClusterAddons(pulumi.ComponentResource):
                     prometheus_url=mon.prometheus_url,
                     serving_namespaces=list(args.serving_namespaces),
                     depends_on=mon_crds,
+                    cluster_ready=ready,
                 ),
                 opts=child,
             )

@@ -60,6 +60,8 @@ class GpuOperatorArgs:
     monitoring: MonitoringHandle
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
     """Releases installing the ServiceMonitor CRD the DCGM exporter's monitor needs."""
+    cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 def driver_enabled(cfg: GpuOperatorConfig, cluster: ClusterConfig) -> bool:
@@ -163,7 +165,7 @@ class GpuOperator(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ns = addon_namespace(f"{name}-ns", NAMESPACE, "privileged", child)  # driver, toolkit, device plugin: host access
         after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
-        deps: list[pulumi.Resource] = list(args.monitoring_crds)
+        deps: list[pulumi.Resource] = [*args.monitoring_crds, *args.cluster_ready]
         if args.cluster.cloud == "gke":
             # GKE admits system-node-critical/-cluster-critical pods outside kube-system only
             # up to a ResourceQuota that names those priority classes.

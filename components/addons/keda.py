@@ -28,6 +28,8 @@ NAMESPACE = KEDA_NAMESPACE
 class KedaArgs:
     monitoring: MonitoringHandle
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+    cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 def keda_values(monitoring: MonitoringHandle) -> dict[str, Any]:
@@ -55,6 +57,6 @@ class Keda(pulumi.ComponentResource):
         ns = addon_namespace(f"{name}-ns", NAMESPACE, "baseline", child)
         self.values = keda_values(args.monitoring)
         self.release = helm_release(
-            f"{name}-release", versions.KEDA, NAMESPACE, ns, self.values, child, depends_on=list(args.monitoring_crds)
+            f"{name}-release", versions.KEDA, NAMESPACE, ns, self.values, child, depends_on=[*args.monitoring_crds, *args.cluster_ready]
         )
         self.register_outputs({"namespace": NAMESPACE})

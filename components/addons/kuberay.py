@@ -28,6 +28,8 @@ NAMESPACE = KUBERAY_NAMESPACE
 class KubeRayArgs:
     monitoring: MonitoringHandle
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+    cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 def kuberay_values(monitoring: MonitoringHandle) -> dict[str, Any]:
@@ -51,6 +53,6 @@ class KubeRayOperator(pulumi.ComponentResource):
         self.crds = k8s.yaml.v2.ConfigGroup(f"{name}-crds", files=list(versions.KUBERAY_CRDS), opts=child)
         self.release = helm_release(
             f"{name}-release", versions.KUBERAY_OPERATOR, NAMESPACE, ns, self.values, child,
-            depends_on=[self.crds, *args.monitoring_crds], skip_crds=True,
+            depends_on=[self.crds, *args.monitoring_crds, *args.cluster_ready], skip_crds=True,
         )
         self.register_outputs({"namespace": NAMESPACE})

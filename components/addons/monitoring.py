@@ -15,7 +15,8 @@ created outside the release, which is how autoscaling ends up with no metrics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -53,6 +54,8 @@ class MonitoringArgs:
     """EKS/GKE: etcd, scheduler, controller-manager and kube-proxy cannot be scraped."""
     storage_class: str | None = None
     grafana_admin_password: pulumi.Output[str] | None = None
+    cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 def prometheus_url(namespace: str) -> str:
@@ -88,7 +91,7 @@ class Monitoring(pulumi.ComponentResource):
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         ns = addon_namespace(f"{name}-ns", cfg.namespace, "privileged", child)  # node-exporter: hostNetwork/hostPID/hostPath
-        deps: list[pulumi.Resource] = []
+        deps: list[pulumi.Resource] = list(args.cluster_ready)
         grafana = cfg.grafana.enabled
         if grafana:
             assert args.grafana_admin_password is not None, "validated: grafanaAdminPassword is set"

@@ -34,6 +34,8 @@ class PrometheusAdapterArgs:
     serving_namespaces: list[str]
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """The Prometheus it queries, when we install it."""
+    cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 def split_url(url: str) -> dict[str, Any]:
@@ -85,6 +87,6 @@ class PrometheusAdapter(pulumi.ComponentResource):
         self.values = prometheus_adapter_values(args)
         self.release = helm_release(
             f"{name}-release", versions.PROMETHEUS_ADAPTER, NAMESPACE, ns, self.values, child,
-            depends_on=list(args.depends_on),
+            depends_on=[*args.depends_on, *args.cluster_ready],
         )
         self.register_outputs({"namespace": NAMESPACE, "prometheusUrl": args.prometheus_url})

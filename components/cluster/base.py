@@ -24,3 +24,7 @@ class ClusterHandle:
     """ReadWriteMany StorageClass (EFS / Filestore / given), if the stack has one."""
     gpu_capacity: list[pulumi.Resource] = field(default_factory=list)
     """Resources that create GPU nodes (node groups, Karpenter pools); GPU workloads wait for them."""
+    platform_ready: list[pulumi.Resource] = field(default_factory=list)
+    """What every Helm release and every PVC waits for on a new cluster: the system nodes (chart
+    pods schedule there), the CSI driver add-on and the StorageClasses (PVCs bind through them).
+    Without it the first ``pulumi up`` races: PVC-backed charts time out on an empty cluster."""

@@ -232,7 +232,8 @@ class EksGpuCluster(pulumi.ComponentResource):
                 zones=list(pool.zones),
             )
 
-        storage_class, rwx_storage_class = self._storage(target, eks_cfg, provider)
+        storage_class, rwx_storage_class, storage = self._storage(target, eks_cfg, provider)
+        platform_ready = [self.system_nodes, *storage]
 
         capacity: list[pulumi.Resource] = list(self.gpu_node_groups.values())
         self.cluster_autoscaler: ClusterAutoscaler | None = None
@@ -253,7 +254,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                     oidc_provider_url=target.oidc_url,
                     provider=provider,
                     tags=self._tags,
-                    depends_on=[*target.ready, self.system_nodes],
+                    depends_on=[*target.ready, *platform_ready],
                 ),
                 opts=child,
             )
@@ -279,7 +280,7 @@ class EksGpuCluster(pulumi.ComponentResource):
                     oidc_provider_url=target.oidc_url,
                     provider=provider,
                     tags=self._tags,
-                    depends_on=[*target.ready, self.system_nodes],
+                    depends_on=[*target.ready, *platform_ready],
                 ),
                 opts=child,
             )
@@ -292,6 +293,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             storage_class=storage_class,
             rwx_storage_class=rwx_storage_class,
             gpu_capacity=capacity,
+            platform_ready=platform_ready,
         )
         self.register_outputs(
             {
@@ -433,7 +435,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, self.system_nodes, *target.ready]),
         )
 
-    def _storage(self, target: _Target, eks_cfg: EksConfig, provider: k8s.Provider) -> tuple[str, str | None]:
+    def _storage(
+        self, target: _Target, eks_cfg: EksConfig, provider: k8s.Provider
+    ) -> tuple[str, str | None, list[pulumi.Resource]]:
+        """RWO and RWX StorageClass names, and the resources PVCs need first (CSI add-ons, classes)."""
         cfg, name = self._cfg, self._name
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
         depends: list[pulumi.Resource] = []
@@ -442,7 +447,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             # an existing cluster is expected to run it already (the add-on cannot exist twice)
             role, attachment = self._irsa_role(f"{name}-ebs-csi", target, "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy")
             depends.append(self._addon(f"{name}-ebs-csi", "aws-ebs-csi-driver", target, role, attachment))
-        k8s.storage.v1.StorageClass(
+        gp3 = k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata={"name": GP3_STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
             provisioner="ebs.csi.aws.com",
@@ -452,8 +457,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends)),
         )
+        ready: list[pulumi.Resource] = [*depends, gp3]
         if not eks_cfg.efs_model_cache:
-            return GP3_STORAGE_CLASS, None
+            return GP3_STORAGE_CLASS, None, ready
 
         child = pulumi.ResourceOptions(parent=self)
         sg = aws.ec2.SecurityGroup(
@@ -480,7 +486,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         ]
         role, attachment = self._irsa_role(f"{name}-efs-csi", target, "efs-csi-*", "service-role/AmazonEFSCSIDriverPolicy")
         addon = self._addon(f"{name}-efs-csi", "aws-efs-csi-driver", target, role, attachment)
-        k8s.storage.v1.StorageClass(
+        efs = k8s.storage.v1.StorageClass(
             f"{name}-efs",
             metadata={"name": EFS_STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
             provisioner="efs.csi.aws.com",
@@ -495,7 +501,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             volume_binding_mode="Immediate",
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[addon, *mounts])),
         )
-        return GP3_STORAGE_CLASS, EFS_STORAGE_CLASS
+        return GP3_STORAGE_CLASS, EFS_STORAGE_CLASS, [*ready, addon, efs]
 
 
 def _asg_name(group: pulumi.Resource) -> pulumi.Output[str]:

@@ -193,8 +193,10 @@ class GkeGpuCluster(pulumi.ComponentResource):
         }
 
         rwx = None
+        # the PD CSI driver (standard-rwo) is a cluster add-on: the cluster is its resource
+        platform_ready: list[pulumi.Resource] = [self.system_pool, *ready]
         if gke.filestore_model_cache:
-            k8s.storage.v1.StorageClass(
+            platform_ready.append(k8s.storage.v1.StorageClass(
                 f"{name}-filestore",
                 metadata={"name": FILESTORE_STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
                 provisioner="filestore.csi.storage.gke.io",
@@ -203,7 +205,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 volume_binding_mode="WaitForFirstConsumer",
                 allow_volume_expansion=True,
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=ready),
-            )
+            ))
             rwx = FILESTORE_STORAGE_CLASS
 
         self.handle = ClusterHandle(
@@ -213,6 +215,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
             storage_class=RWO_STORAGE_CLASS,
             rwx_storage_class=rwx,
             gpu_capacity=list(self.gpu_node_pools.values()),
+            platform_ready=platform_ready,
         )
         self.register_outputs(
             {"clusterName": cluster_name, "nodePools": sorted(args.pools), "storageClass": RWO_STORAGE_CLASS, "rwxStorageClass": rwx}

@@ -107,6 +107,32 @@ def _budget_table(models: dict[str, Any]) -> list[str]:
     return lines
 
 
+SCENARIOS = (("min", "min replicas"), ("max", "max replicas"), ("rollout", "rollout"),
+             ("rayUpgrade", "Ray upgrade"), ("nodeLoss", "one node lost"))
+
+
+def _feasibility(pools: dict[str, Any]) -> list[str]:
+    """Nodes each scenario needs against the nodes the pool can reach, per pool."""
+    rows = {name: f["feasibility"] for name, f in pools.items() if f.get("feasibility")}
+    if not rows:
+        return []
+    head = "| pool | autoscaler | reach | allocatable/node | pods/node | " + " | ".join(t for _, t in SCENARIOS) + " | rollouts |"
+    lines = ["", "## Capacity feasibility (nodes needed / reachable)", "", head, "|---|---|---:|---|---|" + "---:|" * len(SCENARIOS) + "---|"]
+    for name, f in sorted(rows.items()):
+        node = f["allocatablePerNode"]
+        alloc = f"{int(node['gpus'])} GPU" + ("" if node.get("cpu") is None else f", {node['cpu']:g} vCPU, {node['memoryGib']:g} GiB")
+        per = ", ".join(f"{w.split('/', 1)[1]} {int(n)}" for w, n in f["podsPerNode"].items()) or "-"
+        cells = []
+        for key, _ in SCENARIOS:
+            need = f["nodesNeeded"].get(key)
+            cells.append("-" if need is None else f"{int(need)} {'ok' if f['fits'][key] else 'NO'}")
+        rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in f["rollouts"].items()) or "-"
+        lines.append(f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | " + " | ".join(cells) + f" | {rollouts} |")
+    lines += ["", "_Reach: Cluster Autoscaler/GKE up to maxNodes; Karpenter: desiredNodes + gpuLimit / GPUs per node. "
+              "Allocatable: node minus kube-reserved, eviction threshold and node DaemonSets (config/feasibility.py)._"]
+    return lines
+
+
 def summary(recording: Recording) -> str:
     """Human-readable plan (Markdown, readable on a terminal and in a CI job summary)."""
     p = plan(recording)
@@ -121,6 +147,7 @@ def summary(recording: Recording) -> str:
                 f"| {name} | {f.get('instanceType') or '-'} | {int(f['gpusPerNode'])} | {f['gpuModel']} ({int(f['gpuMemoryGib'])} GiB) "
                 f"| {int(f['minNodes'])}..{int(f['maxNodes'])} | {f['capacityType']} | {f.get('taint') or '-'} |"
             )
+    lines += _feasibility(pools)
     models = recording.outputs.get("models") or {}
     if models:
         lines += [
