@@ -13,8 +13,9 @@ nodes the pool can reach:
 * ``nodeLoss``: the minimum replicas keep running while one node is lost (N+1: a spare node
   or room for a replacement within reach).
 
-Pods pack per workload (``pods per node = min over GPUs, CPU and memory of allocatable //
-request``); different workloads are not mixed on a node, so the count is an upper bound.
+Pods are packed first-fit decreasing over GPUs, CPU and memory of each node's allocatable
+(``pack_nodes``); ``pods per node`` (``min over GPUs, CPU, memory of allocatable // request``)
+is reported per workload.
 
 What a pool can reach: Cluster Autoscaler and GKE's autoscaler grow a pool to ``maxNodes``;
 with Karpenter the managed node group stays at ``desiredNodes`` and Karpenter adds up to
@@ -276,8 +277,27 @@ def workloads(config: StackConfig, pools: dict[str, NodePoolFacts], models: dict
     return out
 
 
-def _nodes(counts: dict[str, int], per_node: dict[str, int]) -> int:
-    return sum(math.ceil(n / per_node[w]) for w, n in counts.items() if n > 0)
+def pack_nodes(counts: dict[str, int], pods: dict[str, PodShape], node: Allocatable) -> int:
+    """Nodes that hold ``counts[w]`` pods of each workload: first-fit decreasing (largest GPU,
+    then memory, request first) over GPUs, CPU and memory, as the scheduler would pack them
+    at best without preemption. Every pod must fit an empty node (checked before)."""
+    order = sorted(
+        (w for w, n in counts.items() for _ in range(n)),
+        key=lambda w: (pods[w].gpus, pods[w].memory_gib or 0, pods[w].cpu or 0, w),
+        reverse=True,
+    )
+    free: list[list[float]] = []  # per node: GPUs, CPU, memory left
+    for w in order:
+        need = (pods[w].gpus, pods[w].cpu or 0.0, pods[w].memory_gib or 0.0)
+        for left in free:
+            if all(left[i] + 1e-9 >= need[i] for i in range(3)):
+                for i in range(3):
+                    left[i] -= need[i]
+                break
+        else:
+            cap = (node.gpus, math.inf if node.cpu is None else node.cpu, math.inf if node.memory_gib is None else node.memory_gib)
+            free.append([cap[i] - need[i] for i in range(3)])
+    return len(free)
 
 
 @dataclass
@@ -319,16 +339,20 @@ def plan_feasibility(
             ))
         if unplaceable:
             continue
+        shapes = {w.name: w.pod for w in loads}
+
+        def _nodes(counts: dict[str, int]) -> int:
+            return pack_nodes(counts, shapes, node)
+
         per = feas.pods_per_node
         mins = {w.name: w.min_pods for w in loads}
         maxs = {w.name: w.max_pods for w in loads}
-        feas.need["min"] = _nodes(mins, per)
-        feas.need["max"] = _nodes(maxs, per)
+        feas.need["min"] = _nodes(mins)
+        feas.need["max"] = _nodes(maxs)
 
         def explain(counts: dict[str, int]) -> str:
             return "; ".join(
-                f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs at {per[w.name]}/node = {math.ceil(counts[w.name] / per[w.name])} nodes"
-                for w in loads if counts[w.name] > 0
+                f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node" for w in loads if counts[w.name] > 0
             )
 
         for scenario, counts, what in (("min", mins, "the minimum replicas"), ("max", maxs, "the maximum replicas")):
@@ -351,7 +375,7 @@ def plan_feasibility(
                 continue
             name = w.name.split("/", 1)[1]
             trial = {**counts, w.name: counts[w.name] + 1}
-            if _nodes(trial, per) <= reach_nodes:
+            if _nodes(trial) <= reach_nodes:
                 counts = trial
                 feas.rollouts[w.name] = "surge 1"
                 result.rollouts[name] = RolloutPlan(max_surge=1, max_unavailable=0)
@@ -360,11 +384,11 @@ def plan_feasibility(
                 result.rollouts[name] = RolloutPlan(max_surge=0, max_unavailable=1)
                 result.warnings.append(
                     f"{w.path}: pool '{cfg.name}' has no room for a surge replica at maxReplicas {w.max_pods} "
-                    f"({_nodes(trial, per)} nodes needed, {reach_nodes} reachable): rollouts replace one replica at a time "
+                    f"({_nodes(trial)} nodes needed, {reach_nodes} reachable): rollouts replace one replica at a time "
                     f"(maxSurge 0, maxUnavailable 1)"
                     + (", which takes the only replica down" if w.min_pods <= 1 else "")
                 )
-        feas.need["rollout"] = _nodes(counts, per)
+        feas.need["rollout"] = _nodes(counts)
 
         # RayService upgrades: the old cluster at its maximum beside a new one at its minimum
         for w in loads:
@@ -373,26 +397,26 @@ def plan_feasibility(
             if w.upgrade_strategy == "NewCluster":
                 full = {**maxs, w.name: w.max_pods + w.min_pods}
                 minimal = {**mins, w.name: 2 * w.min_pods}
-                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full, per))
-                if _nodes(minimal, per) > reach_nodes:
+                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full))
+                if _nodes(minimal) > reach_nodes:
                     result.issues.append(Issue(
                         f"{w.path}.upgradeStrategy",
-                        f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {_nodes(minimal, per)} "
+                        f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {_nodes(minimal)} "
                         f"nodes of pool '{cfg.name}', which reaches {reach_nodes}",
                     ))
                 elif not feas.fits("rayUpgrade"):
                     result.warnings.append(
-                        f"{w.path}: a NewCluster upgrade at {w.max_pods} workers needs {_nodes(full, per)} nodes of pool "
+                        f"{w.path}: a NewCluster upgrade at {w.max_pods} workers needs {_nodes(full)} nodes of pool "
                         f"'{cfg.name}' (old cluster {w.max_pods} + new {w.min_pods} workers), which reaches {reach_nodes}: "
                         f"the new cluster may wait for room"
                     )
             else:
                 extra = math.ceil(w.max_pods * w.surge_percent / 100)
                 full = {**maxs, w.name: w.max_pods + extra}
-                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full, per))
+                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full))
                 if not feas.fits("rayUpgrade"):
                     result.warnings.append(
-                        f"{w.path}: an incremental upgrade adds {extra} workers at {w.max_pods}: {_nodes(full, per)} nodes "
+                        f"{w.path}: an incremental upgrade adds {extra} workers at {w.max_pods}: {_nodes(full)} nodes "
                         f"of pool '{cfg.name}', which reaches {reach_nodes}"
                     )
 

@@ -50,7 +50,8 @@ ONPREM_RAY = [
         "workerPool": "a100",
         "gpusPerWorker": 2,
         "minWorkers": 1,
-        "maxWorkers": 3,
+        # 2 x 2 GPUs beside qwen25-72b's 3 x 4 fill the pool's 2 x 8 GPUs (capacity feasibility)
+        "maxWorkers": 2,
         "workerCpu": 24,
         "workerMemoryGib": 192,
         "shmSizeGib": 16,
