@@ -148,7 +148,11 @@ class KarpenterConfig(ConfigModel):
 
     enabled: bool = False
     instance_types: list[str] = Field(default_factory=list)
-    gpu_limit: int = Field(16, ge=1, description="most GPUs each Karpenter NodePool may provision")
+    gpu_limit: int = Field(
+        16, ge=1,
+        description="most GPUs each Karpenter NodePool may provision; never more than the pool's maxNodes allow "
+        "beyond its managed node group (karpenter_gpu_limit)",
+    )
     consolidate_after: str = Field("5m", pattern=r"^\d+(s|m|h)$")
     ami_version: str = Field(
         versions.KARPENTER_AL2023_AMI,
@@ -309,6 +313,18 @@ def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:
     return (a.gpu_count, a.gpu_memory_gib) == (b.gpu_count, b.gpu_memory_gib) and (
         b.vcpus >= a.vcpus and b.memory_gib >= a.memory_gib
     )
+
+
+def desired_nodes(pool: NodePoolConfig) -> int:
+    """Nodes a managed node group starts with (``desiredNodes``, default ``minNodes``)."""
+    return pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes
+
+
+def karpenter_gpu_limit(karpenter: KarpenterConfig, pool: NodePoolConfig, gpus_per_node: int) -> int:
+    """GPUs Karpenter may add to ``pool`` (its NodePool's ``limits``): ``gpuLimit``, but never
+    beyond ``maxNodes``, so maxNodes caps a pool whoever grows it (the managed node group
+    holds ``desiredNodes``, Karpenter the rest)."""
+    return max(0, min(karpenter.gpu_limit, (pool.max_nodes - desired_nodes(pool)) * gpus_per_node))
 
 
 def karpenter_instance_types(karpenter: KarpenterConfig, pool: NodePoolConfig) -> list[str]:

@@ -18,8 +18,9 @@ Pods are packed first-fit decreasing over GPUs, CPU and memory of each node's al
 is reported per workload.
 
 What a pool can reach: Cluster Autoscaler and GKE's autoscaler grow a pool to ``maxNodes``;
-with Karpenter the managed node group stays at ``desiredNodes`` and Karpenter adds up to
-``gpuLimit // GPUs per node`` nodes; an existing cluster's pool is taken at ``maxNodes``.
+with Karpenter the managed node group stays at ``desiredNodes`` and Karpenter adds nodes up
+to its NodePool limit (``cluster.karpenter_gpu_limit``: gpuLimit, capped at maxNodes); an
+existing cluster's pool is taken at ``maxNodes``.
 
 Impossible plans (``min`` or ``max`` beyond reach, or a NewCluster upgrade that cannot even
 start two minimal clusters) are configuration errors; tight ones (no room for a surge, a
@@ -33,7 +34,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .cluster import karpenter_instance_types
+from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
 from .facts import NodePoolFacts
 from .plan import ModelPlan, RolloutPlan
@@ -209,7 +210,7 @@ def allocatable(config: StackConfig, pool: NodePoolFacts) -> Allocatable:
 
 
 REACH = {
-    "karpenter": "Karpenter: desiredNodes + gpuLimit / GPUs per node",
+    "karpenter": "Karpenter: desiredNodes + its NodePool's GPU limit / GPUs per node",
     "cluster-autoscaler": "Cluster Autoscaler up to maxNodes",
     "gke": "GKE autoscaler up to maxNodes",
     "existing": "maxNodes of the existing cluster",
@@ -233,10 +234,13 @@ def reach(config: StackConfig, index: int, pool: NodePoolFacts) -> tuple[str, in
     cfg = c.node_pools[index]
     path = f"cluster.nodePools[{index}]"
     if c.cloud == "eks" and c.eks is not None and c.eks.gpu_autoscaler_choice == "karpenter":
-        desired = cfg.desired_nodes if cfg.desired_nodes is not None else cfg.min_nodes
-        if c.eks.karpenter.enabled and karpenter_instance_types(c.eks.karpenter, cfg):
-            return "karpenter", desired + c.eks.karpenter.gpu_limit // pool.gpus_per_node, "cluster.eks.karpenter.gpuLimit"
-        return "none", desired, f"{path}.desiredNodes"
+        desired = desired_nodes(cfg)
+        k = c.eks.karpenter
+        if k.enabled and karpenter_instance_types(k, cfg) and karpenter_gpu_limit(k, cfg, pool.gpus_per_node):
+            added = karpenter_gpu_limit(k, cfg, pool.gpus_per_node) // pool.gpus_per_node
+            at = f"{path}.maxNodes" if desired + added == cfg.max_nodes else "cluster.eks.karpenter.gpuLimit"
+            return "karpenter", desired + added, at
+        return "none", desired, f"{path}.maxNodes"
     if c.cloud == "eks":
         return "cluster-autoscaler", cfg.max_nodes, f"{path}.maxNodes"
     if c.cloud == "gke":
@@ -427,7 +431,27 @@ def plan_feasibility(
                 f"{feas.path}: pool '{cfg.name}' reaches {reach_nodes} nodes and the minimum replicas fill "
                 f"{feas.need['min']}: a lost node takes its replicas down until it is back (no spare or replacement room)"
             )
+    _check_quota(config, by_pool, result)
     return result
+
+
+def _check_quota(config: StackConfig, by_pool: dict[str, list[Workload]], result: FeasibilityResult) -> None:
+    """The serving namespace's GPU ResourceQuota (``security.gpuQuota``) must admit the
+    maximum replicas (else an error), and should admit rollouts too (else a warning)."""
+    quota = config.security.gpu_quota
+    if quota is None:
+        return
+    loads = [w for ws in by_pool.values() for w in ws]
+    at_max = sum(w.pod.gpus * w.max_pods for w in loads)
+    surge = sum(w.pod.gpus for w in loads if result.rollouts.get(w.name.split("/", 1)[1], RolloutPlan(0, 1)).max_surge)
+    surge += sum(w.pod.gpus * w.min_pods for w in loads if w.kind == "RayService" and w.upgrade_strategy == "NewCluster")
+    if at_max > quota:
+        result.issues.append(Issue("security.gpuQuota", f"{quota} GPUs cannot admit the {at_max} the maximum replicas request"))
+    elif at_max + surge > quota:
+        result.warnings.append(
+            f"security.gpuQuota: {quota} GPUs admit the maximum replicas ({at_max}) but not rollouts and Ray upgrades "
+            f"beside them ({at_max + surge}): surge pods wait for quota"
+        )
 
 
 def apply_rollouts(models: dict[str, ModelPlan], rollouts: dict[str, RolloutPlan]) -> dict[str, ModelPlan]:

@@ -44,7 +44,7 @@ with warnings.catch_warnings():
     aws.ec2.Vpc  # noqa: B018 (pulumi_aws loads submodules lazily, on first attribute access)
 
 from config import NodePoolFacts
-from config.cluster import ClusterConfig, EksConfig, karpenter_instance_types
+from config.cluster import ClusterConfig, EksConfig, karpenter_gpu_limit, karpenter_instance_types
 
 from .autoscaler import AutoscaledGroup, ClusterAutoscaler, ClusterAutoscalerArgs
 from .base import ClusterHandle
@@ -262,9 +262,10 @@ class EksGpuCluster(pulumi.ComponentResource):
         self.karpenter: Karpenter | None = None
         if eks_cfg.karpenter.enabled:
             pools = [
-                KarpenterPool(pool, args.pools[pool.name], types)
+                KarpenterPool(pool, args.pools[pool.name], types, limit)
                 for pool in cfg.node_pools
                 if (types := karpenter_instance_types(eks_cfg.karpenter, pool))
+                and (limit := karpenter_gpu_limit(eks_cfg.karpenter, pool, args.pools[pool.name].gpus_per_node))
             ]
             self.karpenter = Karpenter(
                 f"{name}-karpenter",

@@ -61,6 +61,8 @@ class KarpenterPool:
     config: NodePoolConfig
     facts: NodePoolFacts
     instance_types: list[str]
+    gpu_limit: int
+    """GPUs this NodePool may add (``config.cluster.karpenter_gpu_limit``)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def node_pool_spec(node_class: str, pool: KarpenterPool, config: KarpenterConfig
             # one GPU node at a time (drift, expiry): a replaced node costs a model load
             "budgets": [{"nodes": "1"}],
         },
-        "limits": {"nvidia.com/gpu": config.gpu_limit},
+        "limits": {"nvidia.com/gpu": pool.gpu_limit},
     }
 
 
