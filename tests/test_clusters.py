@@ -314,7 +314,9 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             # disruption.consolidationPolicy: WhenEmpty | WhenEmptyOrUnderutilized)
             assert spec["disruption"]["consolidationPolicy"] == "WhenEmpty"
             assert spec["disruption"]["consolidateAfter"] == kcfg.consolidate_after
-            assert spec["limits"] == {"nvidia.com/gpu": kcfg.gpu_limit}
+            # gpuLimit, but no further than maxNodes beyond the managed node group's desired size
+            desired = pool_cfg.desired_nodes if pool_cfg.desired_nodes is not None else pool_cfg.min_nodes
+            assert spec["limits"] == {"nvidia.com/gpu": min(kcfg.gpu_limit, (pool_cfg.max_nodes - desired) * facts.gpus_per_node)}
             node_class = classes[spec["template"]["spec"]["nodeClassRef"]["name"]]["spec"]
             family = "bottlerocket" if pool_cfg.ami_type.startswith("BOTTLEROCKET") else "al2023"
             version = kcfg.bottlerocket_ami_version if family == "bottlerocket" else kcfg.ami_version
