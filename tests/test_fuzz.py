@@ -113,7 +113,10 @@ def valid_variants(draw):
     for model in values.get("models", []):
         a = model.setdefault("autoscaling", {})
         lo = a.get("minReplicas", 1)
-        a["maxReplicas"] = draw(st.integers(lo if lo > 0 else 1, 8))
+        # up to the stack's own maxReplicas: more may not fit its pools, GPU quota or Karpenter
+        # limits (the capacity feasibility plan rejects those; see tests/test_feasibility.py)
+        hi = max(a.get("maxReplicas", 2), lo, 1)
+        a["maxReplicas"] = draw(st.integers(lo if lo > 0 else 1, hi))
         a["queueDepthTarget"] = draw(st.floats(1, 20).map(lambda f: round(f, 2)))
         model["gpuMemoryUtilization"] = draw(st.sampled_from([0.85, 0.88, 0.9, 0.92, 0.95]))
         model["maxModelLen"] = draw(st.sampled_from([2048, 4096, 8192]))
