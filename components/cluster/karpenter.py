@@ -5,7 +5,8 @@ when pods of a pool stay Pending and removes them when they are empty or underut
 There is one ``NodePool`` + ``EC2NodeClass`` per GPU pool Karpenter can extend: a NodePool
 launches only instance types with that pool's GPUs (and at least its vCPUs/memory) and puts
 the pool's labels and taint on its nodes, so a pod sized for pool X never lands on a node
-with other GPUs. Both capacity types are allowed; Karpenter picks spot first and falls
+with other GPUs. Its ``nvidia.com/gpu`` limit is ``gpuLimit`` capped at the pool's
+``maxNodes`` (config.cluster.karpenter_gpu_limit). Both capacity types are allowed; Karpenter picks spot first and falls
 back to on-demand when spot capacity is short.
 
 GPU nodes are only consolidated when empty (``WhenEmpty``): moving a model replica costs a

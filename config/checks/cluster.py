@@ -9,6 +9,7 @@ from .. import catalog
 from ..cluster import (
     POOL_LABEL,
     SYSTEM_POOL_NAME,
+    desired_nodes,
     karpenter_instance_types,
 )
 from ..errors import did_you_mean
@@ -201,7 +202,7 @@ class ClusterChecks(CheckerBase):
             extended = eks.karpenter.enabled and bool(karpenter_instance_types(eks.karpenter, pool))
             if extended:
                 return
-            desired = pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes
+            desired = desired_nodes(pool)
             users = [f"models[{k}]" for k, m in enumerate(self.config.models) if m.node_pool == pool.name and m.autoscaling.min_replicas > 0]
             users += [f"rayServices[{k}]" for k, r in enumerate(self.config.ray_services) if r.worker_pool == pool.name and r.min_workers > 0]
             if desired == 0 and users:
