@@ -33,8 +33,10 @@ MINIMAL_STACK: dict[str, Any] = {
         "name": "minimal",
         "existing": {"kubeconfigPath": "/nonexistent/kubeconfig"},
         "nodePools": [
+            # maxNodes 2: the default maxReplicas (2) of a 1-GPU model needs two 1-GPU nodes; the
+            # default maxNodes (1) is rejected by the capacity feasibility plan (config/feasibility.py)
             {"name": "l4", "gpu": {"model": "NVIDIA L4", "count": 1, "memoryGib": 24, "productLabel": "NVIDIA-L4"},
-             "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"}},
+             "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"}, "maxNodes": 2},
             {"name": "l4x4", "gpu": {"model": "NVIDIA L4", "count": 4, "memoryGib": 24, "productLabel": "NVIDIA-L4"},
              "nodeSelector": {"example.com/pool": "l4x4"}, "maxNodes": 2},
         ],
