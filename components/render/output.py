@@ -128,7 +128,7 @@ def _feasibility(pools: dict[str, Any]) -> list[str]:
             cells.append("-" if need is None else f"{int(need)} {'ok' if f['fits'][key] else 'NO'}")
         rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in f["rollouts"].items()) or "-"
         lines.append(f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | " + " | ".join(cells) + f" | {rollouts} |")
-    lines += ["", "_Reach: Cluster Autoscaler/GKE up to maxNodes; Karpenter: desiredNodes + gpuLimit / GPUs per node. "
+    lines += ["", "_Reach: Cluster Autoscaler/GKE up to maxNodes; Karpenter: desiredNodes + its NodePool GPU limit (gpuLimit, capped at maxNodes). "
               "Allocatable: node minus kube-reserved, eviction threshold and node DaemonSets (config/feasibility.py)._"]
     return lines
 
