@@ -50,6 +50,7 @@ def ca_cluster(existing: bool = False) -> dict:
     if existing:
         cluster["existingClusterName"] = "llm-prod-existing"
         cluster["eks"].pop("vpcCidr", None)
+        cluster["eks"].pop("publicAccessCidrs", None)  # the existing cluster's endpoint is not ours
     return cluster
 
 

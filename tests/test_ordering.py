@@ -97,7 +97,7 @@ def test_every_release_and_claim_waits_for_nodes_csi_and_storage_classes(stack):
     ("name", "stack", "edit", "new_cluster"),
     [
         ("eks-cluster-autoscaler", "prod", lambda c: c["eks"].update(gpuAutoscaler="clusterAutoscaler", karpenter={"enabled": False}), True),
-        ("eks-existing-cluster", "prod", lambda c: c.update(existingClusterName="llm-prod-existing"), False),
+        ("eks-existing-cluster", "prod", lambda c: c.update(existingClusterName="llm-prod-existing") or c["eks"].pop("publicAccessCidrs", None), False),
         ("eks-rwo-caches", "prod", lambda c: c["eks"].update(efsModelCache=False), True),
         ("gke-filestore", "dev", lambda c: c["gke"].update(filestoreModelCache=True), True),
         ("gke-existing-cluster", "dev", lambda c: c.update(existingClusterName="llm-dev-existing"), False),

@@ -6,8 +6,8 @@ There is one ``NodePool`` + ``EC2NodeClass`` per GPU pool Karpenter can extend: 
 launches only instance types with that pool's GPUs (and at least its vCPUs/memory) and puts
 the pool's labels and taint on its nodes, so a pod sized for pool X never lands on a node
 with other GPUs. Its ``nvidia.com/gpu`` limit is ``gpuLimit`` capped at the pool's
-``maxNodes`` (config.cluster.karpenter_gpu_limit). Both capacity types are allowed; Karpenter picks spot first and falls
-back to on-demand when spot capacity is short.
+``maxNodes`` (config.cluster.karpenter_gpu_limit). Both capacity types are allowed;
+Karpenter picks spot first and falls back to on-demand when spot capacity is short.
 
 GPU nodes are only consolidated when empty (``WhenEmpty``): moving a model replica costs a
 reload of minutes, and serving pods carry ``karpenter.sh/do-not-disrupt`` anyway (vllm.py,
