@@ -12,9 +12,10 @@
   (``.../node-template/resources/nvidia.com/gpu``), so a Pending pod that selects the pool,
   tolerates its taint and requests GPUs triggers a scale-up of exactly that pool.
 * IAM: the README's "Full Cluster Autoscaler Features Policy" (README lines 41-68 at tag
-  cluster-autoscaler-chart-9.59.0), with the second block (the actions that change
-  capacity) limited by the README's recommended tag condition to this cluster's ASGs;
-  the role is assumed through IRSA by ``kube-system/cluster-autoscaler``.
+  cluster-autoscaler-chart-9.59.0), the actions that change capacity limited to ASGs
+  tagged for this cluster (the README's recommended tag condition) and DescribeNodegroup to
+  this cluster's node groups; the role is assumed through IRSA by
+  ``kube-system/cluster-autoscaler``.
 * Settings for GPU serving (FAQ "What are the parameters to CA?"): ``least-waste`` expander,
   empty GPU nodes kept ``scaleDownUnneededTime`` before removal, a longer provisioning
   window for GPU instances, similar node groups balanced across zones, and nodes whose pods
@@ -59,6 +60,8 @@ class AutoscaledGroup:
 class ClusterAutoscalerArgs:
     cluster_name: str
     region: str
+    partition: str
+    account_id: str
     config: ClusterAutoscalerConfig
     groups: list[AutoscaledGroup]
     oidc_provider_arn: pulumi.Input[str]
@@ -84,11 +87,13 @@ def node_template_tags(labels: dict[str, str], facts: NodePoolFacts | None) -> d
     return tags
 
 
-def autoscaler_policy(cluster_name: str) -> str:
+def autoscaler_policy(partition: str, region: str, account: str, cluster_name: str) -> str:
     """cluster-autoscaler/cloudprovider/aws/README.md (tag cluster-autoscaler-chart-9.59.0),
-    "Full Cluster Autoscaler Features Policy", lines 41-68: read-only discovery on ``*``; the
-    capacity-changing actions limited to ASGs tagged for this cluster, as the README
-    recommends ("using tag based conditionals")."""
+    "Full Cluster Autoscaler Features Policy", lines 41-68: its actions, narrowed as the README
+    recommends. Read-only discovery stays on ``*`` except ``eks:DescribeNodegroup`` (this
+    cluster's node groups); the capacity-changing actions apply to Auto Scaling groups (ARN
+    form of the README's minimal policy, lines 90-107) tagged for this cluster ("using tag
+    based conditionals")."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -104,14 +109,18 @@ def autoscaler_policy(cluster_name: str) -> str:
                         "ec2:DescribeInstanceTypes",
                         "ec2:DescribeLaunchTemplateVersions",
                         "ec2:GetInstanceTypesFromInstanceRequirements",
-                        "eks:DescribeNodegroup",
                     ],
                     "Resource": ["*"],
                 },
                 {
                     "Effect": "Allow",
+                    "Action": ["eks:DescribeNodegroup"],
+                    "Resource": [f"arn:{partition}:eks:{region}:{account}:nodegroup/{cluster_name}/*/*"],
+                },
+                {
+                    "Effect": "Allow",
                     "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                    "Resource": ["*"],
+                    "Resource": [f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*"],
                     "Condition": {"StringEquals": {f"aws:ResourceTag/{TAG_PREFIX}/{cluster_name}": "owned"}},
                 },
             ],
@@ -179,7 +188,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         policy = aws.iam.Policy(
             f"{name}-policy",
             description=f"Cluster Autoscaler policy for EKS cluster {cluster}",
-            policy=autoscaler_policy(cluster),
+            policy=autoscaler_policy(args.partition, args.region, args.account_id, cluster),
             tags=args.tags,
             opts=child,
         )

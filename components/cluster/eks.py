@@ -248,6 +248,8 @@ class EksGpuCluster(pulumi.ComponentResource):
                 ClusterAutoscalerArgs(
                     cluster_name=target.name,
                     region=cfg.region,
+                    partition=self._partition,
+                    account_id=self._account,
                     config=eks_cfg.cluster_autoscaler,
                     groups=groups,
                     oidc_provider_arn=target.oidc_arn,
