@@ -47,9 +47,11 @@ def test_gpu_quota_counts_gpu_requests_only(stack, recording):
 
 def test_gpu_quota_on_a_stack_that_sets_one():
     values, _ = stack_values("onprem")
-    security = {**values.get("security", {}), "gpuQuota": 8}
+    # 12 = qwen25-72b's maxReplicas 3 x 4 GPUs: a smaller quota could never admit the maximum
+    # replicas, which the capacity feasibility plan rejects (config/feasibility.py)
+    security = {**values.get("security", {}), "gpuQuota": 12}
     rec = run_program(PROJECT, "onprem", config_overrides={"security": security})
-    assert [q["spec"]["hard"] for q in objects(rec, "ResourceQuota", "llm-onprem")] == [{"requests.nvidia.com/gpu": "8"}]
+    assert [q["spec"]["hard"] for q in objects(rec, "ResourceQuota", "llm-onprem")] == [{"requests.nvidia.com/gpu": "12"}]
 
 
 # ======================================================================= KEDA fallback
