@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import StackPlan
+from config import StackPlan, k8s_support
 from config.cluster import EksConfig
 
 
@@ -67,6 +67,11 @@ def node_pool_report(plan: StackPlan) -> dict[str, Any]:
 
 def plan_warnings(plan: StackPlan) -> list[str]:
     warnings = list(plan.warnings)
+    c = plan.config.cluster
+    if c.cloud != "existing" and not c.existing_cluster_name and c.control_plane_version:
+        found = k8s_support.check(c.cloud, c.control_plane_version)
+        if found and found[0] == "warning":
+            warnings.append(f"cluster.kubernetesVersion: {found[1]}")
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
             warnings.append(

@@ -16,12 +16,17 @@ from pulumi.runtime import config as runtime_config
 from config import SECRET_KEYS, ConfigError, StackPlan, load_stack_config
 
 
-def _project_values() -> tuple[dict[str, Any], dict[str, bool]]:
+PROVIDER_KEYS = ("gcp:project", "gcp:region", "aws:region")
+"""Provider settings the checks compare with the cluster config (set twice, must agree)."""
+
+
+def _project_values() -> tuple[dict[str, Any], dict[str, bool], dict[str, str]]:
     project = pulumi.get_project()
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = set(runtime_config._SECRET_KEYS.get()) | set(runtime_config.get_config_secret_keys_env())
     values: dict[str, Any] = {}
     secrets: dict[str, bool] = {}
+    providers = {k: str(v) for k, v in raw.items() if k in PROVIDER_KEYS}
     for full_key, value in raw.items():
         namespace, _, key = full_key.partition(":")
         if namespace != project:
@@ -33,13 +38,13 @@ def _project_values() -> tuple[dict[str, Any], dict[str, bool]]:
             values[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError:
             values[key] = value
-    return values, secrets
+    return values, secrets, providers
 
 
 def read_stack_plan() -> StackPlan:
-    values, secrets = _project_values()
+    values, secrets, providers = _project_values()
     try:
-        return load_stack_config(pulumi.get_stack(), values, secrets)
+        return load_stack_config(pulumi.get_stack(), values, secrets, providers)
     except ConfigError as err:
         raise pulumi.RunError(err.render()) from None
 

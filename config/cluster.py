@@ -229,6 +229,11 @@ class EksConfig(ConfigModel):
         return v
 
 
+class AuthorizedNetwork(ConfigModel):
+    cidr: str
+    name: str = ""
+
+
 class GkeConfig(ConfigModel):
     project: str
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
@@ -242,8 +247,26 @@ class GkeConfig(ConfigModel):
     )
     gpu_driver: Literal["gke", "operator"] = Field(
         "gke",
-        description="who installs the NVIDIA driver: GKE (DEFAULT/LATEST version) or the GPU Operator "
-        "(INSTALLATION_DISABLED on the pool); the GPU Operator values follow this choice",
+        description="who runs the GPU stack: 'gke' = GKE-managed driver (gpuDriverVersion) and GKE's device "
+        "plugin, the GPU Operator only adds GFD/DCGM; 'operator' = NVIDIA's driver manager on Ubuntu "
+        "(INSTALLATION_DISABLED, GKE's plugin off), the GPU Operator runs the whole stack",
+    )
+    gpu_driver_version: Literal["DEFAULT", "LATEST"] = Field(
+        "LATEST", description="GKE-managed driver branch (gpuDriver 'gke'): LATEST is the newer branch on COS"
+    )
+    gpu_driver_branch: int | None = Field(
+        None, ge=400, le=999,
+        description="driver branch (e.g. 580) GKE installs for gpuDriverVersion on this cluster's GKE version, as "
+        "GKE's GPU documentation lists it; needed with gpuDriver 'gke' while config/drivers.py has no row for it",
+    )
+    private_nodes: bool = Field(
+        True, description="nodes without external IPs; a Cloud NAT on the network gives them egress (image pulls)"
+    )
+    public_endpoint: bool = Field(True, description="control plane reachable on its public IP (from masterAuthorizedNetworks)")
+    master_authorized_networks: list[AuthorizedNetwork] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the control plane (where pulumi and kubectl run); required for a "
+        "protected cluster with a public endpoint",
     )
 
 
@@ -260,7 +283,12 @@ class ClusterConfig(ConfigModel):
     cloud: Cloud
     name: DnsLabel
     region: str | None = None
-    kubernetes_version: str = versions.KUBERNETES_VERSION
+    kubernetes_version: str | None = Field(
+        None,
+        pattern=r"^1\.\d+(\.\d+(-gke\.\d+)?)?$",
+        description="control-plane version; default: versions.KUBERNETES_VERSION on EKS, the release "
+        "channel's default on GKE (no pinned minimum)",
+    )
     existing_cluster_name: str | None = Field(
         None, description="attach to this EKS/GKE cluster instead of creating one"
     )
@@ -288,10 +316,10 @@ class ClusterConfig(ConfigModel):
 
     def network_policy_enforcement(self) -> bool | Literal["unknown"]:
         """Whether NetworkPolicies take effect: on EKS clusters we create the VPC CNI's network
-        policy agent is on (components/cluster/eks.py); GKE clusters we create run neither
-        Dataplane V2 nor Calico; otherwise what ``networkPolicyEnforced`` states."""
+        policy agent is on (components/cluster/eks.py), GKE clusters we create run Dataplane V2
+        (components/cluster/gke.py); otherwise what ``networkPolicyEnforced`` states."""
         if self.created_here:
-            return self.cloud == "eks"
+            return self.cloud in ("eks", "gke")
         return self.network_policy_enforced
 
     @property
@@ -302,6 +330,13 @@ class ClusterConfig(ConfigModel):
             or (self.gke is not None and self.gke.filestore_model_cache)
             or (self.existing is not None and self.existing.rwx_storage_class)
         )
+
+    @property
+    def control_plane_version(self) -> str | None:
+        """The version a new cluster is created with (None: GKE's release channel default)."""
+        if self.kubernetes_version:
+            return self.kubernetes_version
+        return versions.KUBERNETES_VERSION if self.cloud == "eks" else None
 
 
 def fits_pool(pool_type: str, other: str, cloud: str = "eks") -> bool:

@@ -80,12 +80,21 @@ class NodePoolFacts:
         ]
 
 
+def operator_device_plugin(cluster: ClusterConfig, gpu_operator: bool) -> bool:
+    """Whether the GPU Operator's device plugin advertises the GPUs: not with GKE-managed
+    drivers (``gpuDriver: gke``), where GKE's own plugin does (and does the sharing)."""
+    if not gpu_operator:
+        return False
+    return not (cluster.cloud == "gke" and cluster.gke is not None and cluster.gke.gpu_driver == "gke")
+
+
 def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: bool = True) -> NodePoolFacts:
     """Facts of one pool. Assumes the pool passed validation (catalog entry or ``gpu`` facts).
 
-    ``gpu_operator``: whether the NVIDIA GPU Operator runs the device plugin (on GKE its
-    nodes then turn GKE's own plugin off).
+    ``gpu_operator``: whether the NVIDIA GPU Operator is installed; whether its device plugin
+    runs follows ``operator_device_plugin`` (on GKE its nodes then turn GKE's plugin off).
     """
+    plugin = operator_device_plugin(cluster, gpu_operator)
     if cluster.cloud == "existing":
         gpu = pool.gpu
         assert gpu is not None
@@ -119,9 +128,9 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
     assert shape is not None
     taint = pool.taint
     node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
-    if pool.gpu_sharing.strategy != "none":
+    if pool.gpu_sharing.strategy != "none" and plugin:
         node_labels[DEVICE_PLUGIN_CONFIG_LABEL] = pool.name
-    if cluster.cloud == "gke" and gpu_operator:
+    if cluster.cloud == "gke" and plugin:
         node_labels[GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL] = "true"
     return NodePoolFacts(
         name=pool.name,

@@ -64,3 +64,11 @@ class StackPlan:
     def needs_kuberay(self) -> bool:
         kr = self.config.addons.kuberay
         return bool(self.config.ray_services) if kr.enabled is None else kr.enabled
+
+    @property
+    def uses_gateway_api(self) -> bool:
+        """Whether anything routes through a Gateway API Gateway (a model's httpRoute, or a
+        RayService's incremental upgrade): the cluster must serve the Gateway API."""
+        return any(m.http_route is not None for m in self.config.models) or any(
+            r.incremental_upgrade is not None for r in self.config.ray_services
+        )

@@ -104,10 +104,14 @@ class StackConfig(ConfigModel):
 
 
 
-def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool]) -> StackPlan:
+def load_stack_config(
+    stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool], providers: Mapping[str, str] | None = None
+) -> StackPlan:
     """Validate a stack's config (project-namespace keys without the ``project:`` prefix).
 
-    ``secrets`` maps each credential key that is set to whether it is stored as a secret.
+    ``secrets`` maps each credential key that is set to whether it is stored as a secret;
+    ``providers`` holds provider settings (``gcp:project``, ``gcp:region``, ``aws:region``)
+    that must agree with the cluster config.
     Raises ``ConfigError`` listing every problem, each with its config path.
     """
     issues: list[Issue] = []
@@ -124,7 +128,7 @@ def load_stack_config(stack: str, values: Mapping[str, Any], secrets: Mapping[st
         issues += issues_from_validation_error(err, StackConfig)
         issues += _cross_checks_of_valid_entries(raw, err, present)
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
-    checker = StackChecker(config, present)
+    checker = StackChecker(config, present, dict(providers or {}))
     issues += checker.run()
     feasibility = plan_feasibility(config, checker.pools, checker.model_plans, checker.ray_plans)
     reported = {i.path for i in issues}

@@ -57,8 +57,23 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 RAY_LLM_IMAGE = "rayproject/ray-llm:2.58.0-py312-cu130"
 """Ray with Ray Serve LLM and a bundled vLLM; used with KubeRay operator 1.7.0."""
 
-KUBERNETES_VERSION = "1.33"
-"""Control-plane version for new EKS/GKE clusters, and the schema the tests validate against."""
+KUBERNETES_VERSION = "1.35"
+"""Control-plane version of new EKS clusters (GKE: the release channel's default unless the
+stack pins ``cluster.kubernetesVersion``), and the schema the tests validate against.
+
+The newest minor in standard support on both clouds whose dates are in
+``config/k8s_support.py`` (as of 2026-12-02): EKS 1.35 (EKS release 2026-01-28, end of
+standard support 2027-03-27), GKE 1.35 (Regular channel 2026-02-11, end of standard
+support 2027-04-11). 1.33 left standard support on GKE 2026-08-03 and on EKS 2026-07-29."""
+
+GPU_OPERATOR_DRIVER_VERSION = "595.91.07"
+"""``driver.version`` in the gpu-operator v26.7.0 chart values (deployments/gpu-operator/values.yaml):
+the driver NVIDIA's driver manager installs on GKE with ``gpuDriver: operator``."""
+
+IMAGE_CUDA_MAJOR = {VLLM_IMAGE: 13, RAY_LLM_IMAGE: 13}
+"""CUDA major version each serving image is built with: ray-llm's tag says ``cu130``; the
+vllm/vllm-openai v0.31.0 image is a CUDA 13 build (issue 12's review). The node driver
+must support it (config/drivers.py)."""
 
 ALL_CHARTS = (
     GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD,

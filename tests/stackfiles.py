@@ -28,14 +28,23 @@ def stack_values(stack: str) -> tuple[dict[str, Any], dict[str, bool]]:
     return values, secrets
 
 
-def assert_rejected(stack: str, values: dict[str, Any], secrets: dict[str, bool], path: str, words: str) -> list[str]:
+def provider_values(stack: str) -> dict[str, str]:
+    """Provider settings of Pulumi.<stack>.yaml (gcp:project, gcp:region, aws:region)."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k: str(v) for k, v in data.items() if k in ("gcp:project", "gcp:region", "aws:region")}
+
+
+def assert_rejected(
+    stack: str, values: dict[str, Any], secrets: dict[str, bool], path: str, words: str,
+    providers: dict[str, str] | None = None,
+) -> list[str]:
     """The stack config fails validation with a one-line error at ``path`` containing ``words``."""
     import pytest
 
     from config import ConfigError, load_stack_config
 
     with pytest.raises(ConfigError) as info:
-        load_stack_config(stack, values, secrets)
+        load_stack_config(stack, values, secrets, providers)
     lines = info.value.lines()
     matching = [line for line in lines if line.startswith(f"{stack}: {path}: ")]
     assert matching, f"no error at {path}; got: {lines}"

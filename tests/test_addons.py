@@ -495,10 +495,17 @@ def test_gke_operator_managed_driver():
     assert "hostPaths" not in v and "installDir" not in v["toolkit"]
 
 
+def gke_managed_driver(stack: str) -> dict[str, Any]:
+    """The stack's cluster with GKE-managed drivers on a stated R580 branch (CUDA 13 images)."""
+    cluster = copy.deepcopy(stack_values(stack)[0]["cluster"])
+    cluster["gke"].update(gpuDriver="gke", gpuDriverBranch=580)
+    return cluster
+
+
 # -- every add-on can be turned off ----------------------------------------------------------
 OFF_SWITCHES: list[tuple[str, str, Callable[[str], dict[str, Any]], set[str], set[str]]] = [
     # (stack, id, overrides, releases that disappear, releases that appear)
-    ("dev", "gpu-operator", lambda s: with_addons(s, gpuOperator={"enabled": False}), {GPU_OPERATOR}, set()),
+    ("dev", "gpu-operator", lambda s: {**with_addons(s, gpuOperator={"enabled": False}), "cluster": gke_managed_driver(s)}, {GPU_OPERATOR}, set()),
     ("dev", "keda-to-adapter", lambda s: with_addons(s, keda={"enabled": False}, prometheusAdapter={"enabled": True}), {KEDA}, {ADAPTER}),
     ("dev", "keda-already-installed", lambda s: with_addons(s, keda={"enabled": False, "alreadyInstalled": True}), {KEDA}, set()),
     ("dev", "monitoring-existing", lambda s: with_addons(s, monitoring={"mode": "existing", "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "selectorLabels": {"prometheus": "main"}}), {KPS}, set()),
@@ -576,7 +583,7 @@ REJECTED: list[tuple[str, str, Callable[[dict, dict], None], str, str]] = [
     ("monitoring-namespace-clash", "dev", _set("addons.monitoring", {"namespace": "keda"}), "addons.monitoring.namespace", "another add-on"),
     ("models-in-addon-namespace", "dev", _set("namespace", "gpu-operator"), "namespace", "add-on's namespace"),
     ("driver-on-eks-ami", "prod", _set("addons.gpuOperator", {"driver": "enabled"}), "addons.gpuOperator.driver", "ship the driver"),
-    ("driver-on-gke-managed", "dev", _set("addons.gpuOperator", {"driver": "enabled"}), "addons.gpuOperator.driver", "GKE installs the driver"),
+    ("driver-on-gke-managed", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="gke", gpuDriverBranch=580), v.setdefault("addons", {}).update(gpuOperator={"driver": "enabled"})), "addons.gpuOperator.driver", "GKE installs the driver"),
     ("nobody-installs-gke-driver", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"driver": "disabled"})), "addons.gpuOperator.driver", "must install it"),
     ("gke-operator-driver-without-operator", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"enabled": False})), "cluster.gke.gpuDriver", "addons.gpuOperator.enabled is false"),
     ("existing-shared-pool-unlabelled", "onprem", _pool_update(0, gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}), "cluster.nodePools[0].nodeSelector", DEVICE_PLUGIN_CONFIG_LABEL),

@@ -15,8 +15,9 @@ from typing import Any
 
 import expected
 import pytest
-from conftest import PROJECT, STACKS, objects, render, resources_of_type
-from stackfiles import stack_values
+import yaml
+from conftest import PROJECT, STACKS, objects, render, requires_upstream, resources_of_type
+from stackfiles import assert_rejected, provider_values, stack_values
 
 from components.cluster.karpenter import RELEASE as KARPENTER_RELEASE
 from components.cluster.nodes import exec_kubeconfig
@@ -276,7 +277,7 @@ def test_eks_cluster_settings_and_node_iam():
         [cluster] = resources_of_type(rec, "eks:index:Cluster")
         i = cluster.inputs
         assert (i["authenticationMode"], i["skipDefaultNodeGroup"], i["createOidcProvider"]) == ("API", True, True)
-        assert i["name"] == cfg.name and i["version"] == cfg.kubernetes_version
+        assert i["name"] == cfg.name and i["version"] == cfg.control_plane_version == (cfg.kubernetes_version or versions.KUBERNETES_VERSION)
         assert i["nodeAssociatePublicIpAddress"] is False and len(i["privateSubnetIds"]) == 3
         attached = {r.inputs["policyArn"].rsplit("/", 1)[-1] for r in resources_of_type(rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
                     if r.name.startswith("llm-node-")}
@@ -431,24 +432,108 @@ def test_gke_driver_by_the_operator_and_filestore_cache():
     assert sc["parameters"]["network"] == "default" and sc["reclaimPolicy"] == "Delete"
 
 
-def test_gke_native_gpu_sharing_only_without_the_operator_plugin():
+def test_gke_gpu_stack_is_one_coherent_path_per_gpu_driver_mode():
+    """gke: GKE-managed driver + GKE's device plugin (it shares the GPUs), the operator adds
+    only GFD/DCGM; operator: NVIDIA's driver manager on Ubuntu, GKE's plugin off (NVIDIA
+    "GPU Operator with Google GKE", GPU Operator v26.7.0)."""
     stack = gke_stacks()[0]
-    values = stack_values(stack)[0]
     cluster = cluster_values(stack)
     cluster["nodePools"][0]["gpuSharing"] = {"strategy": "time-slicing", "clientsPerGpu": 2}
-    addons = copy.deepcopy(values.get("addons") or {})
-    addons.setdefault("gpuOperator", {})["enabled"] = False
-    rec = variant(stack, "gke-sharing", {"cluster": cluster, "addons": addons, "models": None, "rayServices": None})
+    cluster["gke"].update(gpuDriver="gke", gpuDriverBranch=580)
+    for operator in (False, True):
+        addons = {"gpuOperator": {"enabled": operator}}
+        rec = variant(stack, f"gke-managed-{operator}", {"cluster": cluster, "addons": addons, "models": None, "rayServices": None})
+        [pool] = gpu_node_groups(rec, GKE_NODE_POOL).values()
+        accel = pool["nodeConfig"]["guestAccelerators"][0]
+        assert accel["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "LATEST"}
+        assert pool["nodeConfig"]["imageType"] == "COS_CONTAINERD"
+        assert accel["gpuSharingConfig"] == {"gpuSharingStrategy": "TIME_SHARING", "maxSharedClientsPerGpu": 2}
+        assert GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL not in pool["nodeConfig"]["labels"]
+        assert "nvidia.com/device-plugin.config" not in pool["nodeConfig"]["labels"]
+        op = {r["chart"]: r for r in helm_releases(rec)}.get(versions.GPU_OPERATOR.name)
+        if operator:
+            v = op["values"]
+            assert v["devicePlugin"] == {"enabled": False} and v["driver"] == {"enabled": False}
+            assert v["hostPaths"] == {"driverInstallDir": "/home/kubernetes/bin/nvidia"}
+            assert v["toolkit"]["installDir"] == "/home/kubernetes/bin/nvidia" and v["cdi"] == {"enabled": True}
+        else:
+            assert op is None
+    # operator mode: the operator's plugin does the sharing (config picked by node label)
+    cluster["gke"] = {k: v for k, v in cluster["gke"].items() if k not in ("gpuDriverBranch",)} | {"gpuDriver": "operator"}
+    rec = variant(stack, "gke-sharing-operator", {"cluster": cluster, "addons": {}, "models": None, "rayServices": None})
     [pool] = gpu_node_groups(rec, GKE_NODE_POOL).values()
     accel = pool["nodeConfig"]["guestAccelerators"][0]
-    assert accel["gpuSharingConfig"] == {"gpuSharingStrategy": "TIME_SHARING", "maxSharedClientsPerGpu": 2}
-    assert GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL not in pool["nodeConfig"]["labels"]
-    # with the GPU Operator, its device plugin does the sharing (config picked by node label)
-    addons["gpuOperator"]["enabled"] = True
-    rec = variant(stack, "gke-sharing-operator", {"cluster": cluster, "addons": addons, "models": None, "rayServices": None})
-    [pool] = gpu_node_groups(rec, GKE_NODE_POOL).values()
-    assert "gpuSharingConfig" not in pool["nodeConfig"]["guestAccelerators"][0]
+    assert "gpuSharingConfig" not in accel
+    assert accel["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "INSTALLATION_DISABLED"}
+    assert pool["nodeConfig"]["imageType"] == "UBUNTU_CONTAINERD"
+    assert pool["nodeConfig"]["labels"][GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL] == "true"
     assert pool["nodeConfig"]["labels"]["nvidia.com/device-plugin.config"] == cluster["nodePools"][0]["name"]
+    v = {r["chart"]: r for r in helm_releases(rec)}[versions.GPU_OPERATOR.name]["values"]
+    assert v["driver"] == {"enabled": True} and v["devicePlugin"]["config"]["name"] == "device-plugin-config"
+
+
+def test_operator_driver_pin_matches_the_chart_values():
+    """The driver the driver manager installs is the chart's own default (what the CUDA check uses)."""
+    path = requires_upstream("helm-values", "gpu-operator", "values.yaml")
+    chart = yaml.safe_load(path.read_text())
+    assert chart["driver"]["version"] == versions.GPU_OPERATOR_DRIVER_VERSION
+
+
+# NVIDIA CUDA Compatibility guide, Minor Version Compatibility, Table 1: CUDA 13.x >= 580, 12.x >= 525
+@pytest.mark.parametrize("mode,branch,ok", [("gke", 570, False), ("gke", 580, True), ("gke", None, False), ("operator", None, True)])
+def test_node_driver_must_run_the_cuda_13_serving_images(mode, branch, ok):
+    stack = gke_stacks()[0]
+    values, secrets = stack_values(stack)
+    values["cluster"]["gke"]["gpuDriver"] = mode
+    if branch is not None:
+        values["cluster"]["gke"]["gpuDriverBranch"] = branch
+    if ok:
+        load_stack_config(stack, values, secrets)
+        return
+    lines = assert_rejected(stack, values, secrets, "cluster.gke.gpuDriver", "R580 or newer")
+    assert any("gpuDriver: operator" in line or "set gpuDriverVersion" in line for line in lines)
+
+
+def test_gke_network_policy_enforcement_gateway_api_and_private_nodes():
+    for stack in gke_stacks():
+        rec, plan = render(stack), plan_of(stack)
+        cfg = plan.config.cluster
+        if cfg.existing_cluster_name:
+            continue
+        [cluster] = resources_of_type(rec, "gcp:container/cluster:Cluster")
+        i = cluster.inputs
+        # GKE Dataplane V2 enforces NetworkPolicies (GKE docs, "About GKE Dataplane V2")
+        assert i["datapathProvider"] == "ADVANCED_DATAPATH"
+        assert ("gatewayApiConfig" in i) == plan.uses_gateway_api
+        assert "minMasterVersion" not in i or i["minMasterVersion"] == cfg.kubernetes_version
+        if cfg.gke.private_nodes:
+            assert i["privateClusterConfig"]["enablePrivateNodes"] is True
+            [nat] = resources_of_type(rec, "gcp:compute/routerNat:RouterNat")
+            assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+    stack = gke_stacks()[0]
+    models = copy.deepcopy(stack_values(stack)[0]["models"])
+    models[0]["httpRoute"] = {"gatewayName": "inference", "gatewayNamespace": "gateways"}
+    rec = variant(stack, "gke-gateway", {"models": models})
+    [cluster] = resources_of_type(rec, "gcp:container/cluster:Cluster")
+    assert cluster.inputs["gatewayApiConfig"] == {"channel": "CHANNEL_STANDARD"}
+
+
+def test_protected_gke_cluster_needs_authorized_networks_and_provider_settings_agree():
+    stack = gke_stacks()[0]
+    values, secrets = stack_values(stack)
+    values["cluster"]["protect"] = True
+    assert_rejected(stack, values, secrets, "cluster.gke.masterAuthorizedNetworks", "must name the CIDRs")
+    values["cluster"]["gke"]["masterAuthorizedNetworks"] = [{"cidr": "203.0.113.0/24", "name": "office"}]
+    load_stack_config(stack, values, secrets)
+    rec = variant(stack, "gke-authorized", {"cluster": values["cluster"]})
+    [cluster] = resources_of_type(rec, "gcp:container/cluster:Cluster")
+    assert cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "203.0.113.0/24", "displayName": "office"}]
+    values, secrets = stack_values(stack)
+    providers = provider_values(stack)
+    assert providers["gcp:project"] == values["cluster"]["gke"]["project"]  # the stack file agrees
+    load_stack_config(stack, values, secrets, providers)
+    assert_rejected(stack, values, secrets, "cluster.gke.project", "differs from the provider setting gcp:project", providers={**providers, "gcp:project": "other"})
+    assert_rejected(stack, values, secrets, "cluster.region", "gcp:region", providers={**providers, "gcp:region": "europe-west4"})
 
 
 def test_existing_gke_cluster_gets_node_pools_not_a_cluster():

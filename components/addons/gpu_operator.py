@@ -5,14 +5,25 @@ The values follow what the node image already provides:
 * EKS AL2023/Bottlerocket NVIDIA AMIs ship driver and container toolkit: both off
   (``auto``), the operator only adds the device plugin, GFD and DCGM exporter; CDI stays
   off with the toolkit (the AMI's nvidia runtime injects the GPUs).
-* GKE with ``cluster.gke.gpuDriver: gke``: GKE's installer puts the driver in
-  ``/home/kubernetes/bin/nvidia``; NVIDIA's "GPU Operator with Google GKE" settings apply
-  (driver off, ``hostPaths.driverInstallDir`` and ``toolkit.installDir`` there, CDI on),
-  GKE's own device plugin is off on those nodes (facts label), critical-priority pods are
-  allowed by a ResourceQuota, and the toolkit reads containerd's config from the file
-  (NVIDIA's known issue for GKE 1.33+).
-* GKE with ``gpuDriver: operator`` and existing clusters: the operator installs the driver
-  unless ``addons.gpuOperator.driver`` says otherwise.
+* GKE, one path per ``cluster.gke.gpuDriver`` (NVIDIA "GPU Operator with Google GKE",
+  https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/google-gke.html, for
+  GPU Operator v26.7.0; GKE "Manage the GPU stack with the NVIDIA GPU Operator on GKE",
+  https://cloud.google.com/kubernetes-engine/docs/how-to/gpu-operator):
+
+  - ``gke``: GKE-managed drivers (``gpu_driver_version`` DEFAULT/LATEST) and GKE's own
+    device plugin, which also does time-sharing/MPS (the pool's ``gpu_sharing_config``).
+    The operator adds only GFD and the DCGM exporter: its driver and device plugin are off,
+    its toolkit points at GKE's driver in ``/home/kubernetes/bin/nvidia``
+    (``hostPaths.driverInstallDir``/``toolkit.installDir``, CDI on, as NVIDIA's page sets
+    them for the Google driver installer).
+  - ``operator``: NVIDIA's driver manager path (Ubuntu nodes, ``INSTALLATION_DISABLED``,
+    ``gke-no-default-nvidia-gpu-device-plugin=true``): the operator installs the driver
+    (chart default ``driver.version``), toolkit and device plugin.
+
+  Either way critical-priority pods are allowed by a ResourceQuota and the toolkit reads
+  containerd's config from the file (NVIDIA's known issue for GKE 1.33+).
+* Existing clusters: the operator installs the driver unless ``addons.gpuOperator.driver``
+  says otherwise.
 
 Time-slicing/MPS come from each pool's ``gpuSharing``: one entry per shared pool in the
 device-plugin ConfigMap, chosen per node by the ``nvidia.com/device-plugin.config`` label
@@ -31,6 +42,7 @@ import yaml
 
 from components.k8s import MANAGED_BY
 from config import NodePoolFacts, versions
+from config.facts import operator_device_plugin
 from config.addons import GPU_OPERATOR_NAMESPACE, GpuOperatorConfig
 from config.cluster import ClusterConfig
 
@@ -121,6 +133,9 @@ def gpu_operator_values(args: GpuOperatorArgs, sharing: bool) -> dict[str, Any]:
         "migManager": {"enabled": cfg.mig_strategy != "none"},
         "gfd": {"enabled": True},
     }
+    if not operator_device_plugin(cluster, True):
+        # GKE-managed drivers come with GKE's device plugin; a second one would double-advertise
+        values["devicePlugin"] = {"enabled": False}
     if gke:
         toolkit["env"] = [{"name": "RUNTIME_CONFIG_SOURCE", "value": "file"}]
         if not driver:

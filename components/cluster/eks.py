@@ -317,7 +317,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         cluster = eks.Cluster(
             f"{name}-eks",
             name=cfg.name,
-            version=cfg.kubernetes_version,
+            version=cfg.control_plane_version,
             vpc_id=vpc.vpc.id,
             public_subnet_ids=[s.id for s in vpc.public_subnets.values()],
             private_subnet_ids=[s.id for s in vpc.private_subnets.values()],

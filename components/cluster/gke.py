@@ -1,6 +1,11 @@
 """GKE: a new regional cluster or an existing one, with GPU node pools.
 
-* Cluster: VPC-native, Workload Identity, a release channel, the default node pool removed;
+* Cluster: VPC-native, Workload Identity, a release channel (its default version unless
+  ``kubernetesVersion`` pins one), the default node pool removed; GKE Dataplane V2
+  (``ADVANCED_DATAPATH``: the Cilium datapath that enforces NetworkPolicies, which GKE
+  Standard does not do otherwise); the Gateway API (``CHANNEL_STANDARD``) when a model or
+  RayService routes through a Gateway; private nodes (plus a Cloud Router/NAT on the
+  network for image pulls) and master authorized networks from ``cluster.gke``;
   or, with ``existingClusterName``, a lookup of that cluster. Either way the kubeconfig is
   built from the endpoint and CA with an ``exec`` user running ``gke-gcloud-auth-plugin``
   (the plugin must exist wherever ``pulumi up`` runs, CI included).
@@ -9,15 +14,14 @@
   type + ``guest_accelerators`` (type and count from the catalog), spot, cluster-autoscaler
   limits (min 0 allowed; totals across zones), labels and the ``nvidia.com/gpu=present``
   taint from ``NodePoolFacts``, GKE metadata server for Workload Identity.
-* Driver: ``cluster.gke.gpuDriver`` decides who installs it, and the GPU Operator values
-  follow the same setting: ``gke`` -> ``gpu_driver_version: DEFAULT`` on Container-Optimized
-  OS (signed driver, secure boot on); ``operator`` -> ``INSTALLATION_DISABLED`` on Ubuntu
-  (NVIDIA's driver manager supports only Ubuntu on GKE; secure boot off, since the
-  operator's driver module is not signed by Google).
-* Device plugin and sharing: when the GPU Operator runs, its nodes carry
-  ``gke-no-default-nvidia-gpu-device-plugin=true`` (from the pool facts), GKE's plugin stays
-  off and time-slicing/MPS is configured by the operator; only without the operator does
-  the pool get GKE's own ``gpu_sharing_config``.
+* Driver, one path per ``cluster.gke.gpuDriver`` (the GPU Operator values follow it):
+  ``gke`` -> GKE-managed ``gpu_driver_version`` (``gpuDriverVersion``: DEFAULT/LATEST) on
+  Container-Optimized OS (signed driver, secure boot on) with GKE's own device plugin,
+  which also does time-sharing/MPS (``gpu_sharing_config``); ``operator`` -> NVIDIA's
+  driver-manager path: ``INSTALLATION_DISABLED`` on Ubuntu (the only OS it supports on
+  GKE; secure boot off, its module is not Google-signed) and, from the pool facts,
+  ``gke-no-default-nvidia-gpu-device-plugin=true`` so only the operator's plugin runs and
+  it does the sharing. ``config/drivers.py`` checks the node driver runs the images' CUDA.
 * Storage: ``standard-rwo`` (pd-balanced, GKE built-in) for ReadWriteOnce caches; with
   ``filestoreModelCache`` the Filestore CSI add-on and a ``filestore-model-cache``
   StorageClass (ReadWriteMany). Filestore instances are created per volume by the CSI
@@ -48,8 +52,22 @@ DEFAULT_REGIONAL_ZONES = 3
 NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader")
 OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 """Full scope; what nodes may do is bounded by the service account's IAM roles."""
-DRIVER_VERSION = {"gke": "DEFAULT", "operator": "INSTALLATION_DISABLED"}
 IMAGE_TYPE = {"gke": "COS_CONTAINERD", "operator": "UBUNTU_CONTAINERD"}
+"""NVIDIA's driver manager supports only Ubuntu on GKE (google-gke.html, GPU Operator v26.7.0)."""
+DATAPATH_PROVIDER = "ADVANCED_DATAPATH"
+"""GKE Dataplane V2: NetworkPolicies are enforced without the Calico add-on
+(https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2)."""
+GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"
+"""Installs the standard Gateway API CRDs and GKE's GatewayClasses
+(https://cloud.google.com/kubernetes-engine/docs/how-to/deploying-gateways#enable-gateway)."""
+MASTER_IPV4_CIDR = "172.16.0.32/28"
+"""Control plane range of a private cluster (a /28 that must not overlap the VPC)."""
+
+
+def driver_version(gke: GkeConfig) -> str:
+    """``gpu_driver_version`` of a GPU pool: GKE installs DEFAULT/LATEST, or nothing when the
+    GPU Operator's driver manager does (NVIDIA's GKE page: ``gpu-driver-version=disabled``)."""
+    return gke.gpu_driver_version if gke.gpu_driver == "gke" else "INSTALLATION_DISABLED"
 SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 
 
@@ -57,6 +75,8 @@ SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 class GkeGpuClusterArgs:
     cluster: ClusterConfig
     pools: dict[str, NodePoolFacts]
+    gateway_api: bool = False
+    """Something routes through a Gateway: enable GKE's Gateway API."""
 
 
 def _account_id(cluster_name: str) -> str:
@@ -121,8 +141,24 @@ class GkeGpuCluster(pulumi.ComponentResource):
                     oauth_scopes=OAUTH_SCOPES,
                     workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
                 ),
-                min_master_version=cfg.kubernetes_version,
+                min_master_version=cfg.control_plane_version,  # None: the channel's default
                 release_channel=gcp.container.ClusterReleaseChannelArgs(channel=gke.release_channel),
+                datapath_provider=DATAPATH_PROVIDER,
+                gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel=GATEWAY_API_CHANNEL)
+                if args.gateway_api else None,
+                private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                    enable_private_nodes=True,
+                    enable_private_endpoint=not gke.public_endpoint,
+                    master_ipv4_cidr_block=MASTER_IPV4_CIDR,
+                ) if gke.private_nodes else None,
+                master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                    cidr_blocks=[
+                        gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                            cidr_block=n.cidr, display_name=n.name or None
+                        )
+                        for n in gke.master_authorized_networks
+                    ]
+                ) if gke.master_authorized_networks or not gke.public_endpoint else None,
                 workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                     workload_pool=f"{gke.project}.svc.id.goog"
                 ),
@@ -137,6 +173,17 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 resource_labels=labels,
                 opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, depends_on=grants),
             )
+            if gke.private_nodes:
+                # private nodes have no external IPs: Docker Hub / Hugging Face need a NAT
+                router = gcp.compute.Router(
+                    f"{name}-router", name=f"{cfg.name}-nat-router", project=gke.project, region=cfg.region,
+                    network=gke.network, opts=child,
+                )
+                gcp.compute.RouterNat(
+                    f"{name}-nat", name=f"{cfg.name}-nat", project=gke.project, region=cfg.region,
+                    router=router.name, nat_ip_allocate_option="AUTO_ONLY",
+                    source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES", opts=child,
+                )
             cluster_name = self.cluster.name
             location = self.cluster.location
             endpoint = self.cluster.endpoint
@@ -264,7 +311,7 @@ class GkeGpuCluster(pulumi.ComponentResource):
                         type=shape.accelerator,
                         count=shape.gpu_count,
                         gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
-                            gpu_driver_version=DRIVER_VERSION[gke.gpu_driver]
+                            gpu_driver_version=driver_version(gke)
                         ),
                         gpu_sharing_config=sharing,
                     )

@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 class CheckerBase:
     """Each check appends Issues (path + message); derived plans are kept for the caller."""
 
-    def __init__(self, config: StackConfig, secrets: frozenset[str]):
+    def __init__(self, config: StackConfig, secrets: frozenset[str], providers: dict[str, str] | None = None):
         self.config = config
         self.secrets = secrets
+        self.providers = providers or {}
         self.issues: list[Issue] = []
         self.pools: dict[str, NodePoolFacts] = {}
         self.model_plans: dict[str, ModelPlan] = {}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .. import catalog
+from .. import catalog, drivers, k8s_support
 from ..cluster import (
     POOL_LABEL,
     SYSTEM_POOL_NAME,
     desired_nodes,
     karpenter_instance_types,
 )
+from .. import versions
 from ..errors import did_you_mean
 from ..facts import DEVICE_PLUGIN_CONFIG_LABEL
 from .base import CheckerBase
@@ -109,6 +110,9 @@ class ClusterChecks(CheckerBase):
                 self.add("cluster.eks.publicAccessCidrs", "only with publicEndpoint: true")
             elif c.eks.public_endpoint and not c.eks.public_access_cidrs:
                 self.add("cluster.eks.publicAccessCidrs", "empty: set publicEndpoint false for a private-only endpoint")
+        self.check_kubernetes_version()
+        if c.cloud == "gke" and c.gke is not None:
+            self.check_gke(c)
         names = [p.name for p in c.node_pools]
         for i, pool in enumerate(c.node_pools):
             path = f"cluster.nodePools[{i}]"
@@ -117,6 +121,61 @@ class ClusterChecks(CheckerBase):
             if pool.name == SYSTEM_POOL_NAME and c.cloud != "existing":
                 self.add(f"{path}.name", f"'{SYSTEM_POOL_NAME}' is reserved for the CPU system pool")
             self.check_pool(path, pool)
+
+    def check_kubernetes_version(self) -> None:
+        """A pinned control-plane version must be in standard support (config/k8s_support.py)."""
+        c = self.config.cluster
+        version = c.control_plane_version
+        if c.cloud == "existing" or c.existing_cluster_name or version is None:
+            return
+        found = k8s_support.check(c.cloud, version)
+        if found and found[0] == "error":
+            self.add("cluster.kubernetesVersion", found[1])
+
+    def check_gke(self, c) -> None:
+        gke = c.gke
+        for key, mine, path in (("gcp:project", gke.project, "cluster.gke.project"), ("gcp:region", c.region, "cluster.region")):
+            theirs = self.providers.get(key)
+            if theirs is not None and mine is not None and theirs != mine:
+                self.add(path, f"'{mine}' differs from the provider setting {key} '{theirs}': the provider would create "
+                         f"resources the cluster config does not describe; set both to the same value")
+        if not c.existing_cluster_name and c.protect and gke.public_endpoint and not gke.master_authorized_networks:
+            self.add(
+                "cluster.gke.masterAuthorizedNetworks",
+                "a protected cluster with a public control-plane endpoint must name the CIDRs allowed to reach it "
+                "(where pulumi and kubectl run), or set publicEndpoint: false",
+            )
+        for j, net in enumerate(gke.master_authorized_networks):
+            try:
+                ipaddress.IPv4Network(net.cidr)
+            except ValueError as err:
+                self.add(f"cluster.gke.masterAuthorizedNetworks[{j}].cidr", f"not an IPv4 network: {err}")
+        if not gke.public_endpoint and not gke.private_nodes:
+            self.add("cluster.gke.publicEndpoint", "a private endpoint needs privateNodes: true (GKE private clusters)")
+        for field, alias in (("gpu_driver_version", "gpuDriverVersion"), ("gpu_driver_branch", "gpuDriverBranch")):
+            if field in gke.model_fields_set and gke.gpu_driver != "gke":
+                self.add(f"cluster.gke.{alias}", "only used with gpuDriver 'gke' (the GPU Operator installs its own driver)")
+        # every pinned serving image must run on the node driver (CUDA minor-version compatibility)
+        need, image = drivers.required_branch()
+        version = c.control_plane_version
+        branch = drivers.gke_node_branch(
+            gke.gpu_driver, gke.gpu_driver_version, k8s_support.minor(version) if version else None, gke.gpu_driver_branch
+        )
+        if branch is None:
+            where = f"GKE {k8s_support.minor(version)}" if version else "the release channel's default GKE version"
+            self.add(
+                "cluster.gke.gpuDriver",
+                f"{image} needs an NVIDIA driver R{need} or newer (CUDA {versions.IMAGE_CUDA_MAJOR[image]}); the branch GKE's "
+                f"{gke.gpu_driver_version} driver has on {where} is not in config/drivers.py: set gpuDriver: operator "
+                f"(driver {versions.GPU_OPERATOR_DRIVER_VERSION}), or gpuDriverBranch to the branch GKE's GPU "
+                f"documentation lists for that version",
+            )
+        elif branch < need:
+            self.add(
+                "cluster.gke.gpuDriver",
+                f"{image} needs an NVIDIA driver R{need} or newer (CUDA {versions.IMAGE_CUDA_MAJOR[image]}), the nodes get R{branch}: "
+                + ("set gpuDriverVersion: LATEST or gpuDriver: operator" if gke.gpu_driver == "gke" else "pin a newer GPU Operator"),
+            )
 
     def check_pool(self, path: str, pool) -> None:
         cloud = self.config.cluster.cloud

@@ -1,0 +1,71 @@
+"""Issue 20 / issue 12 (GKE parts): what stops or degrades a fresh `pulumi up`."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+
+import pytest
+from conftest import STACKS, render
+from stackfiles import assert_rejected, stack_values
+
+from components.reports import plan_warnings
+from config import k8s_support, load_stack_config, versions
+
+
+# -- Kubernetes versions ---------------------------------------------------------------------
+# End of standard support: EKS release calendar (docs.aws.amazon.com/eks/latest/userguide/
+# kubernetes-versions.html) 1.33 2026-07-29, 1.34 2026-12-02, 1.35 2027-03-27; GKE release
+# schedule (cloud.google.com/kubernetes-engine/docs/release-schedule) 1.33 2026-08-03,
+# 1.34 2026-10-01, 1.35 2027-04-11.
+@pytest.mark.parametrize(
+    "cloud,version,on,expected",
+    [
+        ("eks", "1.33", date(2026, 12, 2), "error"),
+        ("gke", "1.33", date(2026, 12, 2), "error"),
+        ("gke", "1.34", date(2026, 12, 2), "error"),
+        ("eks", "1.34", date(2026, 12, 2), "warning"),  # its last day
+        ("eks", "1.35", date(2026, 12, 2), None),
+        ("eks", "1.35", date(2027, 1, 25), None),  # 61 days before 2027-03-27
+        ("eks", "1.35", date(2027, 1, 26), "warning"),  # 60 days before
+        ("gke", "1.35.2-gke.1000", date(2027, 4, 12), "error"),
+        ("gke", "1.99", date(2026, 12, 2), "error"),  # no sourced date
+    ],
+)
+def test_support_window_of_a_pinned_version(cloud, version, on, expected):
+    found = k8s_support.check(cloud, version, on)
+    assert (found[0] if found else None) == expected
+
+
+def test_stacks_render_with_versions_in_standard_support_today():
+    """The pinned default (EKS) and any stack pin are in standard support on the pinned date."""
+    on = date(2026, 12, 2)
+    assert k8s_support.check("eks", versions.KUBERNETES_VERSION, on) is None
+    assert k8s_support.check("gke", versions.KUBERNETES_VERSION, on) is None
+    for stack in STACKS:
+        cfg = load_stack_config(stack, *stack_values(stack)).config.cluster
+        if cfg.control_plane_version and cfg.cloud != "existing":
+            assert k8s_support.check(cfg.cloud, cfg.control_plane_version, on) is None, stack
+
+
+def test_a_pin_past_standard_support_is_an_error_and_near_it_a_warning(monkeypatch):
+    for stack in STACKS:
+        values, secrets = stack_values(stack)
+        if values["cluster"]["cloud"] not in ("eks", "gke") or values["cluster"].get("existingClusterName"):
+            continue
+        values["cluster"]["kubernetesVersion"] = "1.33"
+        assert_rejected(stack, values, secrets, "cluster.kubernetesVersion", "left standard support")
+        values["cluster"]["kubernetesVersion"] = "1.35"
+        monkeypatch.setattr(k8s_support, "today", lambda: date(2027, 3, 1))
+        plan = load_stack_config(stack, values, secrets)
+        assert any("leaves standard support" in w for w in plan_warnings(plan)), stack
+        monkeypatch.undo()
+
+
+def test_gke_takes_the_release_channel_default_unless_pinned():
+    for stack in STACKS:
+        values = stack_values(stack)[0]
+        if values["cluster"]["cloud"] != "gke" or values["cluster"].get("existingClusterName"):
+            continue
+        [cluster] = [r for r in render(stack).resources if r.type == "gcp:container/cluster:Cluster"]
+        assert "minMasterVersion" not in cluster.inputs or "kubernetesVersion" in values["cluster"]
