@@ -69,3 +69,46 @@ def test_gke_takes_the_release_channel_default_unless_pinned():
             continue
         [cluster] = [r for r in render(stack).resources if r.type == "gcp:container/cluster:Cluster"]
         assert "minMasterVersion" not in cluster.inputs or "kubernetesVersion" in values["cluster"]
+
+
+# -- monitoring: no target (and so no TargetDown alert) for what the cloud does not run ------
+SCRAPE_COMPONENTS = ("kubeApiServer", "kubelet", "kubeControllerManager", "coreDns", "kubeDns", "kubeEtcd", "kubeScheduler", "kubeProxy")
+CLOUD_RUNS = {
+    # EKS: managed control plane (no etcd/scheduler/controller-manager endpoints for Prometheus),
+    # the CoreDNS add-on, kube-proxy with metricsBindAddress 127.0.0.1:10249 (EKS kube-proxy
+    # add-on config): not scrapeable from Prometheus.
+    "eks": {"kubeApiServer", "kubelet", "coreDns"},
+    # GKE Standard: managed control plane, kube-dns as cluster DNS ("Using kube-dns", GKE docs),
+    # no kube-proxy with Dataplane V2 ("About GKE Dataplane V2": kube-proxy is not deployed).
+    "gke": {"kubeApiServer", "kubelet", "kubeDns"},
+}
+RULES_OF = {"kubeEtcd": ("etcd",), "kubeControllerManager": ("kubeControllerManager",),
+            "kubeScheduler": ("kubeSchedulerAlerting", "kubeSchedulerRecording"), "kubeProxy": ("kubeProxy",)}
+"""kube-prometheus-stack 88.5.3 defaultRules.rules groups about each scrape target."""
+
+
+def _merge(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {k: _merge(base.get(k), over[k]) if k in base else over[k] for k in over} | {k: v for k, v in base.items() if k not in over}
+    return over
+
+
+@pytest.mark.parametrize("stack", [s for s in STACKS])
+def test_chart_targets_match_what_the_cloud_runs(stack):
+    import yaml
+    from conftest import requires_upstream
+    from components.render import helm_releases
+
+    cloud = stack_values(stack)[0]["cluster"]["cloud"]
+    if cloud not in CLOUD_RUNS:
+        pytest.skip("an existing cluster's components are not known from its config")
+    kps = [r for r in helm_releases(render(stack)) if r["chart"] == versions.KUBE_PROMETHEUS_STACK.name]
+    if not kps:
+        pytest.skip(f"{stack} installs no kube-prometheus-stack")
+    defaults = yaml.safe_load(requires_upstream("helm-values", "kube-prometheus-stack", "values.yaml").read_text())
+    values = _merge(defaults, kps[0]["values"])
+    enabled = {c for c in SCRAPE_COMPONENTS if values[c]["enabled"]}
+    assert enabled == CLOUD_RUNS[cloud], f"{stack}: scraped {sorted(enabled)}, the cloud runs {sorted(CLOUD_RUNS[cloud])}"
+    for component, rules in RULES_OF.items():
+        if component not in enabled:
+            assert not any(values["defaultRules"]["rules"][r] for r in rules), f"{component} rules still on"

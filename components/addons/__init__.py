@@ -66,6 +66,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 namespaces=namespaces,
                 dashboard_namespaces=list(args.serving_namespaces),
                 managed_control_plane=cloud in ("eks", "gke"),
+                cloud=cloud,
                 storage_class=args.cluster.storage_class,
                 grafana_admin_password=args.grafana_admin_password,
                 cluster_ready=ready,

@@ -52,10 +52,18 @@ class MonitoringArgs:
     """Namespaces (besides its own) whose dashboard ConfigMaps Grafana loads: the serving ones."""
     managed_control_plane: bool
     """EKS/GKE: etcd, scheduler, controller-manager and kube-proxy cannot be scraped."""
+    cloud: str = "existing"
+    """Which cluster DNS the chart scrapes: GKE Standard runs kube-dns, EKS CoreDNS."""
     storage_class: str | None = None
     grafana_admin_password: pulumi.Output[str] | None = None
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
+
+
+MANAGED_OFF = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+"""kube-prometheus-stack scrape targets a managed control plane (EKS/GKE) does not expose."""
+MANAGED_RULES_OFF = ("etcd", "kubeControllerManager", "kubeSchedulerAlerting", "kubeSchedulerRecording", "kubeProxy")
+"""``defaultRules.rules`` groups about those targets (chart 88.5.3 values.yaml)."""
 
 
 def prometheus_url(namespace: str) -> str:
@@ -172,9 +180,16 @@ def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
     }
     if args.managed_control_plane:
         # The managed control plane is not scrapeable: these targets would only raise
-        # "...Down" alerts (their rules are skipped with them).
-        for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        # "...Down"/TargetDown alerts forever; their default rule groups go with them.
+        # kube-proxy: EKS binds its metrics to 127.0.0.1:10249, GKE Dataplane V2 runs none.
+        for component in MANAGED_OFF:
             values[component] = {"enabled": False}
+        values["defaultRules"] = {"rules": {rule: False for rule in MANAGED_RULES_OFF}}
+    if args.cloud == "gke":
+        # GKE Standard runs kube-dns (k8s-app=kube-dns with its dnsmasq/sidecar metrics), not
+        # CoreDNS: the chart's coreDns target would be down forever (TargetDown).
+        values["coreDns"] = {"enabled": False}
+        values["kubeDns"] = {"enabled": True}
     if cfg.grafana.enabled:
         persistence: dict[str, Any] = {
             "enabled": True,
