@@ -112,3 +112,34 @@ def test_chart_targets_match_what_the_cloud_runs(stack):
     for component, rules in RULES_OF.items():
         if component not in enabled:
             assert not any(values["defaultRules"]["rules"][r] for r in rules), f"{component} rules still on"
+
+
+# -- RayService readiness probes -------------------------------------------------------------
+# KubeRay v1.7.0 ray-operator/controllers/ray/utils/constant.go: DefaultReadinessProbeTimeoutSeconds = 2,
+# DefaultHeadReadinessProbeTimeoutSeconds = 5, ServeReadinessProbeFailureThreshold = 1 (RayService workers).
+KUBERAY_WORKER_TIMEOUT, KUBERAY_HEAD_TIMEOUT, KUBERAY_SERVE_FAILURE_THRESHOLD = 2, 5, 1
+
+
+def test_ray_pods_have_explicit_readiness_probes_for_loaded_proxies():
+    from conftest import objects
+
+    seen = 0
+    for stack in STACKS:
+        for svc in objects(render(stack), "RayService"):
+            spec = svc["spec"]["rayClusterConfig"]
+            [head] = spec["headGroupSpec"]["template"]["spec"]["containers"][:1]
+            probe = head["readinessProbe"]
+            assert probe["timeoutSeconds"] > KUBERAY_HEAD_TIMEOUT
+            assert probe["httpGet"] == {"path": "/api/healthz", "port": 52365}
+            for group in spec["workerGroupSpecs"]:
+                c = group["template"]["spec"]["containers"][0]
+                probe = c["readinessProbe"]
+                assert probe["timeoutSeconds"] > KUBERAY_WORKER_TIMEOUT
+                assert probe["failureThreshold"] > KUBERAY_SERVE_FAILURE_THRESHOLD
+                command = probe["exec"]["command"][-1]
+                # still the proxy check KubeRay would add: a worker without a healthy proxy takes no traffic
+                assert "localhost:8000/-/healthz" in command and "localhost:52365/api/local_raylet_healthz" in command
+                assert probe["timeoutSeconds"] >= 2 * int(command.split("-T ")[1].split()[0])
+                seen += 1
+    if not seen:
+        pytest.skip("no stack has a RayService")

@@ -90,6 +90,59 @@ DOWNLOAD_SCRIPT = (
 """Pre-download of every model of the service (huggingface_hub's ``snapshot_download``, which
 every vLLM and ray-llm image ships; files already in the cache are only checked)."""
 
+# -- readiness probes ---------------------------------------------------------------------
+# KubeRay 1.7.0 injects probes only where the Ray container has none
+# (ray-operator/controllers/ray/common/pod.go, initLivenessAndReadinessProbe). Its defaults
+# (ray-operator/controllers/ray/utils/constant.go): DefaultReadinessProbeTimeoutSeconds = 2,
+# DefaultHeadReadinessProbeTimeoutSeconds = 5, DefaultReadinessProbePeriodSeconds = 5,
+# DefaultReadinessProbeFailureThreshold = 10, and for RayService workers
+# ServeReadinessProbeFailureThreshold = 1 with an exec probe chaining BaseWgetHealthCommand
+# on the raylet (DefaultDashboardAgentListenPort 52365, RayAgentRayletHealthPath) and the
+# Serve proxy (DefaultServingPort 8000, RayServeProxyHealthPath "-/healthz"). Under
+# streaming load one proxy answer slower than 2 s drops the worker from the serve Service.
+# Ours: the same checks (a worker must still run a healthy proxy), with room for a loaded
+# proxy and three misses in a row before the worker stops taking new requests.
+DASHBOARD_AGENT_PORT = 52365
+RAYLET_HEALTH_PATH = "api/local_raylet_healthz"
+SERVE_PROXY_HEALTH_PATH = "-/healthz"
+NODE_HEALTH_PATH = "/api/healthz"
+"""Ray >= 2.53's single node health endpoint on the dashboard agent (pod.go supportsUnifiedHealthCheck)."""
+PROBE_WGET_TIMEOUT_SECONDS = 4
+READINESS_TIMEOUT_SECONDS = 10
+READINESS_PERIOD_SECONDS = 5
+WORKER_READINESS_FAILURE_THRESHOLD = 3
+HEAD_READINESS_FAILURE_THRESHOLD = 10
+READINESS_INITIAL_DELAY_SECONDS = 10
+
+
+def _wget(port: int, path: str) -> str:
+    return f"wget --tries 1 -T {PROBE_WGET_TIMEOUT_SECONDS} -q -O- http://localhost:{port}/{path} | grep success"
+
+
+def worker_readiness_probe() -> dict[str, Any]:
+    """Raylet and Serve proxy healthy; tolerant of a proxy slowed by streaming load."""
+    command = " && ".join([_wget(DASHBOARD_AGENT_PORT, RAYLET_HEALTH_PATH), _wget(SERVE_PORT, SERVE_PROXY_HEALTH_PATH)])
+    return {
+        "exec": {"command": ["bash", "-c", command]},
+        "initialDelaySeconds": READINESS_INITIAL_DELAY_SECONDS,
+        "timeoutSeconds": READINESS_TIMEOUT_SECONDS,
+        "periodSeconds": READINESS_PERIOD_SECONDS,
+        "successThreshold": 1,
+        "failureThreshold": WORKER_READINESS_FAILURE_THRESHOLD,
+    }
+
+
+def head_readiness_probe() -> dict[str, Any]:
+    """The head's node health (GCS + raylet) with a timeout for a busy head."""
+    return {
+        "httpGet": {"path": NODE_HEALTH_PATH, "port": DASHBOARD_AGENT_PORT},
+        "initialDelaySeconds": READINESS_INITIAL_DELAY_SECONDS,
+        "timeoutSeconds": READINESS_TIMEOUT_SECONDS,
+        "periodSeconds": READINESS_PERIOD_SECONDS,
+        "successThreshold": 1,
+        "failureThreshold": HEAD_READINESS_FAILURE_THRESHOLD,
+    }
+
 
 def ray_version(image: str = RAY_LLM_IMAGE) -> str:
     """``rayproject/ray-llm:2.58.0-py312-cu130`` -> ``2.58.0`` (KubeRay's rayVersion)."""
@@ -263,6 +316,7 @@ def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None
                 **token,
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
+                "readinessProbe": head_readiness_probe(),
             }
         ],
     }
@@ -322,6 +376,7 @@ def worker_group(
                 **({"env": env} if env else {}),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
+                "readinessProbe": worker_readiness_probe(),
                 # Leave the cluster cleanly (drains the raylet) before SIGTERM.
                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
                 "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *cache_mounts, *token.get("volumeMounts", [])],
