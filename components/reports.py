@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from config import StackPlan, k8s_support
-from config.cluster import EksConfig
+from config.cluster import EksConfig, karpenter_instance_types
+from config.serving import SPOT_NOTICE_SECONDS
 
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:
@@ -72,6 +73,7 @@ def plan_warnings(plan: StackPlan) -> list[str]:
         found = k8s_support.check(c.cloud, c.control_plane_version)
         if found and found[0] == "warning":
             warnings.append(f"cluster.kubernetesVersion: {found[1]}")
+    warnings += spot_warnings(plan)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
             warnings.append(
@@ -105,4 +107,42 @@ def cluster_warnings(plan: StackPlan) -> list[str]:
     eks = c.eks or EksConfig()
     if c.cloud == "eks" and c.created_here and eks.public_endpoint and "0.0.0.0/0" in eks.public_access_cidrs:
         out.append("cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)")
+    return out
+
+
+def on_spot(plan: StackPlan, pool_name: str) -> bool:
+    """A spot pool, or an EKS pool that Karpenter extends with spot-first NodePools."""
+    c = plan.config.cluster
+    facts = plan.pools[pool_name]
+    if facts.capacity_type == "spot":
+        return True
+    k = c.eks.karpenter if c.eks and c.eks.karpenter.enabled else None
+    pool = next(p for p in c.node_pools if p.name == pool_name)
+    return k is not None and bool(karpenter_instance_types(k, pool))
+
+
+def spot_warnings(plan: StackPlan) -> list[str]:
+    """What a spot reclaim does to each model's in-flight requests."""
+    c = plan.config.cluster
+    notice = SPOT_NOTICE_SECONDS.get(c.cloud)
+    if notice is None:
+        return []
+    out = []
+    for m in plan.config.models:
+        if on_spot(plan, m.node_pool):
+            after = min(notice, m.termination_grace_period_seconds) - m.pre_stop_sleep_seconds
+            cut = f", not the {m.termination_grace_period_seconds}s grace period" if m.termination_grace_period_seconds > notice else ""
+            out.append(
+                f"models/{m.name}: runs on spot capacity (pool {m.node_pool}); when {c.cloud.upper()} reclaims a node its "
+                f"pods get {notice}s in all ({m.pre_stop_sleep_seconds}s preStop, then {after}s after SIGTERM{cut}): "
+                f"generations still streaming then are cut and clients must retry them"
+            )
+    for r in plan.config.ray_services:
+        if on_spot(plan, r.worker_pool):
+            out.append(
+                f"rayServices/{r.name}: workers run on spot capacity (pool {r.worker_pool}); when {c.cloud.upper()} reclaims "
+                f"a node its worker gets {notice}s in all (not the {r.termination_grace_period_seconds}s grace period or "
+                f"{r.graceful_shutdown_timeout_seconds}s graceful shutdown): requests on its replicas still running then "
+                f"are cut and clients must retry them"
+            )
     return out

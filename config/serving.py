@@ -64,6 +64,26 @@ def node_share(pool: NodePoolFacts, gpus: int) -> tuple[float | None, float | No
     return cpu, mem
 
 
+SPOT_NOTICE_SECONDS = {"gke": 15, "eks": 120}
+"""Time a pod has once its spot node is reclaimed. GKE: graceful node shutdown gives
+non-system pods at most 15 s of the 30 s preemption notice, whatever their
+terminationGracePeriodSeconds (GKE docs, "Spot VMs", "Termination and graceful shutdown of
+Spot VMs"). EKS: the EC2 Spot two-minute interruption notice, which Karpenter's
+interruption queue turns into a node drain (EC2 docs "Spot Instance interruption notices";
+Karpenter docs "Interruption")."""
+SPOT_PRE_STOP_SECONDS = 5
+"""preStop sleep that still leaves vLLM most of GKE's 15 s to finish after SIGTERM."""
+
+
+def pool_zone_count(cluster, pool_name: str) -> int | None:
+    """Zones a cloud pool's nodes (and so its zonal disks) may land in; None: the whole region
+    (a GKE regional pool / an EKS node group over every VPC subnet) or unknown."""
+    for pool in cluster.node_pools:
+        if pool.name == pool_name:
+            return len(pool.zones) or None
+    return None
+
+
 class ModelSpec(ConfigModel):
     """Architecture of a model that is not in config/architectures.py: the fields of its
     config.json, or ``configJson``, the path of a local copy of that file (fields given beside

@@ -143,3 +143,82 @@ def test_ray_pods_have_explicit_readiness_probes_for_loaded_proxies():
                 seen += 1
     if not seen:
         pytest.skip("no stack has a RayService")
+
+
+# -- spot capacity ---------------------------------------------------------------------------
+# GKE "Spot VMs": non-system pods get at most 15 s on reclaim; EC2: two-minute spot interruption notice.
+GKE_SPOT_SECONDS, EKS_SPOT_SECONDS = 15, 120
+
+
+def test_gke_spot_models_fit_their_shutdown_into_15_seconds():
+    from conftest import objects
+
+    for stack in STACKS:
+        plan = load_stack_config(stack, *stack_values(stack))
+        if plan.config.cluster.cloud != "gke":
+            continue
+        for m in plan.config.models:
+            if plan.pools[m.node_pool].capacity_type != "spot":
+                continue
+            [wl] = [o for o in objects(render(stack)) if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == m.name]
+            [c] = [c for c in wl["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"]
+            sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+            assert sleep < GKE_SPOT_SECONDS, f"{stack}/{m.name}: preStop {sleep}s leaves vLLM no time after SIGTERM"
+    stack = next((s for s in STACKS if stack_values(s)[0]["cluster"]["cloud"] == "gke"), None)
+    if stack is None:
+        pytest.skip("no GKE stack")
+    values, secrets = stack_values(stack)
+    spot = [i for i, p in enumerate(values["cluster"]["nodePools"]) if p.get("capacityType") == "spot"]
+    assert spot, "the GKE stack has no spot pool to check"
+    pool = values["cluster"]["nodePools"][spot[0]]["name"]
+    i = next(i for i, m in enumerate(values["models"]) if m["nodePool"] == pool)
+    values["models"][i]["preStopSleepSeconds"] = GKE_SPOT_SECONDS
+    assert_rejected(stack, values, secrets, f"models[{i}].preStopSleepSeconds", "GKE gives pods")
+
+
+def test_every_model_on_spot_capacity_gets_a_plan_warning():
+    seen = 0
+    for stack in STACKS:
+        plan = load_stack_config(stack, *stack_values(stack))
+        notice = {"gke": GKE_SPOT_SECONDS, "eks": EKS_SPOT_SECONDS}.get(plan.config.cluster.cloud)
+        warnings = plan_warnings(plan)
+        for m in plan.config.models:
+            spot = plan.pools[m.node_pool].capacity_type == "spot"
+            mine = [w for w in warnings if w.startswith(f"models/{m.name}: runs on spot")]
+            if spot:
+                assert mine and f"{notice}s in all" in mine[0] and "cut" in mine[0], (stack, m.name, warnings)
+                seen += 1
+        for r in plan.config.ray_services:
+            if plan.pools[r.worker_pool].capacity_type == "spot":
+                assert any(w.startswith(f"rayServices/{r.name}: workers run on spot") for w in warnings)
+                seen += 1
+    assert seen, "no stack runs a model on spot capacity"
+
+
+# -- model caches and zones ------------------------------------------------------------------
+def test_per_replica_rwo_caches_only_on_single_zone_pools():
+    from conftest import objects
+
+    for stack in STACKS:
+        plan = load_stack_config(stack, *stack_values(stack))
+        if plan.config.cluster.cloud not in ("eks", "gke"):
+            continue
+        zones = {p.name: p.zones for p in plan.config.cluster.node_pools}
+        for sts in objects(render(stack), "StatefulSet"):
+            name = sts["metadata"]["name"]
+            m = next((m for m in plan.config.models if m.name == name), None)
+            if m is None:
+                continue
+            assert len(zones[m.node_pool]) == 1, f"{stack}/{name}: per-replica zonal disks on a pool over {zones[m.node_pool] or 'the region'}"
+    for stack in STACKS:
+        values, secrets = stack_values(stack)
+        if values["cluster"]["cloud"] not in ("eks", "gke"):
+            continue
+        values = copy.deepcopy(values)
+        m = values["models"][0]
+        m.setdefault("cache", {})["accessMode"] = "ReadWriteOnce"
+        pool = next(p for p in values["cluster"]["nodePools"] if p["name"] == m["nodePool"])
+        pool["zones"] = [f"{values['cluster']['region']}-a", f"{values['cluster']['region']}-b"]
+        assert_rejected(stack, values, secrets, "models[0].cache.accessMode", "pin the pool to one zone")
+        pool.pop("zones")
+        assert_rejected(stack, values, secrets, "models[0].cache.accessMode", "spans the region")

@@ -7,6 +7,7 @@ from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
 from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
+from ..serving import SPOT_NOTICE_SECONDS, SPOT_PRE_STOP_SECONDS, pool_zone_count
 from .base import CheckerBase
 
 CHECKPOINT_ONLY = frozenset({
@@ -156,6 +157,17 @@ class ModelChecks(CheckerBase):
             quantization=quantization,
         )
 
+    def check_spot_shutdown(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
+        """On GKE spot capacity the whole shutdown must fit the 15 s notice."""
+        c = self.config.cluster
+        if c.cloud == "gke" and plan.pool.capacity_type == "spot" and m.pre_stop_sleep_seconds >= SPOT_NOTICE_SECONDS["gke"]:
+            self.add(
+                f"{path}.preStopSleepSeconds",
+                f"{m.pre_stop_sleep_seconds}s uses all of the {SPOT_NOTICE_SECONDS['gke']}s GKE gives pods when a spot VM "
+                f"is reclaimed (terminationGracePeriodSeconds does not extend it): vLLM would be killed without "
+                f"SIGTERM; use at most {SPOT_PRE_STOP_SECONDS}",
+            )
+
     def check_models(self) -> None:
         names = [m.name for m in self.config.models] + [r.name for r in self.config.ray_services]
         for i, m in enumerate(self.config.models):
@@ -236,6 +248,19 @@ class ModelChecks(CheckerBase):
 
     def check_cache(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
         c = self.config.cluster
+        zones = pool_zone_count(c, m.node_pool)
+        if m.cache.access_mode == "ReadWriteOnce" and zones != 1 and c.cloud in ("eks", "gke"):
+            # a StatefulSet replica is bound to the zone of its first volume (zonal disk): a
+            # stockout/preemption there, or a retained volume of a scaled-down replica, leaves
+            # it Pending with a volume node affinity conflict while other zones have capacity
+            self.add(
+                f"{path}.cache.accessMode",
+                f"ReadWriteOnce gives each replica a zonal disk, but pool '{m.node_pool}' spans "
+                f"{'the region' if zones is None else f'{zones} zones'}: a replica would stay Pending when its disk's zone "
+                f"has no capacity; pin the pool to one zone (cluster.nodePools[].zones) or use a shared cache "
+                f"(cache.accessMode ReadWriteMany with {'filestoreModelCache' if c.cloud == 'gke' else 'efsModelCache'})",
+            )
+        self.check_spot_shutdown(path, m, plan)
         if m.cache.size_gib is not None and m.cache.size_gib < plan.capacity.weights_gib:
             self.add(f"{path}.cache.sizeGib", f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights")
         if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class:
