@@ -66,6 +66,7 @@ class LlmPlatform(pulumi.ComponentResource):
             hf_token_secret=serving_ns.hf_token_secret,
             storage_class=self.cluster.storage_class,
             rwx_storage_class=self.cluster.rwx_storage_class,
+            cloud=cfg.cluster.cloud,
             protect=cfg.cluster.protect,
         )
         serving_opts = pulumi.ResourceOptions(

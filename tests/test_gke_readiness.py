@@ -222,3 +222,100 @@ def test_per_replica_rwo_caches_only_on_single_zone_pools():
         assert_rejected(stack, values, secrets, "models[0].cache.accessMode", "pin the pool to one zone")
         pool.pop("zones")
         assert_rejected(stack, values, secrets, "models[0].cache.accessMode", "spans the region")
+
+
+# -- GKE Gateway -----------------------------------------------------------------------------
+# Structure from GKE docs "Configure Gateway resources using Policies" (networking.gke.io/v1;
+# the CRDs are not in ../shared/upstream): HealthCheckPolicy spec.default.config.type HTTP +
+# httpHealthCheck{portSpecification, port, requestPath}, spec.targetRef{group "", kind Service,
+# name}; GCPBackendPolicy spec.default.timeoutSec (1..86400 s), spec.targetRef likewise.
+GCP_BACKEND_TIMEOUT_MAX = 86400
+GOOGLE_LB_RANGES = {"35.191.0.0/16", "130.211.0.0/22"}  # GKE docs: load balancer health check ranges
+
+
+def _gateway_variant():
+    from test_clusters import variant
+
+    stack = next((s for s in STACKS if stack_values(s)[0]["cluster"]["cloud"] == "gke"), None)
+    if stack is None:
+        pytest.skip("no GKE stack")
+    models = copy.deepcopy(stack_values(stack)[0]["models"])
+    for m in models:
+        m["httpRoute"] = {"gatewayName": "inference", "gatewayNamespace": "gateways", "timeoutSeconds": 900}
+    return stack, variant(stack, "gke-gateway", {"models": models})
+
+
+def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policies():
+    from conftest import objects
+
+    stack, rec = _gateway_variant()
+    routes = objects(rec, "HTTPRoute")
+    assert routes
+    services = {o["metadata"]["name"]: o for o in objects(rec, "Service")}
+    hc = {o["spec"]["targetRef"]["name"]: o for o in objects(rec, "HealthCheckPolicy")}
+    bp = {o["spec"]["targetRef"]["name"]: o for o in objects(rec, "GCPBackendPolicy")}
+    for route in routes:
+        for rule in route["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                name, port = ref["name"], ref["port"]
+                svc = services[name]
+                target_port = next(p for p in svc["spec"]["ports"] if p["port"] == port)
+                h = hc[name]
+                assert h["apiVersion"] == "networking.gke.io/v1" and h["metadata"]["namespace"] == route["metadata"]["namespace"]
+                assert h["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": name}
+                check = h["spec"]["default"]["config"]
+                assert check["type"] == "HTTP"
+                assert check["httpHealthCheck"]["requestPath"] == "/health"  # vLLM's health endpoint; GET / is 404
+                assert check["httpHealthCheck"]["port"] in (target_port.get("targetPort"), port)
+                b = bp[name]
+                assert b["apiVersion"] == "networking.gke.io/v1"
+                assert b["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": name}
+                timeout = b["spec"]["default"]["timeoutSec"]
+                assert timeout == int(rule["timeouts"]["request"].rstrip("s")) == 900
+                assert 1 <= timeout <= GCP_BACKEND_TIMEOUT_MAX
+    lb = [o for o in objects(rec, "NetworkPolicy") if o["metadata"]["name"].endswith("-allow-gke-lb")]
+    assert lb, "Dataplane V2 enforces NetworkPolicies: the load balancer ranges must be let in"
+    for policy in lb:
+        cidrs = {f["ipBlock"]["cidr"] for rule in policy["spec"]["ingress"] for f in rule["from"]}
+        assert cidrs == GOOGLE_LB_RANGES
+
+
+# -- README: cloud prerequisites -------------------------------------------------------------
+# Compute Engine GPU quota metrics are <ACCELERATOR>_GPUS, PREEMPTIBLE_<ACCELERATOR>_GPUS for
+# spot/preemptible VMs, and the global GPUS_ALL_REGIONS (Compute Engine docs, "GPU quota").
+GKE_APIS = ("container.googleapis.com", "compute.googleapis.com", "iam.googleapis.com", "cloudresourcemanager.googleapis.com")
+EC2_GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}  # Service Quotas codes, G and VT families
+
+
+def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
+    from conftest import ROOT
+    from config import catalog
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Cloud prerequisites per stack"):]
+    for stack in STACKS:
+        plan = load_stack_config(stack, *stack_values(stack))
+        c = plan.config.cluster
+        assert f"**{stack} (" in section, f"README has no prerequisites for {stack}"
+        part = section[section.index(f"**{stack} ("):]
+        part = part[: part.index("**", part.index("**", 2) + 2)] if part.count("**") > 2 else part
+        if c.cloud == "gke":
+            for api in GKE_APIS:
+                assert api in part, (stack, api)
+            assert "GPUS_ALL_REGIONS" in part and "gcp:project" in part
+            for pool in c.node_pools:
+                accel = catalog.lookup("gke", pool.instance_type).accelerator.upper().replace("-", "_")
+                quota = ("PREEMPTIBLE_" if pool.capacity_type == "spot" else "") + f"{accel}_GPUS"
+                assert quota in part, (stack, pool.name, quota)
+        if c.cloud == "eks":
+            kinds = {p.capacity_type for p in c.node_pools} | ({"spot"} if c.eks and c.eks.karpenter.enabled else set())
+            for kind in kinds:
+                assert EC2_GPU_QUOTAS[kind] in part, (stack, kind)
+
+
+def test_provider_region_must_match_the_cluster_on_eks():
+    for stack in STACKS:
+        values, secrets = stack_values(stack)
+        if values["cluster"]["cloud"] != "eks":
+            continue
+        assert_rejected(stack, values, secrets, "cluster.region", "aws:region", providers={"aws:region": "eu-west-1"})

@@ -19,5 +19,7 @@ class ServingContext:
     """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any."""
     storage_class: str | None
     rwx_storage_class: str | None
+    cloud: str = "existing"
+    """``cluster.cloud``: on GKE a model's httpRoute goes through a GKE Gateway (gke_gateway.py)."""
     protect: bool = False
     """``cluster.protect``: model caches outlive ``pulumi destroy``, renames and replacements."""

@@ -53,7 +53,7 @@ from config import ModelPlan, versions
 from config.pods import host_resources
 from config.serving import VllmModelConfig
 
-from . import autoscaling, dashboards, observability
+from . import autoscaling, dashboards, gke_gateway, observability
 from .context import ServingContext
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 
@@ -362,6 +362,8 @@ class VllmService(pulumi.ComponentResource):
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-allow-gateway", metadata=policy["metadata"], spec=policy["spec"], opts=child()
                 )
+            if ctx.cloud == "gke":
+                self._gke_gateway_backend(name, ns, labels, selector, model, ctx, child)
 
         # -- autoscaling ------------------------------------------------------------------------
         self.scaler = None
@@ -588,6 +590,19 @@ class VllmService(pulumi.ComponentResource):
         if ing.tls_secret_name:
             spec["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret_name}]
         return {"metadata": kube.metadata(name, ns, labels, annotations=annotations), "spec": spec}
+
+    @staticmethod
+    def _gke_gateway_backend(name, ns, labels, selector, model: VllmModelConfig, ctx: ServingContext, child) -> None:
+        """GKE Gateway: /health checks, a streaming-length backend timeout, LB ranges let in."""
+        assert model.http_route is not None
+        for manifest in (
+            gke_gateway.health_check_policy(name, ns, labels, PORT, HEALTH_PATH),
+            gke_gateway.backend_policy(name, ns, labels, model.http_route.timeout_seconds),
+        ):
+            observability.custom_resource(f"{name}-{manifest['kind'].lower()}", manifest, child())
+        if ctx.security.network_policy.enabled:
+            lb = gke_gateway.load_balancer_network_policy(name, ns, labels, selector, PORT)
+            k8s.networking.v1.NetworkPolicy(f"{name}-allow-gke-lb", metadata=lb["metadata"], spec=lb["spec"], opts=child())
 
     @staticmethod
     def _http_route(name: str, ns: str, labels: dict[str, str], model: VllmModelConfig) -> dict[str, Any]:

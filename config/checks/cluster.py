@@ -111,6 +111,9 @@ class ClusterChecks(CheckerBase):
             elif c.eks.public_endpoint and not c.eks.public_access_cidrs:
                 self.add("cluster.eks.publicAccessCidrs", "empty: set publicEndpoint false for a private-only endpoint")
         self.check_kubernetes_version()
+        theirs = self.providers.get("aws:region")
+        if c.cloud == "eks" and theirs is not None and c.region and theirs != c.region:
+            self.add("cluster.region", f"'{c.region}' differs from the provider setting aws:region '{theirs}': set both to the same value")
         if c.cloud == "gke" and c.gke is not None:
             self.check_gke(c)
         names = [p.name for p in c.node_pools]
