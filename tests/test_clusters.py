@@ -127,7 +127,7 @@ def test_every_pool_of_every_stack_is_provisioned_as_configured(stack, recording
             node = got["nodeConfig"]
             assert node["machineType"] == pool.instance_type
             accel = {"type": shape.accelerator, "count": shape.gpu_count,
-                     "gpuDriverInstallationConfig": {"gpuDriverVersion": {"gke": "DEFAULT", "operator": "INSTALLATION_DISABLED"}[gke.gpu_driver]}}
+                     "gpuDriverInstallationConfig": {"gpuDriverVersion": {"gke": gke.gpu_driver_version, "operator": "INSTALLATION_DISABLED"}[gke.gpu_driver]}}
             assert node["guestAccelerators"] == [accel]
             assert node["spot"] is (pool.capacity_type == "spot")
             assert node["imageType"] == {"gke": "COS_CONTAINERD", "operator": "UBUNTU_CONTAINERD"}[gke.gpu_driver]

@@ -556,6 +556,9 @@ def test_stateful_resources_are_protected_or_retained_in_protected_stacks(stack,
 def test_per_replica_caches_outlive_a_protected_stateful_set():
     def block_cache(v):
         v["models"][0]["cache"] = {"accessMode": "ReadWriteOnce"}
+        # per-replica zonal disks need a single-zone pool (config check)
+        pool = next(p for p in v["cluster"]["nodePools"] if p["name"] == v["models"][0]["nodePool"])
+        pool["zones"] = [f"{v['cluster']['region']}a"]
 
     rec = variant("prod-rwo", "prod", block_cache)
     name = plan_of("prod").config.models[0].name
