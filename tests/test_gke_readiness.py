@@ -242,7 +242,7 @@ def _gateway_variant():
     models = copy.deepcopy(stack_values(stack)[0]["models"])
     for m in models:
         m["httpRoute"] = {"gatewayName": "inference", "gatewayNamespace": "gateways", "timeoutSeconds": 900}
-    return stack, variant(stack, "gke-gateway", {"models": models})
+    return stack, variant(stack, "gke-gateway-policies", {"models": models})
 
 
 def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policies():

@@ -60,8 +60,6 @@ DATAPATH_PROVIDER = "ADVANCED_DATAPATH"
 GATEWAY_API_CHANNEL = "CHANNEL_STANDARD"
 """Installs the standard Gateway API CRDs and GKE's GatewayClasses
 (https://cloud.google.com/kubernetes-engine/docs/how-to/deploying-gateways#enable-gateway)."""
-MASTER_IPV4_CIDR = "172.16.0.32/28"
-"""Control plane range of a private cluster (a /28 that must not overlap the VPC)."""
 
 
 def driver_version(gke: GkeConfig) -> str:
@@ -148,8 +146,9 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 if args.gateway_api else None,
                 private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                     enable_private_nodes=True,
+                    # no masterIpv4CidrBlock: new clusters reach their control plane through
+                    # Private Service Connect, without a peered /28 to plan
                     enable_private_endpoint=not gke.public_endpoint,
-                    master_ipv4_cidr_block=MASTER_IPV4_CIDR,
                 ) if gke.private_nodes else None,
                 master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
                     cidr_blocks=[
