@@ -319,3 +319,16 @@ def test_provider_region_must_match_the_cluster_on_eks():
         if values["cluster"]["cloud"] != "eks":
             continue
         assert_rejected(stack, values, secrets, "cluster.region", "aws:region", providers={"aws:region": "eu-west-1"})
+
+
+def test_ray_incremental_upgrade_through_a_gke_gateway_is_rejected():
+    stack = next((s for s in STACKS if stack_values(s)[0]["cluster"]["cloud"] == "gke"), None)
+    ray_stack = next((s for s in STACKS if stack_values(s)[0].get("rayServices")), None)
+    if stack is None or ray_stack is None:
+        pytest.skip("needs a GKE stack and a RayService to borrow")
+    values, secrets = stack_values(stack)
+    svc = copy.deepcopy(stack_values(ray_stack)[0]["rayServices"][0])
+    svc["workerPool"] = values["cluster"]["nodePools"][0]["name"]
+    svc.update(upgradeStrategy="NewClusterWithIncrementalUpgrade", incrementalUpgrade={"gatewayClassName": "gke-l7-rilb"})
+    values["rayServices"] = [svc]
+    assert_rejected(stack, values, secrets, "rayServices[0].upgradeStrategy", "no HealthCheckPolicy can target")

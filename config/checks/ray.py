@@ -15,6 +15,16 @@ class RayChecks(CheckerBase):
             path = f"rayServices[{i}]"
             if names.count(svc.name) > 1 and svc.name not in {m.name for m in self.config.models}:
                 self.add(f"{path}.name", f"duplicate serving name '{svc.name}'")
+            if svc.incremental_upgrade is not None and self.config.cluster.cloud == "gke":
+                # KubeRay 1.7.0 (rayservice_controller.go) routes to each RayCluster's own
+                # "<cluster>-serve-svc", names generated per cluster: no HealthCheckPolicy can
+                # name them, so a GKE Gateway would health-check GET / (404) and drop them
+                self.add(
+                    f"{path}.upgradeStrategy",
+                    "NewClusterWithIncrementalUpgrade routes through a GKE Gateway to per-RayCluster Services with "
+                    "generated names that no HealthCheckPolicy can target (GKE's default GET / check fails on Ray "
+                    "Serve); use upgradeStrategy NewCluster on GKE",
+                )
             pool = self.pools.get(svc.worker_pool)
             if pool is None:
                 self.report_missing_pool(f"{path}.workerPool", svc.worker_pool)
