@@ -66,9 +66,9 @@ def node_share(pool: NodePoolFacts, gpus: int) -> tuple[float | None, float | No
 
 SPOT_NOTICE_SECONDS = {"gke": 15, "eks": 120}
 """Time a pod has once its spot node is reclaimed. GKE: graceful node shutdown gives
-non-system pods at most 15 s of the 30 s preemption notice, whatever their
-terminationGracePeriodSeconds (GKE docs, "Spot VMs", "Termination and graceful shutdown of
-Spot VMs"). EKS: the EC2 Spot two-minute interruption notice, which Karpenter's
+non-system pods at most 15 s of the 30 s preemption notice; "a terminationGracePeriodSeconds
+above 15 seconds has no effect" (GKE docs, https://cloud.google.com/kubernetes-engine/docs/concepts/spot-vms
+and how-to/preemptible-vms, "Termination and graceful shutdown"). EKS: the EC2 Spot two-minute interruption notice, which Karpenter's
 interruption queue turns into a node drain (EC2 docs "Spot Instance interruption notices";
 Karpenter docs "Interruption")."""
 SPOT_PRE_STOP_SECONDS = 5
