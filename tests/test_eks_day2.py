@@ -22,9 +22,10 @@ from components.reports import plan_warnings
 from config import load_stack_config, versions
 
 NP_WARNING = "NetworkPolicies only isolate the model pods if the CNI enforces them"
-EXPECTED_ENFORCEMENT = {"prod": True, "dev": False, "onprem": "unknown"}
-"""prod: EKS cluster created with the VPC CNI's policy agent; dev: a GKE cluster created without
-Dataplane V2/Calico; onprem: an existing cluster whose stack file states nothing."""
+EXPECTED_ENFORCEMENT = {"prod": True, "dev": True, "onprem": "unknown"}
+"""prod: EKS cluster created with the VPC CNI's policy agent; dev: a GKE cluster created with
+Dataplane V2 (datapathProvider ADVANCED_DATAPATH); onprem: an existing cluster whose stack file
+states nothing."""
 DO_NOT_DISRUPT = ("karpenter.sh/do-not-disrupt", "true")  # kubernetes-sigs/karpenter pkg/apis/v1/labels.go
 
 
@@ -88,7 +89,12 @@ def test_every_stack_enforces_network_policies_or_warns(stack, recording):
     assert cluster.network_policy_enforcement() == EXPECTED_ENFORCEMENT[stack]
     warnings = [w for w in recording.outputs["warnings"] if NP_WARNING in w]
     clusters = resources_of_type(recording, "eks:index:Cluster")
-    if EXPECTED_ENFORCEMENT[stack] is True:
+    gke = resources_of_type(recording, "gcp:container/cluster:Cluster")
+    if EXPECTED_ENFORCEMENT[stack] is True and gke:
+        [cluster] = gke  # GKE Dataplane V2 enforces NetworkPolicies ("About GKE Dataplane V2")
+        assert cluster.inputs["datapathProvider"] == "ADVANCED_DATAPATH"
+        assert not warnings
+    elif EXPECTED_ENFORCEMENT[stack] is True:
         [eks] = clusters
         assert eks.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True
         assert not warnings
