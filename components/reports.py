@@ -107,6 +107,11 @@ def cluster_warnings(plan: StackPlan) -> list[str]:
     eks = c.eks or EksConfig()
     if c.cloud == "eks" and c.created_here and eks.public_endpoint and "0.0.0.0/0" in eks.public_access_cidrs:
         out.append("cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)")
+    if c.cloud == "gke" and c.created_here and c.gke and c.gke.public_endpoint and not c.gke.master_authorized_networks:
+        out.append(
+            "cluster.gke.masterAuthorizedNetworks: empty, the control plane's public endpoint accepts any source "
+            "address (required on protected clusters)"
+        )
     return out
 
 

@@ -332,3 +332,16 @@ def test_ray_incremental_upgrade_through_a_gke_gateway_is_rejected():
     svc.update(upgradeStrategy="NewClusterWithIncrementalUpgrade", incrementalUpgrade={"gatewayClassName": "gke-l7-rilb"})
     values["rayServices"] = [svc]
     assert_rejected(stack, values, secrets, "rayServices[0].upgradeStrategy", "no HealthCheckPolicy can target")
+
+
+def test_an_open_gke_control_plane_is_warned_about():
+    for stack in STACKS:
+        values, secrets = stack_values(stack)
+        c = values["cluster"]
+        if c["cloud"] != "gke" or c.get("existingClusterName"):
+            continue
+        open_endpoint = c["gke"].get("publicEndpoint", True) and not c["gke"].get("masterAuthorizedNetworks")
+        warned = any(w.startswith("cluster.gke.masterAuthorizedNetworks: empty") for w in plan_warnings(load_stack_config(stack, values, secrets)))
+        assert warned == open_endpoint, stack
+        c["gke"]["masterAuthorizedNetworks"] = [{"cidr": "198.51.100.0/24"}]
+        assert not any("masterAuthorizedNetworks" in w for w in plan_warnings(load_stack_config(stack, values, secrets)))
