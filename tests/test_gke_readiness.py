@@ -345,3 +345,23 @@ def test_an_open_gke_control_plane_is_warned_about():
         assert warned == open_endpoint, stack
         c["gke"]["masterAuthorizedNetworks"] = [{"cidr": "198.51.100.0/24"}]
         assert not any("masterAuthorizedNetworks" in w for w in plan_warnings(load_stack_config(stack, values, secrets)))
+
+
+def test_gke_policies_pass_their_schema_and_broken_copies_do_not():
+    """The CRD when ../shared/upstream has it, else the documented schema (documented_crds.py)."""
+    from conftest import objects
+    from upstream import custom_resource_errors
+
+    _, rec = _gateway_variant()
+    policies = [o for o in objects(rec) if o["apiVersion"] == "networking.gke.io/v1"]
+    assert {o["kind"] for o in policies} == {"HealthCheckPolicy", "GCPBackendPolicy"}
+    for obj in policies:
+        assert custom_resource_errors(obj) == []
+    hc = copy.deepcopy(next(o for o in policies if o["kind"] == "HealthCheckPolicy"))
+    hc["spec"]["default"]["config"]["httpHealthCheck"]["requestPath"] = "health"  # must start with /
+    hc["spec"]["default"]["checkIntervalSec"] = 0
+    hc["spec"]["default"]["config"]["httpHealthCheck"]["path"] = "/health"  # not a field
+    assert len(custom_resource_errors(hc)) >= 3
+    bp = copy.deepcopy(next(o for o in policies if o["kind"] == "GCPBackendPolicy"))
+    del bp["spec"]["targetRef"]["name"]
+    assert custom_resource_errors(bp)
