@@ -110,6 +110,9 @@ def test_variants_are_ordered_too(name, stack, edit, new_cluster):
     if name == "eks-rwo-caches":  # RWO caches: StatefulSets with volumeClaimTemplates on gp3
         for m in values["models"]:
             m["cache"] = {k: v for k, v in m.get("cache", {}).items() if k != "accessMode"}
+            # per-replica zonal disks only on single-zone pools (config check)
+            pool = next(p for p in values["cluster"]["nodePools"] if p["name"] == m["nodePool"])
+            pool["zones"] = [f"{values['cluster']['region']}a"]
         overrides["models"] = values["models"]
     rec = run_program(PROJECT, stack, config_overrides=overrides)
     assert_ordered(rec, "eks" if stack == "prod" else "gke", new_cluster)
