@@ -1,22 +1,35 @@
 # Two commands for a fresh clone:
-#   make render   # install, then render the dev stack offline and print its plan
-#   make test     # install (Python deps + promtool), then run the whole test suite
+#   make render   # install the program's dependencies (uv, from uv.lock), render the dev stack offline
+#   make test     # add the test dependencies and tools (promtool, checkov), run the whole suite
+#
+# Dependencies come from the committed uv.lock, so `make`, `pulumi up` (toolchain: uv in
+# Pulumi.yaml) and CI install the same versions. uv is used from the PATH, or installed
+# (pinned) into .venv-uv on first use.
 
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TOOLS ?= .venv-tools
 STACK ?= dev
 OUT   ?= build/render
+UV_VERSION := 0.13.9
+UV    ?= $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
+# never download a Python: use the python3 that is here (>= 3.10)
+export UV_PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install render render-all tools test mutation clean
+.PHONY: install install-test render render-all tools test mutation lock clean
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
-	touch $@
+.venv-uv/bin/uv:
+	python3 -m venv .venv-uv
+	.venv-uv/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-install: $(VENV)/.installed
+# runtime dependencies only (--inexact keeps the test extras a previous `make test` added)
+install: $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
+	$(UV) sync --frozen --inexact --quiet
+
+install-test: $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
+	$(UV) sync --frozen --extra test --quiet
 
 render: install
 	$(PY) -m components render --stack $(STACK) --out $(OUT)/$(STACK)
@@ -24,22 +37,27 @@ render: install
 render-all: install
 	$(PY) -m components render --all --out $(OUT) --quiet
 
-# checkov pins many libraries of its own, parliament needs pkg_resources: they get a virtualenv of their own.
-$(TOOLS)/.installed: requirements-tools.txt
-	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --upgrade pip
-	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+# checkov pins many libraries of its own and parliament needs pkg_resources: they get a
+# virtualenv of their own, from their own
+# fully pinned requirements (regenerate: uv pip compile requirements-tools.in -o requirements-tools.txt).
+$(TOOLS)/.installed: requirements-tools.txt $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
+	$(UV) venv --quiet --allow-existing $(TOOLS)
+	$(UV) pip install --quiet --python $(TOOLS)/bin/python -r requirements-tools.txt
 	touch $@
 
 tools: $(TOOLS)/.installed
 	@scripts/install-tools.sh
 
-test: install tools
+test: install-test tools
 	CHECKOV=$(TOOLS)/bin/checkov PARLIAMENT=$(TOOLS)/bin/parliament $(PY) -m pytest
 
 # Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.
-mutation: install
-	$(PY) scripts/mutation_run.py --report build/mutation.json
+mutation: install-test tools
+	PARLIAMENT=$(TOOLS)/bin/parliament $(PY) scripts/mutation_run.py --report build/mutation.json
+
+# after changing dependencies in pyproject.toml
+lock: $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
+	$(UV) lock
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -402,7 +402,7 @@ def test_wheel_metadata(wheel):
     with zipfile.ZipFile(wheel) as zf:
         meta = zf.read(f"llm_infra-{project_version()}.dist-info/METADATA").decode()
     assert f"\nVersion: {project_version()}\n" in meta
-    assert "\nRequires-Python: >=3.10\n" in meta
+    assert "\nRequires-Python: >=3.11\n" in meta
     assert "\nLicense-Expression: Apache-2.0\n" in meta
     for dep in ("pulumi", "pulumi-kubernetes", "pydantic", "PyYAML"):
         assert re.search(rf"^Requires-Dist: {re.escape(dep)}\b", meta, re.M | re.I), dep
