@@ -1,13 +1,13 @@
 """LLM inference on Kubernetes GPUs: one stack = cluster, add-ons, and serving stacks.
 
 The same program runs under `pulumi up` and under the offline render
-(`python -m components render --stack dev --out build/render/dev`).
+(`python -m components render --stack dev`).
 """
 
 import pulumi
 
 from components import LlmPlatform, read_stack_plan, secret
-from components.reports import capacity_report, node_pool_report, plan_warnings
+from components.reports import capacity_report, hosts_report, node_pool_report, plan_warnings, system_pool_report
 
 plan = read_stack_plan()  # validates everything before any resource is declared
 
@@ -21,7 +21,9 @@ platform = LlmPlatform(
 
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # secret
 pulumi.export("namespace", plan.config.namespace)
+pulumi.export("systemPool", system_pool_report(plan))
 pulumi.export("nodePools", node_pool_report(plan))
 pulumi.export("models", capacity_report(plan))
 pulumi.export("endpoints", {s.name: s.endpoint for s in [*platform.vllm, *platform.ray]})
+pulumi.export("hosts", hosts_report(plan))
 pulumi.export("warnings", plan_warnings(plan))

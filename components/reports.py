@@ -66,6 +66,27 @@ def node_pool_report(plan: StackPlan) -> dict[str, Any]:
     }
 
 
+def system_pool_report(plan: StackPlan) -> dict[str, Any]:
+    """The CPU node pool the project creates for operators and monitoring (an existing
+    cluster's nodes are not ours: ``{"instanceType": None}``)."""
+    cluster = plan.config.cluster
+    if cluster.cloud == "existing":
+        return {"instanceType": None}
+    pool = cluster.system_pool
+    return {"instanceType": pool.machine_type(cluster.cloud), "minNodes": pool.min_nodes, "maxNodes": pool.max_nodes}
+
+
+def hosts_report(plan: StackPlan) -> dict[str, list[str]]:
+    """Public host names per model (Ingress host, HTTPRoute hostnames); models without are left out."""
+    hosts = {}
+    for m in plan.config.models:
+        names = [m.ingress.host] if m.ingress else []
+        names += list(m.http_route.hostnames) if m.http_route else []
+        if names:
+            hosts[m.name] = names
+    return hosts
+
+
 def plan_warnings(plan: StackPlan) -> list[str]:
     warnings = list(plan.warnings)
     c = plan.config.cluster

@@ -139,6 +139,12 @@ def summary(recording: Recording) -> str:
     lines = [f"# Plan for stack `{recording.stack}` ({p['resourceCount']} resources)", ""]
     lines += ["| resource type | count |", "|---|---:|"]
     lines += [f"| `{t}` | {n} |" for t, n in p["counts"].items()]
+    system = recording.outputs.get("systemPool")
+    if system and system.get("instanceType"):
+        lines += ["", f"System pool (operators, monitoring; CPU only): {system['instanceType']}, "
+                      f"{int(system['minNodes'])}..{int(system['maxNodes'])} nodes."]
+    elif "systemPool" in recording.outputs:
+        lines += ["", "System pool: none created (existing cluster); operators and monitoring prefer nodes without GPUs."]
     pools = recording.outputs.get("nodePools") or {}
     if pools:
         lines += ["", "## GPU node pools", "", "| pool | type | GPUs/node | GPU | nodes | capacity | taint |", "|---|---|---:|---|---|---|---|"]
@@ -154,22 +160,36 @@ def summary(recording: Recording) -> str:
             "",
             "## Models: capacity and cost",
             "",
-            "| model | kind | pool | TP | weights | KV-cache tokens | max concurrent (full length) | replicas | $/hour |",
+            "| model | kind | pool | TP | weights | KV-cache tokens | sequences at maxModelLen | replicas | $/hour |",
             "|---|---|---|---:|---:|---:|---:|---|---|",
         ]
+        unpriced = False
         for name, m in models.items():
+            low, high = m.get("hourlyCostMin"), m.get("hourlyCostMax")
+            cost = f"{_money(low)}..{_money(high)}" if low is not None and high is not None else "unknown²"
+            unpriced |= low is None or high is None
+            at_max_len = (m.get("concurrentSequences") or {}).get("atMaxModelLen", int(m["maxConcurrentSequences"]))
             lines.append(
                 f"| {name} | {m['kind']} | {m['pool']} | {int(m['tensorParallelSize'])} | {m['weightsGib']:.1f} GiB "
-                f"| {int(m['kvCacheTokens']):,} | {m['maxConcurrentSequences']:.1f} "
-                f"| {int(m['minReplicas'])}..{int(m['maxReplicas'])} "
-                f"| {_money(m.get('hourlyCostMin'))}..{_money(m.get('hourlyCostMax'))} |"
+                f"| {int(m['kvCacheTokens']):,} | {int(at_max_len)} × {int(m['maxModelLen']):,}¹ "
+                f"| {int(m['minReplicas'])}..{int(m['maxReplicas'])} | {cost} |"
             )
         lines += [
             "",
+            "_¹ Whole sequences of maxModelLen tokens whose KV cache fits in one replica at once; shorter "
+            "requests fit more (see the budget table)._",
             "_$/hour: nodes the replicas need x approximate on-demand list price of the node type "
             "(config/catalog.py, dated); spot capacity costs less, disks and control planes are not included._",
         ]
+        if unpriced:
+            lines.append("_² No price for the pool's nodes: on an existing cluster state it as "
+                         "`cluster.nodePools[].gpu.hourlyUsd` (cost per node-hour)._")
         lines += _budget_table(models)
+    endpoints = recording.outputs.get("endpoints") or {}
+    if endpoints:
+        hosts = recording.outputs.get("hosts") or {}
+        lines += ["", "## Endpoints (OpenAI-compatible)", "", "| model | in-cluster URL | public hosts |", "|---|---|---|"]
+        lines += [f"| {name} | {url} | {', '.join(hosts.get(name, [])) or '-'} |" for name, url in endpoints.items()]
     releases = helm_releases(recording)
     if releases:
         lines += ["", "## Helm releases", "", "| release | chart | version | namespace |", "|---|---|---|---|"]

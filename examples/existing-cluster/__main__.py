@@ -26,6 +26,7 @@ from components import (
     VllmServiceArgs,
     capacity_report,
 )
+from components.reports import node_pool_report, plan_warnings, system_pool_report
 from config import ConfigError, Issue, StackPlan, load_stack_config
 from config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
 
@@ -151,3 +152,9 @@ service = VllmService(
 pulumi.export("endpoint", service.endpoint)
 pulumi.export("namespace", stack.namespace)
 pulumi.export("capacity", capacity_report(plan)[model.name])
+# the same report keys as the main program, so the offline render prints the same summary
+pulumi.export("systemPool", system_pool_report(plan))
+pulumi.export("nodePools", node_pool_report(plan))
+pulumi.export("models", capacity_report(plan))
+pulumi.export("endpoints", {model.name: service.endpoint})
+pulumi.export("warnings", plan_warnings(plan))
