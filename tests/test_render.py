@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -95,3 +96,31 @@ def test_prod_renders_in_a_few_seconds():
     run_program(PROJECT, "prod")
     elapsed = time.perf_counter() - started
     assert elapsed < 10, f"prod took {elapsed:.1f}s"
+
+
+def test_summary_is_actionable(recording):
+    """summary.md names the system pool, every endpoint with its hosts, whole sequences with their
+    explanation, and a cost or why there is none."""
+    from components.render import summary
+    from config import load_stack_config
+    from stackfiles import stack_values
+
+    text = summary(recording)
+    plan = load_stack_config(recording.stack, *stack_values(recording.stack))
+    cluster = plan.config.cluster
+    if cluster.cloud == "existing":
+        assert "System pool: none created (existing cluster)" in text
+    else:
+        pool = cluster.system_pool
+        assert f"System pool (operators, monitoring; CPU only): {pool.machine_type(cluster.cloud)}, {pool.min_nodes}..{pool.max_nodes} nodes." in text
+    for name in [m.name for m in plan.config.models] + [s.name for s in plan.config.ray_services]:
+        assert f"| {name} | {recording.outputs['endpoints'][name]} |" in text
+    for m in plan.config.models:
+        hosts = ([m.ingress.host] if m.ingress else []) + (list(m.http_route.hostnames) if m.http_route else [])
+        if hosts:
+            assert ", ".join(hosts) in text
+    assert "n/a" not in text
+    assert not re.search(r"\| \d+\.\d+ × ", text), "concurrency is counted in whole sequences"
+    assert "_¹ Whole sequences of maxModelLen tokens" in text
+    priced = all(p.hourly_usd for p in plan.pools.values())
+    assert ("unknown²" in text) is not priced
