@@ -215,3 +215,23 @@ def test_out_defaults_to_build_render_stack(tmp_path):
     result = cli("render", "--stack", "onprem", "--quiet", "--project-dir", str(ROOT), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "build" / "render" / "onprem" / "plan.json").is_file()
+
+
+def test_unknown_model_id_gets_a_suggestion():
+    values, secrets = stack_values("dev")
+    values["models"][0]["model"] = "NousResearch/Meta-Llama-3-8B-Instruc"
+    with pytest.raises(ConfigError) as info:
+        load_stack_config("dev", values, secrets)
+    (line,) = info.value.lines()
+    assert line.startswith("dev: models[0].architecture: unknown model 'NousResearch/Meta-Llama-3-8B-Instruc' "
+                           "(did you mean 'nousresearch/meta-llama-3-8b-instruct'?): not in the model catalog")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["render", "--stack", "nope"], "no stack file Pulumi.nope.yaml in {root} (stacks: dev, onprem, prod)"),
+    (["render", "--stack", "dev", "--project-dir", "/nonexistent"], "error: no Pulumi.yaml in /nonexistent"),
+    (["render", "--stack", "dev", "--secret-values", "/nonexistent.yaml"],
+     "error: --secret-values: cannot read /nonexistent.yaml: No such file or directory"),
+])
+def test_cli_mistakes_are_one_line(args, expected):
+    assert one_line_error(cli(*args)) == expected.format(root=ROOT)

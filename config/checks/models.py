@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..architectures import ARCHITECTURES, ModelArchitecture, checkpoint_for_repository
+from ..architectures import ARCHITECTURES, KNOWN_REPOSITORIES, ModelArchitecture, checkpoint_for_repository
+from ..errors import did_you_mean
 from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
@@ -42,7 +43,8 @@ class ModelChecks(CheckerBase):
         if key is None:
             self.add(
                 f"{path}.architecture",
-                f"unknown model '{src.model}': not in the model catalog (config/architectures.py), so its memory cannot be sized: "
+                f"unknown model '{src.model}'{did_you_mean(src.model.lower(), KNOWN_REPOSITORIES)}: not in the model catalog "
+                f"(config/architectures.py), so its memory cannot be sized: "
                 f"set architecture to a catalogued shape ({', '.join(sorted(ARCHITECTURES))}) or modelSpec with its "
                 f"config.json fields (layers, attentionHeads, kvHeads, headDim, hiddenSize, intermediateSize, vocabSize, "
                 f"maxContext) or modelSpec.configJson: <path of its config.json>",
