@@ -848,3 +848,25 @@ def test_every_alert_has_a_runbook_section():
         for r in g["rules"]
     }
     assert alerts and alerts <= headings, alerts - headings
+
+
+def test_fractional_quantities_are_rendered_in_milli_units():
+    """HPA targets and CPU overrides that are not whole numbers (literal expectations: Kubernetes
+    quantities, 0.85 -> "850m")."""
+    from components.render import run_program
+    from conftest import PROJECT
+
+    values, _ = stack_values("onprem")
+    model = values["models"][0]
+    model["autoscaling"].update(queueDepthTarget=2.5, kvCacheUsageTarget=0.85)
+    model["resources"] = {"cpu": 7.5}
+    objs = manifests(run_program(PROJECT, "onprem", config_overrides={"models": values["models"]}))
+    (hpa,) = [o for o in objs if o["kind"] == "HorizontalPodAutoscaler"]
+    targets = {m["pods"]["metric"]["name"]: m["pods"]["target"] for m in hpa["spec"]["metrics"]}
+    assert targets == {
+        "vllm_num_requests_waiting": {"type": "AverageValue", "averageValue": "2500m"},
+        "vllm_kv_cache_usage_perc": {"type": "AverageValue", "averageValue": "850m"},
+    }
+    (sts,) = [o for o in objs if o["kind"] == "StatefulSet"]
+    vllm = next(c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm")
+    assert vllm["resources"]["requests"]["cpu"] == vllm["resources"]["limits"]["cpu"] == "7500m"
