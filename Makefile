@@ -18,7 +18,7 @@ export UV_PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-test render render-all tools test mutation lock clean
+.PHONY: install install-test render render-all tools test mutation lock uv-version clean
 
 .venv-uv/bin/uv:
 	python3 -m venv .venv-uv
@@ -54,6 +54,10 @@ test: install-test tools
 # Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.
 mutation: install-test tools
 	PARLIAMENT=$(TOOLS)/bin/parliament $(PY) scripts/mutation_run.py --report build/mutation.json
+
+# the pinned uv version (the workflows install it for the Pulumi CLI)
+uv-version:
+	@echo $(UV_VERSION)
 
 # after changing dependencies in pyproject.toml
 lock: $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)

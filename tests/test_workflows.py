@@ -469,3 +469,24 @@ def test_no_expressions_inside_run_scripts(all_workflows: dict[str, dict[str, An
     for name, workflow in all_workflows.items():
         for job_id, script in run_scripts(workflow):
             assert "${{" not in script, f"{name} {job_id}: expression inside run:\n{script}"
+
+
+def test_jobs_that_run_pulumi_put_the_pinned_uv_on_the_path(all_workflows) -> None:
+    """Pulumi.yaml sets toolchain uv: the Pulumi CLI looks uv up on the PATH and runs the
+    program with `uv run python` (pulumi/pulumi sdk/python/toolchain/uv.go, newUv / Command),
+    so every job with a Pulumi step installs uv, at the Makefile's pinned version, before it."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["runtime"]["options"]["toolchain"] == "uv"
+    checked = 0
+    for name, workflow in all_workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            job_steps = steps(job)
+            pulumi_at = [i for i, s in enumerate(job_steps) if (action_of(s) or "").startswith("pulumi/actions")]
+            if not pulumi_at:
+                continue
+            uv_at = [i for i, s in enumerate(job_steps) if 'pip install --quiet "uv==$(make -s uv-version)"' in (s.get("run") or "")]
+            assert uv_at and uv_at[0] < pulumi_at[0], f"{name} {job_id}: no uv on the PATH before the Pulumi step"
+            checked += 1
+    assert checked == 4  # PR preview + three deploys
+    version = subprocess.run(["make", "-s", "uv-version"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
