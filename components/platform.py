@@ -41,6 +41,12 @@ class LlmPlatform(pulumi.ComponentResource):
         self.cluster = cluster.handle
         k8s_opts = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
 
+        addons = ClusterAddons(
+            f"{name}-addons",
+            AddonsArgs(plan=plan, cluster=self.cluster, serving_namespaces=[cfg.namespace], grafana_admin_password=grafana_admin_password),
+            opts=k8s_opts,
+        )
+        self.addons = addons.handle
         serving_ns = ServingNamespace(
             f"{name}-serving",
             ServingNamespaceArgs(
@@ -49,15 +55,11 @@ class LlmPlatform(pulumi.ComponentResource):
                 hf_token=hf_token,
                 monitoring_namespaces=[] if cfg.addons.monitoring.mode == "none" else [cfg.addons.monitoring.namespace],
                 protect=cfg.cluster.protect,
+                hf_token_source=cfg.credentials.from_secret_manager().get("hfToken"),
+                secret_sync=self.addons.secret_sync,
             ),
             opts=k8s_opts,
         )
-        addons = ClusterAddons(
-            f"{name}-addons",
-            AddonsArgs(plan=plan, cluster=self.cluster, serving_namespaces=[cfg.namespace], grafana_admin_password=grafana_admin_password),
-            opts=k8s_opts,
-        )
-        self.addons = addons.handle
         context = ServingContext(
             namespace=cfg.namespace,
             addons=self.addons,

@@ -19,6 +19,7 @@ from .checks import StackChecker
 from .cluster import (
     ClusterConfig,
 )
+from .credentials import CredentialsConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan
@@ -101,6 +102,7 @@ class StackConfig(ConfigModel):
     ray_services: list[RayServiceConfig] = Field(default_factory=list)
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
+    credentials: CredentialsConfig = CredentialsConfig()
 
 
 

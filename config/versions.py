@@ -80,3 +80,6 @@ ALL_CHARTS = (
     CLUSTER_AUTOSCALER,
 )
 ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)
+EXTERNAL_SECRETS = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io")
+"""External Secrets Operator (external-secrets/external-secrets v2.9.0): syncs credentials from AWS
+Secrets Manager / Google Secret Manager into Kubernetes Secrets (``credentials.*.source: secretManager``)."""

@@ -20,7 +20,8 @@ from config import StackPlan, versions
 
 from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .gpu_operator import GpuOperator, GpuOperatorArgs
-from .handles import KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
+from .external_secrets import ExternalSecrets, ExternalSecretsArgs
+from .handles import EXTERNAL_SECRETS_GROUP, KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
 from .keda import Keda, KedaArgs
 from .kuberay import KubeRayArgs, KubeRayOperator
 from .monitoring import Monitoring, MonitoringArgs
@@ -49,6 +50,15 @@ class ClusterAddons(pulumi.ComponentResource):
         # every release waits for the system nodes, the CSI add-on and the StorageClasses
         ready = list(args.cluster.platform_ready)
 
+        # credentials from the cloud's secret manager: ESO first, its ExternalSecrets feed Grafana and the models
+        self.external_secrets: ExternalSecrets | None = None
+        synced = args.plan.config.credentials.from_secret_manager()
+        if synced:
+            self.external_secrets = ExternalSecrets(
+                f"{name}-external-secrets", ExternalSecretsArgs(plan=args.plan, cluster=args.cluster, cluster_ready=ready), opts=child
+            )
+        sync = self.external_secrets.sync if self.external_secrets is not None else None
+
         namespaces = list(args.serving_namespaces)
         if addons.gpu_operator.enabled:
             namespaces.append(gpu_operator.NAMESPACE)
@@ -69,6 +79,8 @@ class ClusterAddons(pulumi.ComponentResource):
                 cloud=cloud,
                 storage_class=args.cluster.storage_class,
                 grafana_admin_password=args.grafana_admin_password,
+                grafana_admin_source=synced.get("grafanaAdminPassword"),
+                secret_sync=sync,
                 cluster_ready=ready,
             ),
             opts=child,
@@ -77,6 +89,8 @@ class ClusterAddons(pulumi.ComponentResource):
         mon_crds = [self.monitoring.release] if self.monitoring.release is not None else []
 
         self.releases: dict[str, pulumi.Resource] = {}
+        if self.external_secrets is not None:
+            self.releases[versions.EXTERNAL_SECRETS.name] = self.external_secrets.release
         if self.monitoring.release is not None:
             self.releases[versions.KUBE_PROMETHEUS_STACK.name] = self.monitoring.release
         gpu_ready: list[pulumi.Resource] = []
@@ -130,6 +144,8 @@ class ClusterAddons(pulumi.ComponentResource):
             crd_owners[RAY_GROUP] = ray_owners
         if mon.operator_crds:
             crd_owners[MONITORING_GROUP] = mon_crds
+        if self.external_secrets is not None:
+            crd_owners[EXTERNAL_SECRETS_GROUP] = [self.external_secrets.release]
 
         if addons.keda.available:
             autoscaler = "keda"
@@ -137,7 +153,9 @@ class ClusterAddons(pulumi.ComponentResource):
             autoscaler = "hpa"
         else:
             autoscaler = "none"
-        self.handle = AddonsHandle(monitoring=mon, autoscaler=autoscaler, crd_owners=crd_owners, gpu_ready=gpu_ready)
+        self.handle = AddonsHandle(
+            monitoring=mon, autoscaler=autoscaler, crd_owners=crd_owners, gpu_ready=gpu_ready, secret_sync=sync
+        )
         self.register_outputs(
             {
                 "releases": sorted(self.releases),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pulumi
+
+if TYPE_CHECKING:
+    from .external_secrets import SecretSync
 
 KEDA_GROUP = "keda.sh"
 RAY_GROUP = "ray.io"
 MONITORING_GROUP = "monitoring.coreos.com"
+EXTERNAL_SECRETS_GROUP = "external-secrets.io"
 
 
 @dataclass
@@ -40,6 +44,8 @@ class AddonsHandle:
     gpu_ready: list[pulumi.Resource] = field(default_factory=list)
     """What GPU workloads wait for besides GPU nodes: the GPU Operator release whose device
     plugin advertises ``nvidia.com/gpu`` (empty when the cluster already has one)."""
+    secret_sync: SecretSync | None = None
+    """The External Secrets Operator's store, when any credential comes from a secret manager."""
 
     def depends_for(self, api_group: str) -> list[pulumi.Resource]:
         return list(self.crd_owners.get(api_group, []))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,9 +25,13 @@ import pulumi_kubernetes as k8s
 from components.k8s import MANAGED_BY
 from config import versions
 from config.addons import MonitoringConfig
+from config.credentials import CredentialSource
 
 from .base import addon_namespace, helm_release, system_affinity
 from .handles import MonitoringHandle
+
+if TYPE_CHECKING:
+    from .external_secrets import SecretSync
 
 FULLNAME = "kube-prometheus-stack"
 """``fullnameOverride``: object names (``<fullname>-prometheus``) do not depend on the release."""
@@ -56,6 +60,9 @@ class MonitoringArgs:
     """Which cluster DNS the chart scrapes: GKE Standard runs kube-dns, EKS CoreDNS."""
     storage_class: str | None = None
     grafana_admin_password: pulumi.Output[str] | None = None
+    grafana_admin_source: CredentialSource | None = None
+    """Set when the password comes from the secret manager: ESO writes the Secret instead."""
+    secret_sync: SecretSync | None = None
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
@@ -101,7 +108,21 @@ class Monitoring(pulumi.ComponentResource):
         ns = addon_namespace(f"{name}-ns", cfg.namespace, "privileged", child)  # node-exporter: hostNetwork/hostPID/hostPath
         deps: list[pulumi.Resource] = list(args.cluster_ready)
         grafana = cfg.grafana.enabled
-        if grafana:
+        if grafana and args.grafana_admin_source is not None:
+            assert args.secret_sync is not None, "ESO is installed when a credential uses it"
+            # same Secret name and keys as below; the user is fixed, the password is the remote value
+            deps.append(
+                args.secret_sync.external_secret(
+                    f"{name}-grafana-admin-sync",
+                    cfg.namespace,
+                    GRAFANA_ADMIN_SECRET,
+                    args.grafana_admin_source,
+                    GRAFANA_PASSWORD_KEY,
+                    pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+                    template={GRAFANA_USER_KEY: "admin", GRAFANA_PASSWORD_KEY: "{{ index . \"%s\" }}" % GRAFANA_PASSWORD_KEY},
+                )
+            )
+        elif grafana:
             assert args.grafana_admin_password is not None, "validated: grafanaAdminPassword is set"
             deps.append(
                 k8s.core.v1.Secret(

@@ -10,6 +10,18 @@ import pulumi_kubernetes as k8s
 from config import NodePoolFacts
 
 
+@dataclass(frozen=True)
+class AwsIrsa:
+    """What an in-cluster AWS controller's IRSA role needs (EKS only)."""
+
+    oidc_arn: pulumi.Input[str]
+    oidc_url: pulumi.Input[str]
+    partition: str
+    region: str
+    account_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class ClusterHandle:
     provider: k8s.Provider
@@ -28,3 +40,5 @@ class ClusterHandle:
     """What every Helm release and every PVC waits for on a new cluster: the system nodes (chart
     pods schedule there), the CSI driver add-on and the StorageClasses (PVCs bind through them).
     Without it the first ``pulumi up`` races: PVC-backed charts time out on an empty cluster."""
+    aws_irsa: AwsIrsa | None = None
+    """EKS: the OIDC provider and account, for add-ons that need an IRSA role (ESO)."""

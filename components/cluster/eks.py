@@ -47,7 +47,7 @@ from config import NodePoolFacts
 from config.cluster import ClusterConfig, EksConfig, karpenter_gpu_limit, karpenter_instance_types
 
 from .autoscaler import AutoscaledGroup, ClusterAutoscaler, ClusterAutoscalerArgs
-from .base import ClusterHandle
+from .base import AwsIrsa, ClusterHandle
 from .irsa import irsa_trust_policy
 from .karpenter import Karpenter, KarpenterArgs, KarpenterPool
 from .nodes import SYSTEM_LABELS, cloud_taints, exec_kubeconfig
@@ -297,6 +297,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             rwx_storage_class=rwx_storage_class,
             gpu_capacity=capacity,
             platform_ready=platform_ready,
+            aws_irsa=AwsIrsa(target.oidc_arn, target.oidc_url, self._partition, str(cfg.region), self._account, dict(self._tags)),
         )
         self.register_outputs(
             {

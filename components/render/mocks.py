@@ -96,6 +96,14 @@ def _gcp_service_account(args: MockResourceArgs) -> dict[str, Any]:
     return {"email": f"{account}@{project}.iam.gserviceaccount.com"}
 
 
+@mock_outputs("aws:secretsmanager/secret:Secret")
+def _secretsmanager_secret(args: MockResourceArgs) -> dict[str, Any]:
+    """``arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>``."""
+    name = args.inputs.get("name", args.name)
+    suffix = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return {"arn": f"arn:aws:secretsmanager:{FAKE_REGION}:{FAKE_ACCOUNT}:secret:{name}-{suffix}", "name": name}
+
+
 @mock_outputs("aws:sqs/queue:Queue")
 def _sqs_queue(args: MockResourceArgs) -> dict[str, Any]:
     name = args.inputs.get("name", args.name)

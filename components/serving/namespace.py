@@ -8,12 +8,17 @@ every model cache volume in it, whatever their own options say."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import MANAGED_BY
+from config.credentials import CredentialSource
 from config.security import NODE_LOCAL_DNS, SecurityConfig
+
+if TYPE_CHECKING:
+    from components.addons.external_secrets import SecretSync
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"
@@ -57,6 +62,9 @@ class ServingNamespaceArgs:
     """Namespaces whose Prometheus scrapes the model pods."""
     protect: bool = False
     """``cluster.protect``: keep the namespace (and the model caches in it) on delete."""
+    hf_token_source: CredentialSource | None = None
+    """Set when the token comes from the secret manager: an ExternalSecret writes the Secret."""
+    secret_sync: SecretSync | None = None
 
 
 def _from_namespaces(names: list[str]) -> list[dict]:
@@ -119,7 +127,13 @@ class ServingNamespace(pulumi.ComponentResource):
             self._network_policies(name, args, meta, in_ns)
 
         self.hf_token_secret = None
-        if args.hf_token is not None:
+        if args.hf_token_source is not None:
+            assert args.secret_sync is not None, "ESO is installed when a credential uses it"
+            args.secret_sync.external_secret(
+                f"{name}-hf-token-sync", ns, HF_TOKEN_SECRET, args.hf_token_source, HF_TOKEN_KEY, in_ns
+            )
+            self.hf_token_secret = HF_TOKEN_SECRET
+        elif args.hf_token is not None:
             k8s.core.v1.Secret(
                 f"{name}-hf-token",
                 metadata=meta(HF_TOKEN_SECRET),

@@ -6,11 +6,12 @@ from ..errors import Issue
 from ..facts import all_node_pool_facts
 from .addons import AddonChecks
 from .cluster import ClusterChecks
+from .credentials import CredentialChecks
 from .models import ModelChecks
 from .ray import RayChecks
 
 
-class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks):
+class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, CredentialChecks):
     """Runs every check; pools are derived only from a cluster that passed its own checks,
     so one bad pool does not cascade into an error per model."""
 
@@ -21,6 +22,7 @@ class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks):
         self.check_models()
         self.check_ray_services()
         self.check_addons()
+        self.check_credentials()
         self.check_gpu_budget()
         return self.issues
 

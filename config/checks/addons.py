@@ -41,7 +41,7 @@ class AddonChecks(CheckerBase):
         for key, alias in (("selector_labels", "selectorLabels"), ("dashboard_labels", "dashboardLabels")):
             if mon.mode != "existing" and getattr(mon, key):
                 self.add(f"addons.monitoring.{alias}", f"only used with mode 'existing' (mode is '{mon.mode}')")
-        if mon.mode == "install" and mon.grafana.enabled and "grafanaAdminPassword" not in self.secrets:
+        if mon.mode == "install" and mon.grafana.enabled and not self.has_credential("grafanaAdminPassword"):
             self.add(
                 "grafanaAdminPassword",
                 "monitoring installs Grafana: set its admin password with pulumi config set --secret grafanaAdminPassword",

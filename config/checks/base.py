@@ -24,6 +24,10 @@ class CheckerBase:
         self.model_plans: dict[str, ModelPlan] = {}
         self.ray_plans: dict[str, ModelPlan] = {}
 
+    def has_credential(self, key: str) -> bool:
+        """A credential is available from Pulumi (set as a secret) or from the secret manager."""
+        return key in self.secrets or self.config.credentials.source(key).source == "secretManager"
+
     def add(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
 

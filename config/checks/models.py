@@ -86,8 +86,8 @@ class ModelChecks(CheckerBase):
             return None
         arch, stored_quantization = resolved
         quantization = self.effective_quantization(path, src, stored_quantization)
-        if src.requires_hf_token and "hfToken" not in self.secrets:
-            self.add(f"{path}.requiresHfToken", "gated model: set the secret hfToken (pulumi config set --secret hfToken)")
+        if src.requires_hf_token and not self.has_credential("hfToken"):
+            self.add(f"{path}.requiresHfToken", "gated model: set the secret hfToken (pulumi config set --secret hfToken) or credentials.hfToken.source secretManager")
         max_len = src.max_model_len or min(arch.max_context, DEFAULT_MAX_MODEL_LEN)
         if max_len > arch.max_context:
             self.add(f"{path}.maxModelLen", f"{max_len} exceeds the model's context of {arch.max_context} tokens")
