@@ -60,6 +60,10 @@ class StackPlan:
     warnings: list[str] = field(default_factory=list)
     """Tight but possible plans (capacity feasibility), shown with the plan's warnings."""
 
+    def has_credential(self, key: str) -> bool:
+        """Whether a credential is available: a Pulumi secret, or synced from the secret manager."""
+        return key in self.secrets or self.config.credentials.source(key).source == "secretManager"
+
     @property
     def needs_kuberay(self) -> bool:
         kr = self.config.addons.kuberay

@@ -75,11 +75,12 @@ IMAGE_CUDA_MAJOR = {VLLM_IMAGE: 13, RAY_LLM_IMAGE: 13}
 vllm/vllm-openai v0.31.0 image is a CUDA 13 build (issue 12's review). The node driver
 must support it (config/drivers.py)."""
 
-ALL_CHARTS = (
-    GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD,
-    CLUSTER_AUTOSCALER,
-)
-ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)
 EXTERNAL_SECRETS = Chart("external-secrets", "2.9.0", "https://charts.external-secrets.io")
 """External Secrets Operator (external-secrets/external-secrets v2.9.0): syncs credentials from AWS
 Secrets Manager / Google Secret Manager into Kubernetes Secrets (``credentials.*.source: secretManager``)."""
+
+ALL_CHARTS = (
+    GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD,
+    CLUSTER_AUTOSCALER, EXTERNAL_SECRETS,
+)
+ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)

@@ -27,14 +27,15 @@ from stackfiles import assert_rejected, stack_values
 
 from components.addons import AddonsArgs, ClusterAddons
 from components.addons.handles import (
+    EXTERNAL_SECRETS_GROUP,
     KEDA_GROUP,
     MONITORING_GROUP,
     RAY_GROUP,
     AddonsHandle,
 )
-from components.cluster.base import ClusterHandle
+from components.cluster.base import AwsIrsa, ClusterHandle
 from components.render import Recording, RenderError, helm_releases, run_program
-from components.render.mocks import RecordingMonitor, RenderMocks, ResourceRecord
+from components.render.mocks import FAKE_ACCOUNT, RecordingMonitor, RenderMocks, ResourceRecord, oidc_issuer_host
 import metric_names as metrics
 from config import StackPlan, load_stack_config, versions
 from config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
@@ -124,7 +125,14 @@ def build_addons(plan: StackPlan) -> tuple[AddonsHandle, dict[str, pulumi.Resour
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        cluster = ClusterHandle(provider=provider, pools=plan.pools, kubeconfig=pulumi.Output.secret("{}"))
+        c = plan.config.cluster
+        issuer = oidc_issuer_host(c.name)
+        irsa = (
+            AwsIrsa(f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{issuer}", f"https://{issuer}", "aws", str(c.region), FAKE_ACCOUNT)
+            if c.cloud == "eks"
+            else None
+        )
+        cluster = ClusterHandle(provider=provider, pools=plan.pools, kubeconfig=pulumi.Output.secret("{}"), aws_irsa=irsa)
         addons = ClusterAddons(
             "addons",
             AddonsArgs(
@@ -200,7 +208,7 @@ def test_releases_with_monitors_wait_for_the_prometheus_operator_crds(recording)
 
 def test_custom_resources_depend_on_the_release_that_installs_their_crd(recording):
     records = release_records(recording)
-    owners = {KEDA_GROUP: KEDA, RAY_GROUP: KUBERAY, MONITORING_GROUP: KPS}
+    owners = {KEDA_GROUP: KEDA, RAY_GROUP: KUBERAY, MONITORING_GROUP: KPS, EXTERNAL_SECRETS_GROUP: versions.EXTERNAL_SECRETS.name}
     checked = 0
     for rec in recording.resources:
         if not rec.custom or not rec.type.startswith("kubernetes:"):
@@ -272,14 +280,25 @@ def test_grafana_reads_its_password_from_a_secret(recording):
     grafana = kps["values"]["grafana"]
     assert "adminPassword" not in grafana
     admin = grafana["admin"]
+    assert admin == {"existingSecret": "grafana-admin", "userKey": "admin-user", "passwordKey": "admin-password"}
     ns = plan.config.addons.monitoring.namespace
-    (secret,) = [o for o in objects(recording, "Secret", ns) if o["metadata"]["name"] == admin["existingSecret"]]
-    data = secret["stringData"]
-    if isinstance(data, dict):  # the render masks either the whole field or each value
-        assert data[admin["passwordKey"]] == "[secret]" and admin["userKey"] in data
+    if plan.config.credentials.grafana_admin_password.source == "secretManager":
+        # ESO writes the Secret; the chart reads the same name and keys
+        assert not [o for o in objects(recording, "Secret", ns) if o["metadata"]["name"] == "grafana-admin"]
+        kind, name = "ExternalSecret", "grafana-admin"
     else:
-        assert data == "[secret]"
-    secret_rec = next(r for r in recording.resources if r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == admin["existingSecret"])
+        (secret,) = [o for o in objects(recording, "Secret", ns) if o["metadata"]["name"] == admin["existingSecret"]]
+        data = secret["stringData"]
+        if isinstance(data, dict):  # the render masks either the whole field or each value
+            assert data[admin["passwordKey"]] == "[secret]" and admin["userKey"] in data
+        else:
+            assert data == "[secret]"
+        kind, name = "Secret", admin["existingSecret"]
+    secret_rec = next(
+        r for r in recording.resources
+        if (r.inputs.get("kind") == kind or r.type == f"kubernetes:core/v1:{kind}") and r.inputs["metadata"]["name"] == name
+        and r.inputs["metadata"].get("namespace") == ns
+    )
     assert secret_rec.urn in release_records(recording)[KPS].depends_on
     dashboards = grafana["sidecar"]["dashboards"]
     assert dashboards["enabled"] is True
@@ -290,9 +309,20 @@ def test_grafana_reads_its_password_from_a_secret(recording):
             assert obj["metadata"]["namespace"] in dashboards["searchNamespace"]
 
 
+def pulumi_grafana_password(stack: str) -> dict[str, Any]:
+    """Overrides that take the stack's Grafana password from a Pulumi secret (SENTINEL)."""
+    values, _ = stack_values(stack)
+    creds = copy.deepcopy(values.get("credentials") or {})
+    creds.pop("grafanaAdminPassword", None)
+    synced = any((c or {}).get("source") == "secretManager" for k, c in creds.items() if k == "hfToken")
+    if not synced:
+        creds = {}
+    return {"credentials": creds or None, "grafanaAdminPassword": {"secure": SENTINEL}}
+
+
 @pytest.mark.parametrize("stack", [s for s in STACKS if s in ("dev", "prod")])
 def test_grafana_password_never_appears_in_values_or_inputs(stack):
-    rec = variant(stack, "sentinel", {}, secret_values={"grafanaAdminPassword": SENTINEL})
+    rec = variant(stack, "sentinel", pulumi_grafana_password(stack))
     assert SENTINEL not in json.dumps([r["values"] for r in helm_releases(rec)])
     assert SENTINEL not in json.dumps([r.inputs for r in rec.resources])
     assert SENTINEL not in json.dumps(rec.outputs)
@@ -587,7 +617,7 @@ REJECTED: list[tuple[str, str, Callable[[dict, dict], None], str, str]] = [
     ("nobody-installs-gke-driver", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"driver": "disabled"})), "addons.gpuOperator.driver", "must install it"),
     ("gke-operator-driver-without-operator", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"enabled": False})), "cluster.gke.gpuDriver", "addons.gpuOperator.enabled is false"),
     ("existing-shared-pool-unlabelled", "onprem", _pool_update(0, gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}), "cluster.nodePools[0].nodeSelector", DEVICE_PLUGIN_CONFIG_LABEL),
-    ("grafana-without-password", "dev", lambda v, s: s.pop("grafanaAdminPassword"), "grafanaAdminPassword", "admin password"),
+    ("grafana-without-password", "dev", lambda v, s: v["credentials"].pop("grafanaAdminPassword"), "grafanaAdminPassword", "admin password"),
 ]
 
 
@@ -646,3 +676,8 @@ def test_addons_handle_contract(stack):
     elif addons.monitoring.mode == "existing":
         assert handle.depends_for(MONITORING_GROUP) == []
     assert release_names(handle.gpu_ready) == ([GPU_OPERATOR] if addons.gpu_operator.enabled else [])
+    if plan.config.credentials.from_secret_manager():
+        assert release_names(handle.depends_for("external-secrets.io")) == ["external-secrets"]
+        assert handle.secret_sync is not None
+    else:
+        assert "external-secrets.io" not in handle.crd_owners and handle.secret_sync is None

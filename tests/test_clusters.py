@@ -410,7 +410,8 @@ def test_gke_cluster_settings():
         assert i["addonsConfig"]["gcpFilestoreCsiDriverConfig"] == {"enabled": cfg.gke.filestore_model_cache}
         roles = {r.inputs["role"] for r in resources_of_type(rec, "gcp:projects/iAMMember:IAMMember")}
         assert roles == {"roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"}
-        [account] = resources_of_type(rec, "gcp:serviceaccount/account:Account")
+        # the nodes' account (the External Secrets Operator has its own, tests/test_external_secrets.py)
+        [account] = [a for a in resources_of_type(rec, "gcp:serviceaccount/account:Account") if a.inputs["accountId"].endswith("-nodes")]
         for pool in resources_of_type(rec, GKE_NODE_POOL):
             assert pool.inputs["nodeConfig"]["serviceAccount"].startswith(account.inputs["accountId"] + "@")
 

@@ -42,9 +42,9 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("grace-too-short", "dev", lambda v, s: v["models"][0].update(terminationGracePeriodSeconds=30), "models[0].terminationGracePeriodSeconds", "greater than or equal to 120"),
     ("startup-too-short", "dev", lambda v, s: v["models"][0].update(startupTimeoutSeconds=120), "models[0].startupTimeoutSeconds", "greater than or equal to 600"),
     ("managed-flag-in-extra-args", "dev", lambda v, s: v["models"][0].update(extraArgs=["--max-model-len=4096"]), "models[0].extraArgs", "set from a typed field"),
-    ("gated-model-without-token", "prod", lambda v, s: s.pop("hfToken"), "models[0].requiresHfToken", "hfToken"),
+    ("gated-model-without-token", "prod", lambda v, s: v["credentials"].pop("hfToken"), "models[0].requiresHfToken", "hfToken"),
     ("plain-text-secret", "dev", lambda v, s: s.update(hfToken=False), "hfToken", "pulumi config set --secret"),
-    ("grafana-without-password", "dev", lambda v, s: s.pop("grafanaAdminPassword"), "grafanaAdminPassword", "admin password"),
+    ("grafana-without-password", "dev", lambda v, s: v["credentials"].pop("grafanaAdminPassword"), "grafanaAdminPassword", "admin password"),
     ("duplicate-model-name", "prod", lambda v, s: v["models"][1].update(name=v["models"][0]["name"]), "models[1].name", "duplicate serving name"),
     ("rwx-without-shared-fs", "dev", lambda v, s: v["models"][0].update(cache={"accessMode": "ReadWriteMany"}), "models[0].cache.accessMode", "ReadWriteMany needs a shared file system"),
     ("eks-section-on-gke", "dev", lambda v, s: v["cluster"].update(eks={}), "cluster.eks", "only valid with cloud 'eks'"),
@@ -77,7 +77,7 @@ def test_all_problems_are_reported_at_once():
     values, secrets = stack_values("prod")
     values["models"][0]["tensorParallelSize"] = 2          # cross-field
     values["models"][1]["nodePool"] = "nope"                # cross-field
-    secrets.pop("grafanaAdminPassword")                     # secret
+    values["credentials"].pop("grafanaAdminPassword")      # credential
     with pytest.raises(ConfigError) as info:
         load_stack_config("prod", values, secrets)
     paths = {line.split(": ")[1] for line in info.value.lines()}
@@ -107,7 +107,7 @@ def bad_project(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     text = (ROOT / "Pulumi.dev.yaml").read_text()
     text = text.replace("instanceType: g2-standard-8", "instanceType: g2-standard-7")
-    text = text.split("  llm-infra:grafanaAdminPassword:")[0]  # drop the Grafana password
+    text = text.replace("      name: llm-dev-grafana-admin-password\n", "")  # the Grafana password has no source
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
     return tmp_path
 
@@ -123,7 +123,7 @@ def test_offline_render_reports_bad_config_without_traceback(bad_project, tmp_pa
     lines = result.stderr.strip().splitlines()
     assert "2 configuration errors in stack 'dev':" in lines[0]
     assert "dev: cluster.nodePools[0].instanceType: 'g2-standard-7' is not a GKE GPU machine type in the catalog (did you mean 'g2-standard-8'?) (families: a2, a3, g2)" in lines
-    assert any(l.startswith("dev: grafanaAdminPassword: ") for l in lines)
+    assert any(l.startswith("dev: credentials.grafanaAdminPassword.name: ") for l in lines)
     assert not (tmp_path / "out").exists(), "nothing is written for a stack with bad config"
 
 
@@ -204,10 +204,10 @@ def test_unknown_pool_name_gets_a_suggestion():
 
 
 def test_secret_values_with_a_misspelled_key_are_rejected(tmp_path):
-    (tmp_path / "secrets.yaml").write_text("hfTokn: hf_test\n")
-    error = one_line_error(cli("render", "--stack", "dev", "--secret-values", str(tmp_path / "secrets.yaml"), "--out", str(tmp_path / "out")))
-    assert error == (f"--secret-values {tmp_path / 'secrets.yaml'}: 'hfTokn' is not a secret of stack 'dev' "
-                     "(did you mean 'hfToken'?) (its secrets: grafanaAdminPassword, hfToken)")
+    (tmp_path / "secrets.yaml").write_text("kubeconfg: apiVersion\n")
+    error = one_line_error(cli("render", "--stack", "onprem", "--secret-values", str(tmp_path / "secrets.yaml"), "--out", str(tmp_path / "out")))
+    assert error == (f"--secret-values {tmp_path / 'secrets.yaml'}: 'kubeconfg' is not a secret of stack 'onprem' "
+                     "(did you mean 'kubeconfig'?) (its secrets: kubeconfig)")
     assert not (tmp_path / "out").exists()
 
 

@@ -47,7 +47,9 @@ MINIMAL_STACK: dict[str, Any] = {
     "rayServices": [{"name": RAY, "workerPool": "l4x4", "workerCpu": 16, "workerMemoryGib": 64,
                      "models": [{"modelId": "q", "model": "Qwen/Qwen2.5-7B-Instruct"}]}],
     # everything else from the defaults (None drops the base stack's key)
-    "addons": None, "alerts": None, "security": None,
+    "addons": None, "alerts": None, "security": None, "credentials": None,
+    # credentials as Pulumi secrets (the default source); the base stack takes them from Secret Manager
+    "grafanaAdminPassword": {"secure": "minimal-grafana-password"},
 }
 
 

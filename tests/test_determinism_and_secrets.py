@@ -92,10 +92,28 @@ def _is_marked_secret(inputs: dict, path: tuple) -> bool:
     return False
 
 
+CREDENTIALS = ("hfToken", "grafanaAdminPassword")
+
+
+def source_overrides(stack: str, source: str) -> dict:
+    """The stack with both credentials from Pulumi secrets (the sentinels), or both from the
+    secret manager (no Pulumi secret at all; cloud existing reads through a named store)."""
+    if source == "pulumi":
+        return {"credentials": None, **{k: {"secure": SENTINELS[k]} for k in CREDENTIALS}}
+    values, _ = stack_values(stack)
+    creds: dict = {k: {"source": "secretManager", "name": f"llm-{k.lower()}"} for k in CREDENTIALS}
+    if values["cluster"]["cloud"] == "existing":
+        creds["clusterSecretStore"] = "vault"
+    return {"credentials": creds, **{k: None for k in CREDENTIALS}}
+
+
+@pytest.mark.parametrize("source", ["pulumi", "secretManager"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, monkeypatch):
+def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, source, monkeypatch):
     """Not vacuous: the sentinels do reach the program, exactly where they belong, and are
-    still marked secret there (so Pulumi encrypts them in state and masks them in output)."""
+    still marked secret there (so Pulumi encrypts them in state and masks them in output).
+    With the secret manager no credential value passes through Pulumi: ESO writes the same
+    Kubernetes Secrets, so Pulumi declares ExternalSecrets of those names and no Secret."""
     from components.render import engine
 
     seen: list[tuple[str, dict]] = []
@@ -106,9 +124,21 @@ def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, 
             return super().new_resource(args)
 
     monkeypatch.setattr(engine, "RenderMocks", Spy)
-    run_program(PROJECT, stack, secret_values=SENTINELS)
+    overrides = source_overrides(stack, source)
+    run_program(PROJECT, stack, secret_values=SENTINELS, config_overrides=overrides)
     configured = {k for k in SENTINELS if f"{PROJECT.name}:{k}" in engine.stack_config(PROJECT, stack)[1]}
-    assert configured, f"{stack} sets no credential"
+    configured = {k for k in configured if overrides.get(k, "") is not None} | {k for k, v in overrides.items() if isinstance(v, dict) and "secure" in v}
+    if source == "pulumi":
+        assert set(CREDENTIALS) <= configured, f"{stack}: the credentials are not Pulumi secrets"
+    else:
+        assert not configured & set(CREDENTIALS)
+        everything = repr(seen)
+        for key in CREDENTIALS:
+            assert SENTINELS[key] not in everything
+        declared = {(typ, (inputs.get("metadata") or {}).get("name"), inputs.get("kind")) for typ, inputs in seen}
+        assert ("kubernetes:core/v1:Secret", "hf-token", None) not in declared
+        assert ("kubernetes:core/v1:Secret", "grafana-admin", None) not in declared
+        assert ("kubernetes:external-secrets.io/v1:ExternalSecret", "hf-token", "ExternalSecret") in declared
     for key in configured:
         holders = set()
         for typ, inputs in seen:
@@ -120,6 +150,8 @@ def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, 
             for path in paths:
                 assert _is_marked_secret(inputs, path), f"{key} reaches {typ} {name} at {path} unmarked"
         expected = EXPECTED_HOLDERS[key]
+        if key == "grafanaAdminPassword" and not holders:
+            continue  # a stack without Grafana does not use the password
         assert holders and holders <= expected, f"{key} reaches {sorted(holders, key=str)}, expected only {expected}"
 
 

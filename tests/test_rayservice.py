@@ -265,7 +265,7 @@ def test_onprem_variant_carries_its_non_default_values():
 
 # -- RayCluster ------------------------------------------------------------------------------
 def test_worker_group_matches_the_pool_facts(rendered):
-    hf_secret = "hfToken" in rendered.plan.secrets
+    hf_secret = rendered.plan.has_credential("hfToken")
     for svc in _services(rendered):
         pool = rendered.plan.pools[svc.worker_pool]
         gpus = svc.gpus_per_worker or pool.gpus_per_node

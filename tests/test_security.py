@@ -282,7 +282,7 @@ def test_restricted_namespaces_render_the_same_hardened_pods():
 
 
 def test_hugging_face_token_is_a_read_only_file(stack, recording):
-    secret = "hf-token" if "hfToken" in plan_of(stack).secrets else None
+    secret = "hf-token" if plan_of(stack).has_credential("hfToken") else None
     for pod in pods_of(recording):
         volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
         token_volumes = [v for v in volumes.values() if "secret" in v]

@@ -179,7 +179,13 @@ def chart_sources() -> dict[str, dict[str, str]]:
             continue
         row = dict(zip(header, cells))
         match = re.fullmatch(r"`helm-values/([^/]+)/values\.yaml`", row.get("local file", ""))
-        if not match or "chart version (chart.yaml at tag)" not in row:
+        if match and "chart version (chart.yaml at tag)" not in row:
+            # the later tables name the version in their "what" cell: "... (chart 2.9.0 at tag ...)"
+            stated = re.search(r"\(chart (\d+\.\d+\.\d+)\b", row.get("what", ""))
+            if stated:
+                found.setdefault(match.group(1), {"version": stated.group(1)})
+            continue
+        if not match:
             continue
         version = re.search(r"v?\d+\.\d+\.\d+", row["chart version (chart.yaml at tag)"].replace("*", ""))
         repository = re.search(r"`((?:https|oci)://[^`]+)`", row.get("helm repository (as the readme documents it)", ""))

@@ -35,7 +35,6 @@ from config import StackPlan, versions
 from config.credentials import CredentialSource
 
 from .base import addon_namespace, helm_release, system_affinity
-from .secret_store_identity import SecretStoreIdentity, SecretStoreIdentityArgs
 
 NAMESPACE = "external-secrets"
 SERVICE_ACCOUNT = "external-secrets"
@@ -148,6 +147,9 @@ class ExternalSecrets(pulumi.ComponentResource):
         annotations: dict[str, Any] = {}
         identity_ready: list[pulumi.Resource] = []
         if cloud in STORE_NAMES:
+            # imported here: the cloud SDKs load only for their cloud (components/cluster/__init__.py)
+            from .secret_store_identity import SecretStoreIdentity, SecretStoreIdentityArgs
+
             identity = SecretStoreIdentity(
                 f"{name}-identity",
                 SecretStoreIdentityArgs(

@@ -136,7 +136,7 @@ def run_program(
     """Run ``project/__main__.py`` for ``stack`` under mocks and return what it declared.
 
     ``config_overrides`` replaces project-namespace keys (tests use it to feed variants of a
-    stack without writing files). Raises ``RenderError`` for user-facing program errors.
+    stack without writing files; ``{"secure": value}`` sets a secret). Raises ``RenderError`` for user-facing program errors.
     """
     import logging
 
@@ -145,6 +145,10 @@ def run_program(
         full = f"{project.name}:{key}"
         if value is None:
             values.pop(full, None)
+        elif isinstance(value, dict) and set(value) == {"secure"}:
+            # a credential set as with `pulumi config set --secret` (tests feed Pulumi secrets this way)
+            values[full] = str(value["secure"])
+            secret_keys.append(full)
         else:
             values[full] = value if isinstance(value, str) else json.dumps(value)
     mocks = RenderMocks()
