@@ -93,7 +93,8 @@ def _gke_cluster(args: MockResourceArgs) -> dict[str, Any]:
 @mock_outputs("gcp:serviceaccount/account:Account")
 def _gcp_service_account(args: MockResourceArgs) -> dict[str, Any]:
     account, project = args.inputs.get("accountId", args.name), args.inputs.get("project", "offline")
-    return {"email": f"{account}@{project}.iam.gserviceaccount.com"}
+    email = f"{account}@{project}.iam.gserviceaccount.com"
+    return {"email": email, "name": f"projects/{project}/serviceAccounts/{email}"}
 
 
 @mock_outputs("aws:secretsmanager/secret:Secret")
