@@ -235,3 +235,9 @@ def test_unknown_model_id_gets_a_suggestion():
 ])
 def test_cli_mistakes_are_one_line(args, expected):
     assert one_line_error(cli(*args)) == expected.format(root=ROOT)
+
+
+def test_an_unused_grafana_password_is_not_silently_ignored():
+    values, secrets = stack_values("onprem")  # existing Prometheus: no Grafana installed
+    assert_rejected("onprem", values, {**secrets, "grafanaAdminPassword": True}, "grafanaAdminPassword",
+                    "not used: no Grafana is installed (addons.monitoring.mode 'existing'); remove it with pulumi config rm grafanaAdminPassword")

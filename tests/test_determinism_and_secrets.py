@@ -95,13 +95,22 @@ def _is_marked_secret(inputs: dict, path: tuple) -> bool:
 CREDENTIALS = ("hfToken", "grafanaAdminPassword")
 
 
+def used_credentials(stack: str) -> tuple[str, ...]:
+    """The credentials the stack reads: the Grafana password only where Grafana is installed
+    (an unused credential is a config error)."""
+    monitoring = (stack_values(stack)[0].get("addons") or {}).get("monitoring") or {}
+    grafana = monitoring.get("mode", "install") == "install" and (monitoring.get("grafana") or {}).get("enabled", True)
+    return tuple(k for k in CREDENTIALS if k != "grafanaAdminPassword" or grafana)
+
+
 def source_overrides(stack: str, source: str) -> dict:
-    """The stack with both credentials from Pulumi secrets (the sentinels), or both from the
+    """The stack with its credentials from Pulumi secrets (the sentinels), or from the
     secret manager (no Pulumi secret at all; cloud existing reads through a named store)."""
+    used = used_credentials(stack)
     if source == "pulumi":
-        return {"credentials": None, **{k: {"secure": SENTINELS[k]} for k in CREDENTIALS}}
+        return {"credentials": None, **{k: {"secure": SENTINELS[k]} if k in used else None for k in CREDENTIALS}}
     values, _ = stack_values(stack)
-    creds: dict = {k: {"source": "secretManager", "name": f"llm-{k.lower()}"} for k in CREDENTIALS}
+    creds: dict = {k: {"source": "secretManager", "name": f"llm-{k.lower()}"} for k in used}
     if values["cluster"]["cloud"] == "existing":
         creds["clusterSecretStore"] = "vault"
     return {"credentials": creds, **{k: None for k in CREDENTIALS}}
@@ -129,7 +138,7 @@ def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, 
     configured = {k for k in SENTINELS if f"{PROJECT.name}:{k}" in engine.stack_config(PROJECT, stack)[1]}
     configured = {k for k in configured if overrides.get(k, "") is not None} | {k for k, v in overrides.items() if isinstance(v, dict) and "secure" in v}
     if source == "pulumi":
-        assert set(CREDENTIALS) <= configured, f"{stack}: the credentials are not Pulumi secrets"
+        assert set(used_credentials(stack)) <= configured, f"{stack}: the credentials are not Pulumi secrets"
     else:
         assert not configured & set(CREDENTIALS)
         everything = repr(seen)

@@ -41,10 +41,18 @@ class AddonChecks(CheckerBase):
         for key, alias in (("selector_labels", "selectorLabels"), ("dashboard_labels", "dashboardLabels")):
             if mon.mode != "existing" and getattr(mon, key):
                 self.add(f"addons.monitoring.{alias}", f"only used with mode 'existing' (mode is '{mon.mode}')")
-        if mon.mode == "install" and mon.grafana.enabled and not self.has_credential("grafanaAdminPassword"):
+        installs_grafana = mon.mode == "install" and mon.grafana.enabled
+        if installs_grafana and not self.has_credential("grafanaAdminPassword"):
             self.add(
                 "grafanaAdminPassword",
                 "monitoring installs Grafana: set its admin password with pulumi config set --secret grafanaAdminPassword",
+            )
+        elif not installs_grafana and "grafanaAdminPassword" in self.secrets:
+            # a credential nothing reads would be silently ignored
+            self.add(
+                "grafanaAdminPassword",
+                f"not used: no Grafana is installed (addons.monitoring.mode '{mon.mode}'"
+                f"{'' if mon.mode != 'install' else ', grafana.enabled false'}); remove it with pulumi config rm grafanaAdminPassword",
             )
         if addons.prometheus_adapter.enabled and mon.mode == "none":
             self.add("addons.prometheusAdapter.enabled", "reads metrics from Prometheus, but addons.monitoring.mode is 'none'")
