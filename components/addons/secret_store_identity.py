@@ -24,7 +24,7 @@ import pulumi_aws as aws
 import pulumi_gcp as gcp
 
 from components.cluster.base import AwsIrsa
-from components.cluster.irsa import irsa_trust_policy
+from components.cluster.irsa import irsa_role
 from config.credentials import CredentialSource
 
 SECRET_READ_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
@@ -101,15 +101,8 @@ class SecretStoreIdentity(pulumi.ComponentResource):
                 arns.append(secret.arn)
             else:
                 arns.append(aws_secret_arn_pattern(irsa.partition, irsa.region, irsa.account_id, src.name))
-        role = aws.iam.Role(
-            f"{name}-role",
-            description=f"External Secrets Operator of EKS cluster {args.cluster_name} (IRSA {args.namespace}/{args.service_account})",
-            assume_role_policy=pulumi.Output.all(irsa.oidc_arn, irsa.oidc_url).apply(
-                lambda a: irsa_trust_policy(a[0], a[1], args.namespace, args.service_account)
-            ),
-            tags=irsa.tags,
-            opts=child,
-        )
+        role = irsa_role(f"{name}-role", irsa, args.namespace, args.service_account,
+                         f"External Secrets Operator of EKS cluster {args.cluster_name} (IRSA {args.namespace}/{args.service_account})", child)
         policy = aws.iam.RolePolicy(
             f"{name}-read-secrets",
             role=role.name,

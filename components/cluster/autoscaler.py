@@ -35,7 +35,8 @@ import pulumi_kubernetes as k8s
 from config import NodePoolFacts, versions
 from config.cluster import ClusterAutoscalerConfig
 
-from .irsa import irsa_trust_policy
+from .base import AwsIrsa
+from .irsa import irsa_role
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"
@@ -59,15 +60,11 @@ class AutoscaledGroup:
 @dataclass(frozen=True)
 class ClusterAutoscalerArgs:
     cluster_name: str
-    region: str
-    partition: str
-    account_id: str
+    irsa: AwsIrsa
+    """The cluster's OIDC provider, account, region and tags (the controller's IRSA role)."""
     config: ClusterAutoscalerConfig
     groups: list[AutoscaledGroup]
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_provider_url: pulumi.Input[str]
     provider: k8s.Provider
-    tags: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """What the controller needs first: the cluster and the system nodes it runs on."""
 
@@ -133,7 +130,7 @@ def chart_values(args: ClusterAutoscalerArgs, role_arn: pulumi.Input[str]) -> di
     cfg = args.config
     return {
         "cloudProvider": "aws",
-        "awsRegion": args.region,
+        "awsRegion": args.irsa.region,
         "autoDiscovery": {"clusterName": args.cluster_name},
         "fullnameOverride": RELEASE,
         "rbac": {"serviceAccount": {"name": RELEASE, "annotations": {"eks.amazonaws.com/role-arn": role_arn}}},
@@ -175,21 +172,14 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                     )
                 )
 
-        oidc_url = pulumi.Output.from_input(args.oidc_provider_url)
-        role = aws.iam.Role(
-            f"{name}-role",
-            description=f"Cluster Autoscaler of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})",
-            assume_role_policy=pulumi.Output.all(args.oidc_provider_arn, oidc_url).apply(
-                lambda a: irsa_trust_policy(a[0], a[1], NAMESPACE, RELEASE)
-            ),
-            tags=args.tags,
-            opts=child,
-        )
+        irsa = args.irsa
+        role = irsa_role(f"{name}-role", irsa, NAMESPACE, RELEASE,
+                         f"Cluster Autoscaler of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})", child)
         policy = aws.iam.Policy(
             f"{name}-policy",
             description=f"Cluster Autoscaler policy for EKS cluster {cluster}",
-            policy=autoscaler_policy(args.partition, args.region, args.account_id, cluster),
-            tags=args.tags,
+            policy=autoscaler_policy(irsa.partition, irsa.region, irsa.account_id, cluster),
+            tags=irsa.tags,
             opts=child,
         )
         attachment = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)

@@ -48,7 +48,7 @@ from config.cluster import ClusterConfig, EksConfig, karpenter_gpu_limit, karpen
 
 from .autoscaler import AutoscaledGroup, ClusterAutoscaler, ClusterAutoscalerArgs
 from .base import AwsIrsa, ClusterHandle
-from .irsa import irsa_trust_policy
+from .irsa import irsa_role
 from .karpenter import Karpenter, KarpenterArgs, KarpenterPool
 from .nodes import SYSTEM_LABELS, cloud_taints, exec_kubeconfig
 
@@ -198,6 +198,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         target = self._attach(cfg.existing_cluster_name) if cfg.existing_cluster_name else self._create(eks_cfg)
         self._autoscaled = eks_cfg.gpu_autoscaler_choice == "clusterAutoscaler"
         self.target = target
+        self._irsa = AwsIrsa(target.oidc_arn, target.oidc_url, self._partition, str(cfg.region), self._account, dict(self._tags))
         provider = k8s.Provider(
             f"{name}-k8s", kubeconfig=target.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=target.ready),
@@ -247,15 +248,10 @@ class EksGpuCluster(pulumi.ComponentResource):
                 f"{name}-cluster-autoscaler",
                 ClusterAutoscalerArgs(
                     cluster_name=target.name,
-                    region=cfg.region,
-                    partition=self._partition,
-                    account_id=self._account,
+                    irsa=self._irsa,
                     config=eks_cfg.cluster_autoscaler,
                     groups=groups,
-                    oidc_provider_arn=target.oidc_arn,
-                    oidc_provider_url=target.oidc_url,
                     provider=provider,
-                    tags=self._tags,
                     depends_on=[*target.ready, *platform_ready],
                 ),
                 opts=child,
@@ -273,16 +269,11 @@ class EksGpuCluster(pulumi.ComponentResource):
                 f"{name}-karpenter",
                 KarpenterArgs(
                     cluster_name=target.name,
-                    region=cfg.region,
-                    partition=self._partition,
-                    account_id=self._account,
+                    irsa=self._irsa,
                     url_suffix=self._url_suffix,
                     config=eks_cfg.karpenter,
                     pools=pools,
-                    oidc_provider_arn=target.oidc_arn,
-                    oidc_provider_url=target.oidc_url,
                     provider=provider,
-                    tags=self._tags,
                     depends_on=[*target.ready, *platform_ready],
                 ),
                 opts=child,
@@ -297,7 +288,7 @@ class EksGpuCluster(pulumi.ComponentResource):
             rwx_storage_class=rwx_storage_class,
             gpu_capacity=capacity,
             platform_ready=platform_ready,
-            aws_irsa=AwsIrsa(target.oidc_arn, target.oidc_url, self._partition, str(cfg.region), self._account, dict(self._tags)),
+            aws_irsa=self._irsa,
         )
         self.register_outputs(
             {
@@ -411,16 +402,8 @@ class EksGpuCluster(pulumi.ComponentResource):
     # -- storage -----------------------------------------------------------------------
     def _irsa_role(self, name: str, target: _Target, service_account: str, policy: str) -> tuple[aws.iam.Role, pulumi.Resource]:
         child = pulumi.ResourceOptions(parent=self)
-        oidc_url = pulumi.Output.from_input(target.oidc_url)
-        role = aws.iam.Role(
-            name,
-            description=f"IRSA role of kube-system/{service_account} on EKS cluster {target.name}",
-            assume_role_policy=pulumi.Output.all(target.oidc_arn, oidc_url).apply(
-                lambda a: irsa_trust_policy(a[0], a[1], "kube-system", service_account)
-            ),
-            tags=self._tags,
-            opts=child,
-        )
+        role = irsa_role(name, self._irsa, "kube-system", service_account,
+                         f"IRSA role of kube-system/{service_account} on EKS cluster {target.name}", child)
         attachment = aws.iam.RolePolicyAttachment(
             name, role=role.name, policy_arn=f"arn:{self._partition}:iam::aws:policy/{policy}", opts=child
         )

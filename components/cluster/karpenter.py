@@ -45,7 +45,8 @@ from .karpenter_iam import (
     policy_name,
     queue_policy,
 )
-from .irsa import irsa_trust_policy
+from .base import AwsIrsa
+from .irsa import irsa_role
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"
@@ -69,17 +70,13 @@ class KarpenterPool:
 @dataclass(frozen=True)
 class KarpenterArgs:
     cluster_name: str
-    region: str
-    partition: str
-    account_id: str
+    irsa: AwsIrsa
+    """The cluster's OIDC provider, account, region and tags (the controller's IRSA role)."""
     url_suffix: str
     """The partition's DNS suffix (``${AWS::URLSuffix}``: amazonaws.com, amazonaws.com.cn)."""
     config: KarpenterConfig
     pools: list[KarpenterPool]
-    oidc_provider_arn: pulumi.Input[str]
-    oidc_provider_url: pulumi.Input[str]
     provider: k8s.Provider
-    tags: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """What the controller needs first: the cluster and the system nodes it runs on."""
 
@@ -156,8 +153,9 @@ class Karpenter(pulumi.ComponentResource):
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:cluster:Karpenter", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        p, region, account, cluster = args.partition, args.region, args.account_id, args.cluster_name
-        tags = {**args.tags, "karpenter.sh/discovery": cluster}
+        irsa, cluster = args.irsa, args.cluster_name
+        p, region, account = irsa.partition, irsa.region, irsa.account_id
+        tags = {**irsa.tags, "karpenter.sh/discovery": cluster}
 
         # -- nodes: role + access entry (API authentication mode: no aws-auth ConfigMap)
         node_role = aws.iam.Role(
@@ -222,16 +220,8 @@ class Karpenter(pulumi.ComponentResource):
             )
 
         # -- controller: IRSA role with upstream's six managed policies
-        oidc_url = pulumi.Output.from_input(args.oidc_provider_url).apply(lambda u: u.removeprefix("https://"))
-        controller_role = aws.iam.Role(
-            f"{name}-controller",
-            description=f"Karpenter controller of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})",
-            assume_role_policy=pulumi.Output.all(args.oidc_provider_arn, oidc_url).apply(
-                lambda a: irsa_trust_policy(a[0], a[1], NAMESPACE, RELEASE)
-            ),
-            tags=tags,
-            opts=child,
-        )
+        controller_role = irsa_role(f"{name}-controller", irsa, NAMESPACE, RELEASE,
+                                    f"Karpenter controller of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})", child, tags=tags)
         documents = pulumi.Output.all(queue.arn, node_role.arn).apply(
             lambda a: controller_policies(p, region, account, cluster, queue_arn=a[0], node_role_arn=a[1])
         )
