@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,14 @@ def test_config_errors_never_print_secrets(stack):
     message = str(err.value)
     assert "namespace" in message and "Traceback" not in message
     assert not any(s in message for s in SENTINELS.values())
+
+
+def test_renders_in_separate_processes_are_byte_identical(tmp_path):
+    """Across processes with different hash seeds too: output maps come back from the engine in
+    no stable order, so everything written must be ordered by the writer (summary.md was not)."""
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-m", "components", "render", "--stack", "prod", "--quiet", "--out", str(tmp_path / seed)],
+                       cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, check=True, capture_output=True, timeout=300)
+    a, b = _files(tmp_path / "1"), _files(tmp_path / "2")
+    assert a.keys() == b.keys()
+    assert not [name for name in a if a[name] != b[name]]

@@ -145,7 +145,7 @@ def summary(recording: Recording) -> str:
                       f"{int(system['minNodes'])}..{int(system['maxNodes'])} nodes."]
     elif "systemPool" in recording.outputs:
         lines += ["", "System pool: none created (existing cluster); operators and monitoring prefer nodes without GPUs."]
-    pools = recording.outputs.get("nodePools") or {}
+    pools = dict(sorted((recording.outputs.get("nodePools") or {}).items()))  # map order from the engine is not stable
     if pools:
         lines += ["", "## GPU node pools", "", "| pool | type | GPUs/node | GPU | nodes | capacity | taint |", "|---|---|---:|---|---|---|---|"]
         for name, f in pools.items():
@@ -154,7 +154,7 @@ def summary(recording: Recording) -> str:
                 f"| {int(f['minNodes'])}..{int(f['maxNodes'])} | {f['capacityType']} | {f.get('taint') or '-'} |"
             )
     lines += _feasibility(pools)
-    models = recording.outputs.get("models") or {}
+    models = dict(sorted((recording.outputs.get("models") or {}).items()))  # map order from the engine is not stable
     if models:
         lines += [
             "",
@@ -185,7 +185,7 @@ def summary(recording: Recording) -> str:
             lines.append("_² No price for the pool's nodes: on an existing cluster state it as "
                          "`cluster.nodePools[].gpu.hourlyUsd` (cost per node-hour)._")
         lines += _budget_table(models)
-    endpoints = recording.outputs.get("endpoints") or {}
+    endpoints = dict(sorted((recording.outputs.get("endpoints") or {}).items()))  # map order from the engine is not stable
     if endpoints:
         hosts = recording.outputs.get("hosts") or {}
         lines += ["", "## Endpoints (OpenAI-compatible)", "", "| model | in-cluster URL | public hosts |", "|---|---|---|"]
