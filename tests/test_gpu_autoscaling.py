@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, STACKS, UPSTREAM, render, requires_upstream, resources_of_type
+from conftest import PROJECT, STACKS, render, requires_upstream, resources_of_type
 from stackfiles import assert_rejected, stack_values
 from test_iam import _excused, _parliament_executable
 from test_rendered_schemas import unknown_value_keys
@@ -248,4 +248,3 @@ def test_gke_and_existing_stacks_have_no_eks_autoscaler():
         plan = load_stack_config(stack, *stack_values(stack))
         if plan.config.cluster.cloud != "eks":
             assert plan.config.cluster.eks is None
-    assert UPSTREAM.exists()
