@@ -57,7 +57,9 @@ def container_security_context(read_only_root: bool = False) -> dict[str, Any]:
     }
 
 
-def pod_security_context(run_as_non_root: bool = False, uid: int | None = None, gid: int | None = None) -> dict[str, Any]:
+def pod_security_context(
+    run_as_non_root: bool = False, uid: int | None = None, gid: int | None = None
+) -> dict[str, Any]:
     """RuntimeDefault seccomp; with ``uid``, a fixed user and group that also own (fsGroup)
     the pod's volumes. ``OnRootMismatch`` skips the recursive ownership walk when the volume
     root already matches: a model cache holds 100+ GiB that would otherwise be re-chowned on

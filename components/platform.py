@@ -43,7 +43,12 @@ class LlmPlatform(pulumi.ComponentResource):
 
         addons = ClusterAddons(
             f"{name}-addons",
-            AddonsArgs(plan=plan, cluster=self.cluster, serving_namespaces=[cfg.namespace], grafana_admin_password=grafana_admin_password),
+            AddonsArgs(
+                plan=plan,
+                cluster=self.cluster,
+                serving_namespaces=[cfg.namespace],
+                grafana_admin_password=grafana_admin_password,
+            ),
             opts=k8s_opts,
         )
         self.addons = addons.handle
@@ -95,4 +100,3 @@ class LlmPlatform(pulumi.ComponentResource):
             for svc in cfg.ray_services
         ]
         self.register_outputs({"namespace": cfg.namespace})
-

@@ -115,7 +115,11 @@ def cluster_warnings(plan: StackPlan) -> list[str]:
     c, out = plan.config.cluster, []
     enforced = c.network_policy_enforcement()
     if plan.config.security.network_policy.enabled and enforced is not True:
-        how = "does not enforce them" if enforced is False else "may not enforce them (cluster.networkPolicyEnforced: unknown)"
+        how = (
+            "does not enforce them"
+            if enforced is False
+            else "may not enforce them (cluster.networkPolicyEnforced: unknown)"
+        )
         out.append(
             f"cluster: the serving namespaces' NetworkPolicies only isolate the model pods if the CNI enforces them; "
             f"this {c.cloud} cluster {how}"
@@ -124,7 +128,9 @@ def cluster_warnings(plan: StackPlan) -> list[str]:
     if karpenter:
         for alias in sorted({karpenter.ami_alias(p.ami_type) for p in c.node_pools}):
             if alias.endswith("@latest"):
-                out.append(f"cluster.eks.karpenter: AMI alias {alias}: every AMI release replaces all Karpenter GPU nodes (drift); pin a release")
+                out.append(
+                    f"cluster.eks.karpenter: AMI alias {alias}: every AMI release replaces all Karpenter GPU nodes (drift); pin a release"
+                )
     eks = c.eks or EksConfig()
     if c.cloud == "eks" and c.created_here and eks.public_endpoint and "0.0.0.0/0" in eks.public_access_cidrs:
         out.append("cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)")
@@ -157,7 +163,11 @@ def spot_warnings(plan: StackPlan) -> list[str]:
     for m in plan.config.models:
         if on_spot(plan, m.node_pool):
             after = min(notice, m.termination_grace_period_seconds) - m.pre_stop_sleep_seconds
-            cut = f", not the {m.termination_grace_period_seconds}s grace period" if m.termination_grace_period_seconds > notice else ""
+            cut = (
+                f", not the {m.termination_grace_period_seconds}s grace period"
+                if m.termination_grace_period_seconds > notice
+                else ""
+            )
             out.append(
                 f"models/{m.name}: runs on spot capacity (pool {m.node_pool}); when {c.cloud.upper()} reclaims a node its "
                 f"pods get {notice}s in all ({m.pre_stop_sleep_seconds}s preStop, then {after}s after SIGTERM{cut}): "

@@ -61,9 +61,7 @@ class MonitoringConfig(ConfigModel):
     mode: Literal["install", "existing", "none"] = Field(
         "install", description="install kube-prometheus-stack, use an existing Prometheus by URL, or none"
     )
-    prometheus_url: str | None = Field(
-        None, pattern=r"^https?://", description="existing Prometheus (mode: existing)"
-    )
+    prometheus_url: str | None = Field(None, pattern=r"^https?://", description="existing Prometheus (mode: existing)")
     selector_labels: dict[str, str] = Field(
         default_factory=dict,
         description="labels the existing Prometheus selects ServiceMonitors/PodMonitors/rules by "

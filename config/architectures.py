@@ -22,15 +22,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ModelArchitecture:
-    params_billion: float      # total parameters
-    layers: int                # num_hidden_layers
-    attention_heads: int       # num_attention_heads (tensor parallelism must divide it)
-    kv_heads: int              # num_key_value_heads (grouped-query attention)
-    head_dim: int              # hidden_size / num_attention_heads
+    params_billion: float  # total parameters
+    layers: int  # num_hidden_layers
+    attention_heads: int  # num_attention_heads (tensor parallelism must divide it)
+    kv_heads: int  # num_key_value_heads (grouped-query attention)
+    head_dim: int  # hidden_size / num_attention_heads
     hidden_size: int
     vocab_size: int
-    max_context: int           # max_position_embeddings
-    intermediate_size: int     # MLP width: drives the activation peak of vLLM's profiling run
+    max_context: int  # max_position_embeddings
+    intermediate_size: int  # MLP width: drives the activation peak of vLLM's profiling run
     tied_embeddings: bool = False
 
     @property
@@ -41,8 +41,15 @@ class ModelArchitecture:
 
 
 def dense_params_billion(
-    *, layers: int, hidden_size: int, attention_heads: int, kv_heads: int, head_dim: int,
-    intermediate_size: int, vocab_size: int, tied_embeddings: bool,
+    *,
+    layers: int,
+    hidden_size: int,
+    attention_heads: int,
+    kv_heads: int,
+    head_dim: int,
+    intermediate_size: int,
+    vocab_size: int,
+    tied_embeddings: bool,
 ) -> float:
     """Parameters of a dense decoder (Llama/Mistral/Qwen2 layout) from its config.json shapes:
     q/o projections (heads x head_dim), k/v projections (kv_heads x head_dim), a gated MLP
@@ -53,11 +60,27 @@ def dense_params_billion(
     return (layers * (attn + mlp) + embeddings) / 1e9
 
 
-def _arch(params: float, layers: int, heads: int, kv: int, head_dim: int, hidden: int,
-          intermediate: int, vocab: int, context: int) -> ModelArchitecture:
+def _arch(
+    params: float,
+    layers: int,
+    heads: int,
+    kv: int,
+    head_dim: int,
+    hidden: int,
+    intermediate: int,
+    vocab: int,
+    context: int,
+) -> ModelArchitecture:
     return ModelArchitecture(
-        params_billion=params, layers=layers, attention_heads=heads, kv_heads=kv, head_dim=head_dim,
-        hidden_size=hidden, vocab_size=vocab, max_context=context, intermediate_size=intermediate,
+        params_billion=params,
+        layers=layers,
+        attention_heads=heads,
+        kv_heads=kv,
+        head_dim=head_dim,
+        hidden_size=hidden,
+        vocab_size=vocab,
+        max_context=context,
+        intermediate_size=intermediate,
     )
 
 

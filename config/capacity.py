@@ -54,19 +54,39 @@ _FP4_BLOCK = 0.5 + 1 / 16
 
 LINEAR_BYTES: dict[str, float | None] = {
     # 4-bit integer weights (checkpoint formats and their Marlin/CPU kernels)
-    "awq": _INT4_GROUP128, "awq_marlin": _INT4_GROUP128, "cpu_awq": _INT4_GROUP128,
-    "gptq": _INT4_GROUP128, "gptq_marlin": _INT4_GROUP128, "moe_wna16": _INT4_GROUP128,
+    "awq": _INT4_GROUP128,
+    "awq_marlin": _INT4_GROUP128,
+    "cpu_awq": _INT4_GROUP128,
+    "gptq": _INT4_GROUP128,
+    "gptq_marlin": _INT4_GROUP128,
+    "moe_wna16": _INT4_GROUP128,
     # 8-bit weights (FP8 / INT8, per-tensor, per-channel or per-block scales)
-    "fp8": 1.0, "fbgemm_fp8": 1.0, "modelopt": 1.0, "modelopt_mxfp8": 1.0 + 1 / 32, "mxfp8": 1.0 + 1 / 32,
-    "fp8_per_tensor": 1.0, "fp8_per_block": 1.0 + 1 / 128**2 * 4, "experts_int8": 1.0,
-    "int8_per_channel_weight_only": 1.0, "deepseek_v4_fp8": 1.0 + 1 / 128**2 * 4,
+    "fp8": 1.0,
+    "fbgemm_fp8": 1.0,
+    "modelopt": 1.0,
+    "modelopt_mxfp8": 1.0 + 1 / 32,
+    "mxfp8": 1.0 + 1 / 32,
+    "fp8_per_tensor": 1.0,
+    "fp8_per_block": 1.0 + 1 / 128**2 * 4,
+    "experts_int8": 1.0,
+    "int8_per_channel_weight_only": 1.0,
+    "deepseek_v4_fp8": 1.0 + 1 / 128**2 * 4,
     # 4-bit float weights with block scales
-    "modelopt_fp4": _FP4_BLOCK, "mxfp4": _FP4_BLOCK, "gpt_oss_mxfp4": _FP4_BLOCK, "fp_quant": _FP4_BLOCK,
+    "modelopt_fp4": _FP4_BLOCK,
+    "mxfp4": _FP4_BLOCK,
+    "gpt_oss_mxfp4": _FP4_BLOCK,
+    "fp_quant": _FP4_BLOCK,
     "bitsandbytes": _FP4_BLOCK,  # NF4 with a scale per 64 weights: 0.5 + 4/64 bytes
     # storage set by the checkpoint (compressed-tensors W4A16/W8A8/FP8, GGUF Q2..Q8, Quark, TorchAO,
     # INC, mixed ModelOpt, vendor formats): not modelled, sized as unquantized (an upper bound)
-    "compressed-tensors": None, "gguf": None, "quark": None, "torchao": None, "inc": None,
-    "modelopt_mixed": None, "humming": None, "online": None,
+    "compressed-tensors": None,
+    "gguf": None,
+    "quark": None,
+    "torchao": None,
+    "inc": None,
+    "modelopt_mixed": None,
+    "humming": None,
+    "online": None,
 }
 """Bytes per parameter of the linear layers for every method the pinned vLLM accepts
 (``QuantizationMethods`` in vllm/model_executor/layers/quantization/__init__.py). ``None``:
@@ -122,19 +142,19 @@ def default_batch_limits(cuda_memory_gib: float, gpu_model: str, usage: str = "s
 @dataclass(frozen=True)
 class CapacityEstimate:
     gpus: int
-    usable_gib: float                # per GPU: total memory as CUDA reports it
-    budget_per_gpu_gib: float        # usable x gpu-memory-utilization (vLLM's requested_memory)
-    weights_gib: float               # whole model
+    usable_gib: float  # per GPU: total memory as CUDA reports it
+    budget_per_gpu_gib: float  # usable x gpu-memory-utilization (vLLM's requested_memory)
+    weights_gib: float  # whole model
     weights_per_gpu_gib: float
-    activation_gib: float            # per GPU: peak of the profiling run
-    non_torch_gib: float             # per GPU: workspaces, NCCL
-    cuda_graph_gib: float            # per GPU: CUDA graph pool charged to the budget
-    kv_per_gpu_gib: float            # what is left; negative: not even the weights fit
-    kv_bytes_per_token: int          # over all GPUs of one replica
+    activation_gib: float  # per GPU: peak of the profiling run
+    non_torch_gib: float  # per GPU: workspaces, NCCL
+    cuda_graph_gib: float  # per GPU: CUDA graph pool charged to the budget
+    kv_per_gpu_gib: float  # what is left; negative: not even the weights fit
+    kv_bytes_per_token: int  # over all GPUs of one replica
     kv_blocks: int
     kv_cache_tokens: int
     max_model_len: int
-    profile_tokens: int              # tokens of the profiling forward pass
+    profile_tokens: int  # tokens of the profiling forward pass
     max_num_seqs: int
     typical_request_tokens: int
 
@@ -246,7 +266,9 @@ def estimate_capacity(
 
     weights = weights_bytes(arch, dtype, quantization)
     budget = gpu_memory_utilization * gpu_memory_gib * GIB
-    activation = activation_peak_bytes(arch, tensor_parallel_size=tp, profile_tokens=profile_tokens, max_num_seqs=seqs, dtype=dtype)
+    activation = activation_peak_bytes(
+        arch, tensor_parallel_size=tp, profile_tokens=profile_tokens, max_num_seqs=seqs, dtype=dtype
+    )
     non_torch = (NON_TORCH_GIB + (TENSOR_PARALLEL_GIB if tp > 1 else 0.0)) * GIB
     graphs = CUDA_GRAPH_GIB * GIB if cuda_graphs else 0.0
     kv_per_gpu = budget - weights / tp - activation - non_torch - graphs

@@ -56,7 +56,9 @@ class GpuFacts(ConfigModel):
     count: int = Field(ge=1, le=16)
     memory_gib: int = Field(ge=4, le=288)
     cuda_memory_gib: float | None = Field(
-        None, gt=0, le=288,
+        None,
+        gt=0,
+        le=288,
         description="memory per GPU as CUDA reports it (torch.cuda.mem_get_info, vLLM's total_gpu_memory); "
         "default: the catalog figure for productLabel, else memoryGib x 0.91",
     )
@@ -69,15 +71,15 @@ class GpuFacts(ConfigModel):
     def _cuda_memory(cls, v: float | None, info: ValidationInfo) -> float | None:
         nominal = info.data.get("memory_gib")
         if v is not None and nominal is not None and v > nominal:
-            raise ValueError(f"{v} GiB is more than the GPU's {nominal} GiB (CUDA reports a little less than the nominal size)")
+            raise ValueError(
+                f"{v} GiB is more than the GPU's {nominal} GiB (CUDA reports a little less than the nominal size)"
+            )
         return v
 
 
 class NodePoolConfig(ConfigModel):
     name: DnsLabel
-    instance_type: str | None = Field(
-        None, description="EKS instance type or GKE machine type (from the GPU catalog)"
-    )
+    instance_type: str | None = Field(None, description="EKS instance type or GKE machine type (from the GPU catalog)")
     spot_instance_types: list[str] = Field(
         default_factory=list,
         description="more EKS instance types with the same GPUs, to widen spot capacity",
@@ -98,7 +100,6 @@ class NodePoolConfig(ConfigModel):
     # existing clusters only: facts the catalog cannot provide
     gpu: GpuFacts | None = None
     node_selector: dict[str, str] | None = None
-
 
     # field validators (not a model validator) so that errors name the field: cluster.nodePools[i].maxNodes
     @field_validator("max_nodes")
@@ -149,7 +150,8 @@ class KarpenterConfig(ConfigModel):
     enabled: bool = False
     instance_types: list[str] = Field(default_factory=list)
     gpu_limit: int = Field(
-        16, ge=1,
+        16,
+        ge=1,
         description="most GPUs each Karpenter NodePool may provision; never more than the pool's maxNodes allow "
         "beyond its managed node group (karpenter_gpu_limit)",
     )
@@ -190,7 +192,9 @@ class ClusterAutoscalerConfig(ConfigModel):
     )
     scale_down_delay_after_add: str = Field("10m", pattern=r"^\d+(s|m|h)$")
     max_node_provision_time: str = Field(
-        "20m", pattern=r"^\d+(s|m|h)$", description="GPU instances boot with drivers and large images: allow more than the 15m default"
+        "20m",
+        pattern=r"^\d+(s|m|h)$",
+        description="GPU instances boot with drivers and large images: allow more than the 15m default",
     )
 
 
@@ -255,14 +259,18 @@ class GkeConfig(ConfigModel):
         "LATEST", description="GKE-managed driver branch (gpuDriver 'gke'): LATEST is the newer branch on COS"
     )
     gpu_driver_branch: int | None = Field(
-        None, ge=400, le=999,
+        None,
+        ge=400,
+        le=999,
         description="driver branch (e.g. 580) GKE installs for gpuDriverVersion on this cluster's GKE version, as "
         "GKE's GPU documentation lists it; needed with gpuDriver 'gke' while config/drivers.py has no row for it",
     )
     private_nodes: bool = Field(
         True, description="nodes without external IPs; a Cloud NAT on the network gives them egress (image pulls)"
     )
-    public_endpoint: bool = Field(True, description="control plane reachable on its public IP (from masterAuthorizedNetworks)")
+    public_endpoint: bool = Field(
+        True, description="control plane reachable on its public IP (from masterAuthorizedNetworks)"
+    )
     master_authorized_networks: list[AuthorizedNetwork] = Field(
         default_factory=list,
         description="CIDRs allowed to reach the control plane (where pulumi and kubectl run); required for a "

@@ -100,9 +100,9 @@ class PodShape:
 
 @dataclass(frozen=True)
 class Workload:
-    name: str          # "models/llama31-8b", "rayServices/ray-llm"
-    path: str          # config path: "models[0]"
-    kind: str          # Deployment | StatefulSet | RayService
+    name: str  # "models/llama31-8b", "rayServices/ray-llm"
+    path: str  # config path: "models[0]"
+    kind: str  # Deployment | StatefulSet | RayService
     pod: PodShape
     min_pods: int
     max_pods: int
@@ -198,14 +198,17 @@ def allocatable(config: StackConfig, pool: NodePoolFacts) -> Allocatable:
     if pool.vcpus is None or pool.memory_gib is None or pool.cloud not in ("eks", "gke"):
         return Allocatable(gpus=gpus, cpu=None, memory_gib=None)
     r_cpu = cpu_reserved(pool.vcpus)
-    r_mem = (eks_memory_reserved_gib(pool.vcpus) if pool.cloud == "eks" else gke_memory_reserved_gib(pool.memory_gib))
+    r_mem = eks_memory_reserved_gib(pool.vcpus) if pool.cloud == "eks" else gke_memory_reserved_gib(pool.memory_gib)
     r_mem += EVICTION_HARD_MEMORY_GIB
     d_cpu, d_mem = daemon_requests(config)
     return Allocatable(
         gpus=gpus,
         cpu=pool.vcpus - r_cpu - d_cpu,
         memory_gib=pool.memory_gib - r_mem - d_mem,
-        reserved_cpu=r_cpu, reserved_memory_gib=r_mem, daemon_cpu=d_cpu, daemon_memory_gib=d_mem,
+        reserved_cpu=r_cpu,
+        reserved_memory_gib=r_mem,
+        daemon_cpu=d_cpu,
+        daemon_memory_gib=d_mem,
     )
 
 
@@ -249,7 +252,9 @@ def reach(config: StackConfig, index: int, pool: NodePoolFacts) -> tuple[str, in
 
 
 # -- workloads ----------------------------------------------------------------------------------
-def workloads(config: StackConfig, pools: dict[str, NodePoolFacts], models: dict[str, ModelPlan]) -> dict[str, list[Workload]]:
+def workloads(
+    config: StackConfig, pools: dict[str, NodePoolFacts], models: dict[str, ModelPlan]
+) -> dict[str, list[Workload]]:
     out: dict[str, list[Workload]] = {}
     for i, m in enumerate(config.models):
         plan = models.get(m.name)
@@ -275,8 +280,16 @@ def workloads(config: StackConfig, pools: dict[str, NodePoolFacts], models: dict
         min_workers = max(svc.min_workers, -(-min_gpus // gpus))
         surge = svc.incremental_upgrade.max_surge_percent if svc.incremental_upgrade else 0
         out.setdefault(pool.name, []).append(
-            Workload(f"rayServices/{svc.name}", f"rayServices[{i}]", "RayService", pod, min_workers,
-                     max(svc.max_workers, min_workers), svc.upgrade_strategy, surge)
+            Workload(
+                f"rayServices/{svc.name}",
+                f"rayServices[{i}]",
+                "RayService",
+                pod,
+                min_workers,
+                max(svc.max_workers, min_workers),
+                svc.upgrade_strategy,
+                surge,
+            )
         )
     return out
 
@@ -299,7 +312,11 @@ def pack_nodes(counts: dict[str, int], pods: dict[str, PodShape], node: Allocata
                     left[i] -= need[i]
                 break
         else:
-            cap = (node.gpus, math.inf if node.cpu is None else node.cpu, math.inf if node.memory_gib is None else node.memory_gib)
+            cap = (
+                node.gpus,
+                math.inf if node.cpu is None else node.cpu,
+                math.inf if node.memory_gib is None else node.memory_gib,
+            )
             free.append([cap[i] - need[i] for i in range(3)])
     return len(free)
 
@@ -335,12 +352,14 @@ def plan_feasibility(
             feas.pods_per_node[w.name] = pods_per_node(w.pod, node)
         unplaceable = [w for w in loads if feas.pods_per_node[w.name] == 0]
         for w in unplaceable:
-            result.issues.append(Issue(
-                w.path,
-                f"one pod ({w.pod.gpus} GPUs, {w.pod.cpu} vCPUs, {w.pod.memory_gib} GiB) does not fit the allocatable of a "
-                f"{where} node ({node.gpus} GPUs, {_num(node.cpu)} vCPUs, {_num(node.memory_gib)} GiB after system "
-                f"reservations and node DaemonSets)",
-            ))
+            result.issues.append(
+                Issue(
+                    w.path,
+                    f"one pod ({w.pod.gpus} GPUs, {w.pod.cpu} vCPUs, {w.pod.memory_gib} GiB) does not fit the allocatable of a "
+                    f"{where} node ({node.gpus} GPUs, {_num(node.cpu)} vCPUs, {_num(node.memory_gib)} GiB after system "
+                    f"reservations and node DaemonSets)",
+                )
+            )
         if unplaceable:
             continue
         shapes = {w.name: w.pod for w in loads}
@@ -356,16 +375,20 @@ def plan_feasibility(
 
         def explain(counts: dict[str, int]) -> str:
             return "; ".join(
-                f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node" for w in loads if counts[w.name] > 0
+                f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node"
+                for w in loads
+                if counts[w.name] > 0
             )
 
         for scenario, counts, what in (("min", mins, "the minimum replicas"), ("max", maxs, "the maximum replicas")):
             if not feas.fits(scenario):
-                result.issues.append(Issue(
-                    raise_at,
-                    f"pool '{cfg.name}' reaches {reach_nodes} {where} nodes ({REACH[autoscaler]}), but {what} need "
-                    f"{feas.need[scenario]}: {explain(counts)}",
-                ))
+                result.issues.append(
+                    Issue(
+                        raise_at,
+                        f"pool '{cfg.name}' reaches {reach_nodes} {where} nodes ({REACH[autoscaler]}), but {what} need "
+                        f"{feas.need[scenario]}: {explain(counts)}",
+                    )
+                )
         if not feas.fits("max"):
             continue
 
@@ -403,11 +426,13 @@ def plan_feasibility(
                 minimal = {**mins, w.name: 2 * w.min_pods}
                 feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full))
                 if _nodes(minimal) > reach_nodes:
-                    result.issues.append(Issue(
-                        f"{w.path}.upgradeStrategy",
-                        f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {_nodes(minimal)} "
-                        f"nodes of pool '{cfg.name}', which reaches {reach_nodes}",
-                    ))
+                    result.issues.append(
+                        Issue(
+                            f"{w.path}.upgradeStrategy",
+                            f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {_nodes(minimal)} "
+                            f"nodes of pool '{cfg.name}', which reaches {reach_nodes}",
+                        )
+                    )
                 elif not feas.fits("rayUpgrade"):
                     result.warnings.append(
                         f"{w.path}: a NewCluster upgrade at {w.max_pods} workers needs {_nodes(full)} nodes of pool "
@@ -444,9 +469,13 @@ def _check_quota(config: StackConfig, by_pool: dict[str, list[Workload]], result
     loads = [w for ws in by_pool.values() for w in ws]
     at_max = sum(w.pod.gpus * w.max_pods for w in loads)
     surge = sum(w.pod.gpus for w in loads if result.rollouts.get(w.name.split("/", 1)[1], RolloutPlan(0, 1)).max_surge)
-    surge += sum(w.pod.gpus * w.min_pods for w in loads if w.kind == "RayService" and w.upgrade_strategy == "NewCluster")
+    surge += sum(
+        w.pod.gpus * w.min_pods for w in loads if w.kind == "RayService" and w.upgrade_strategy == "NewCluster"
+    )
     if at_max > quota:
-        result.issues.append(Issue("security.gpuQuota", f"{quota} GPUs cannot admit the {at_max} the maximum replicas request"))
+        result.issues.append(
+            Issue("security.gpuQuota", f"{quota} GPUs cannot admit the {at_max} the maximum replicas request")
+        )
     elif at_max + surge > quota:
         result.warnings.append(
             f"security.gpuQuota: {quota} GPUs admit the maximum replicas ({at_max}) but not rollouts and Ray upgrades "

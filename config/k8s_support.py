@@ -58,15 +58,26 @@ def check(cloud: str, version: str, on: date | None = None) -> tuple[str, str] |
     end = table.get(m)
     if end is None:
         known = ", ".join(sorted(table))
-        return "error", f"{cloud.upper()} {m} has no end-of-standard-support date in config/k8s_support.py (known: {known}); add it with its source"
+        return (
+            "error",
+            f"{cloud.upper()} {m} has no end-of-standard-support date in config/k8s_support.py (known: {known}); add it with its source",
+        )
     newest = max(table, key=lambda v: tuple(int(p) for p in v.split(".")))
     if on > end:
         return "error", (
             f"{cloud.upper()} {m} left standard support on {end.isoformat()}"
-            + (" (new clusters cannot be created on it)" if cloud == "gke" else " (extended support is billed per cluster hour)")
-            + f": use {newest}" + (" or unset it to take the release channel's default" if cloud == "gke" else "")
+            + (
+                " (new clusters cannot be created on it)"
+                if cloud == "gke"
+                else " (extended support is billed per cluster hour)"
+            )
+            + f": use {newest}"
+            + (" or unset it to take the release channel's default" if cloud == "gke" else "")
         )
     days = (end - on).days
     if days <= WARN_DAYS:
-        return "warning", f"{cloud.upper()} {m} leaves standard support on {end.isoformat()} (in {days} days): plan the upgrade to {newest}"
+        return (
+            "warning",
+            f"{cloud.upper()} {m} leaves standard support on {end.isoformat()} (in {days} days): plan the upgrade to {newest}",
+        )
     return None

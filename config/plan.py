@@ -30,8 +30,8 @@ class ModelPlan:
     """What the config implies for one model: architecture, GPUs, capacity and cost."""
 
     name: str
-    path: str                       # config path, e.g. "models[0]"
-    kind: str                       # "vllm" | "ray"
+    path: str  # config path, e.g. "models[0]"
+    kind: str  # "vllm" | "ray"
     architecture: ModelArchitecture
     pool: NodePoolFacts
     tensor_parallel_size: int
@@ -52,9 +52,9 @@ class StackPlan:
     stack: str
     config: StackConfig
     pools: dict[str, NodePoolFacts]
-    models: dict[str, ModelPlan]        # vLLM models by name
-    ray_models: dict[str, ModelPlan]    # "<service>/<model_id>"
-    secrets: frozenset[str]             # which SECRET_KEYS are set (never their values)
+    models: dict[str, ModelPlan]  # vLLM models by name
+    ray_models: dict[str, ModelPlan]  # "<service>/<model_id>"
+    secrets: frozenset[str]  # which SECRET_KEYS are set (never their values)
     feasibility: dict[str, Any] = field(default_factory=dict)
     """Pool name -> ``feasibility.PoolFeasibility`` (what each pool must hold and can reach)."""
     warnings: list[str] = field(default_factory=list)

@@ -54,7 +54,9 @@ def host_resources(model: VllmModelConfig, plan: ModelPlan) -> HostResources:
         memory = model.resources.memory_gib
     else:
         memory = math.ceil(
-            plan.capacity.weights_gib * WEIGHT_STAGING_FACTOR + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1) + MEMORY_SAFETY_GIB
+            plan.capacity.weights_gib * WEIGHT_STAGING_FACTOR
+            + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1)
+            + MEMORY_SAFETY_GIB
         ) + (shm or 0)
         memory = max(memory, MIN_MEMORY_GIB)
         if mem_share is not None:

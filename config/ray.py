@@ -13,8 +13,21 @@ from .facts import NodePoolFacts
 from .serving import ModelSource, node_share
 
 RAY_NVIDIA_ACCELERATOR_TYPES = (
-    "V100", "P100", "T4", "P4", "K80", "A10G", "L4", "L40S", "A100", "A100-40G", "A100-80G",
-    "H100", "H200", "H20", "B200",
+    "V100",
+    "P100",
+    "T4",
+    "P4",
+    "K80",
+    "A10G",
+    "L4",
+    "L40S",
+    "A100",
+    "A100-40G",
+    "A100-80G",
+    "H100",
+    "H200",
+    "H20",
+    "B200",
 )
 """NVIDIA values of ``ray.util.accelerators.accelerators`` (Ray 2.5x), the only strings
 ``LLMConfig.accelerator_type`` accepts. Ray auto-detects the family name of a node's GPU
@@ -56,9 +69,7 @@ class RayModelConfig(ModelSource):
     @model_validator(mode="after")
     def _bounds(self) -> RayModelConfig:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})"
-            )
+            raise ValueError(f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})")
         if self.target_ongoing_requests > self.max_ongoing_requests:
             raise ValueError("targetOngoingRequests must not exceed maxOngoingRequests")
         return self
@@ -112,7 +123,9 @@ class RayServiceConfig(ConfigModel):
     gpus_per_worker: int | None = Field(None, ge=1, description="default: all GPUs of one node")
     min_workers: int = Field(1, ge=0)
     max_workers: int = Field(2, ge=1)
-    worker_cpu: float | None = Field(None, gt=0, description="default: the worker's share of its node (serving.node_share)")
+    worker_cpu: float | None = Field(
+        None, gt=0, description="default: the worker's share of its node (serving.node_share)"
+    )
     worker_memory_gib: int | None = Field(None, ge=8)
     shm_size_gib: int = Field(8, ge=1)
     cache: RayCacheConfig = RayCacheConfig()
@@ -120,14 +133,14 @@ class RayServiceConfig(ConfigModel):
     autoscaler: RayAutoscalerConfig = RayAutoscalerConfig()
     upgrade_strategy: str = Field("NewCluster", pattern=r"^(NewCluster|NewClusterWithIncrementalUpgrade)$")
     incremental_upgrade: IncrementalUpgradeConfig | None = None
-    accelerator_type: str | None = Field(
-        None, description="Ray accelerator type; default: derived from the pool's GPU"
-    )
+    accelerator_type: str | None = Field(None, description="Ray accelerator type; default: derived from the pool's GPU")
     termination_grace_period_seconds: int = Field(
         300, ge=60, le=3600, description="Ray pods' grace period (workers run `ray stop` in preStop)"
     )
     graceful_shutdown_timeout_seconds: int = Field(
-        120, ge=5, le=3600,
+        120,
+        ge=5,
+        le=3600,
         description="in-flight requests a stopping replica (or a replaced cluster) may still finish",
     )
     models: list[RayModelConfig] = Field(min_length=1)
@@ -139,7 +152,6 @@ class RayServiceConfig(ConfigModel):
             raise ValueError(f"'{v}' is not a Ray accelerator type ({', '.join(RAY_NVIDIA_ACCELERATOR_TYPES)})")
         return v
 
-
     @model_validator(mode="after")
     def _bounds(self) -> RayServiceConfig:
         if self.min_workers > self.max_workers:
@@ -150,7 +162,9 @@ class RayServiceConfig(ConfigModel):
             raise ValueError(f"model ids must be unique (repeated: {', '.join(dupes)})")
         incremental = self.upgrade_strategy == "NewClusterWithIncrementalUpgrade"
         if incremental and self.incremental_upgrade is None:
-            raise ValueError("upgradeStrategy NewClusterWithIncrementalUpgrade needs incrementalUpgrade.gatewayClassName")
+            raise ValueError(
+                "upgradeStrategy NewClusterWithIncrementalUpgrade needs incrementalUpgrade.gatewayClassName"
+            )
         if not incremental and self.incremental_upgrade is not None:
             raise ValueError("incrementalUpgrade is only used with upgradeStrategy NewClusterWithIncrementalUpgrade")
         if self.graceful_shutdown_timeout_seconds > self.termination_grace_period_seconds:

@@ -15,10 +15,35 @@ DEFAULT_MAX_MODEL_LEN = 8192
 that fewer concurrent requests can use (seeds 001, 004)."""
 
 Quantization = Literal[
-    "awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed",
-    "gguf", "gptq_marlin", "awq_marlin", "gptq", "humming", "compressed-tensors", "bitsandbytes",
-    "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4", "gpt_oss_mxfp4", "deepseek_v4_fp8",
-    "cpu_awq", "online", "fp8_per_tensor", "fp8_per_block", "int8_per_channel_weight_only", "mxfp8",
+    "awq",
+    "fp8",
+    "fbgemm_fp8",
+    "fp_quant",
+    "modelopt",
+    "modelopt_fp4",
+    "modelopt_mxfp8",
+    "modelopt_mixed",
+    "gguf",
+    "gptq_marlin",
+    "awq_marlin",
+    "gptq",
+    "humming",
+    "compressed-tensors",
+    "bitsandbytes",
+    "experts_int8",
+    "quark",
+    "moe_wna16",
+    "torchao",
+    "inc",
+    "mxfp4",
+    "gpt_oss_mxfp4",
+    "deepseek_v4_fp8",
+    "cpu_awq",
+    "online",
+    "fp8_per_tensor",
+    "fp8_per_block",
+    "int8_per_channel_weight_only",
+    "mxfp8",
 ]
 """Every ``--quantization`` the pinned vLLM accepts: ``QuantizationMethods`` in
 vllm/model_executor/layers/quantization/__init__.py (registry-era main; the v0.31.0 tag itself was
@@ -27,11 +52,25 @@ Dtype = Literal["auto", "bfloat16", "float16"]
 
 MANAGED_VLLM_FLAGS = frozenset(
     {
-        "--model", "--served-model-name", "--tensor-parallel-size", "--max-model-len",
-        "--gpu-memory-utilization", "--max-num-seqs", "--max-num-batched-tokens", "--quantization",
-        "--dtype", "--kv-cache-dtype", "--enable-prefix-caching", "--no-enable-prefix-caching",
-        "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--port", "--host",
-        "--download-dir", "--revision", "--api-key",
+        "--model",
+        "--served-model-name",
+        "--tensor-parallel-size",
+        "--max-model-len",
+        "--gpu-memory-utilization",
+        "--max-num-seqs",
+        "--max-num-batched-tokens",
+        "--quantization",
+        "--dtype",
+        "--kv-cache-dtype",
+        "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
+        "--enable-chunked-prefill",
+        "--no-enable-chunked-prefill",
+        "--port",
+        "--host",
+        "--download-dir",
+        "--revision",
+        "--api-key",
     }
 )
 """Flags derived from typed fields; ``extraArgs`` may not set them a second time."""
@@ -89,7 +128,9 @@ class ModelSpec(ConfigModel):
     config.json, or ``configJson``, the path of a local copy of that file (fields given beside
     it override what it says)."""
 
-    config_json: str | None = Field(None, description="path of the model's Hugging Face config.json (relative: to the project directory)")
+    config_json: str | None = Field(
+        None, description="path of the model's Hugging Face config.json (relative: to the project directory)"
+    )
     params_billion: float | None = Field(None, gt=0, description="default: counted from the shapes (dense decoder)")
     layers: int = Field(ge=1, description="num_hidden_layers")
     attention_heads: int = Field(ge=1, description="num_attention_heads")
@@ -111,9 +152,16 @@ class ModelSpec(ConfigModel):
                 found = read_config_json(path)
             except (OSError, ValueError) as e:
                 raise ValueError(f"configJson: cannot read {path}: {e}") from None
-            aliases = {"kv_heads": "kvHeads", "attention_heads": "attentionHeads", "head_dim": "headDim",
-                       "hidden_size": "hiddenSize", "intermediate_size": "intermediateSize",
-                       "vocab_size": "vocabSize", "max_context": "maxContext", "tied_embeddings": "tiedEmbeddings"}
+            aliases = {
+                "kv_heads": "kvHeads",
+                "attention_heads": "attentionHeads",
+                "head_dim": "headDim",
+                "hidden_size": "hiddenSize",
+                "intermediate_size": "intermediateSize",
+                "vocab_size": "vocabSize",
+                "max_context": "maxContext",
+                "tied_embeddings": "tiedEmbeddings",
+            }
             return {**{aliases.get(k, k): v for k, v in found.items()}, **data}
         return data
 
@@ -122,9 +170,14 @@ class ModelSpec(ConfigModel):
         if self.params_billion is not None:
             return self.params_billion
         return dense_params_billion(
-            layers=self.layers, hidden_size=self.hidden_size, attention_heads=self.attention_heads,
-            kv_heads=self.kv_heads, head_dim=self.head_dim, intermediate_size=self.intermediate_size,
-            vocab_size=self.vocab_size, tied_embeddings=self.tied_embeddings,
+            layers=self.layers,
+            hidden_size=self.hidden_size,
+            attention_heads=self.attention_heads,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            intermediate_size=self.intermediate_size,
+            vocab_size=self.vocab_size,
+            tied_embeddings=self.tied_embeddings,
         )
 
 
@@ -171,7 +224,9 @@ class AutoscalingFallbackConfig(ConfigModel):
     down during an outage and brings it back to its minimum if it was below.
     """
 
-    failure_threshold: int = Field(3, ge=1, description="failed polls in a row before falling back (3 x pollingInterval)")
+    failure_threshold: int = Field(
+        3, ge=1, description="failed polls in a row before falling back (3 x pollingInterval)"
+    )
     behavior: FallbackBehavior = "currentReplicasIfHigher"
     replicas: int | None = Field(None, ge=0, le=100, description="default: minReplicas")
 
@@ -201,9 +256,7 @@ class AutoscalingConfig(ConfigModel):
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingConfig:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})"
-            )
+            raise ValueError(f"minReplicas ({self.min_replicas}) is greater than maxReplicas ({self.max_replicas})")
         if self.fallback.replicas is not None and not self.min_replicas <= self.fallback.replicas <= self.max_replicas:
             raise ValueError(
                 f"fallback.replicas ({self.fallback.replicas}) is outside minReplicas..maxReplicas "
@@ -260,16 +313,13 @@ class VllmModelConfig(ModelSource):
     termination_grace_period_seconds: int = Field(
         120, ge=120, le=600, description="lets in-flight generations finish; 600 for long streams"
     )
-    pre_stop_sleep_seconds: int = Field(
-        15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM"
-    )
+    pre_stop_sleep_seconds: int = Field(15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM")
     startup_timeout_seconds: int = Field(
         900, ge=600, le=3600, description="cold start window; seed 002 measured 6.3 min for 8B"
     )
     cache: CacheConfig = CacheConfig()
     ingress: IngressConfig | None = None
     http_route: HttpRouteConfig | None = None
-
 
     @field_validator("extra_args")
     @classmethod

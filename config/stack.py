@@ -32,7 +32,6 @@ SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig")
 with ``pulumi config set --secret``; they never enter the typed config below."""
 
 
-
 class AlertThresholds(ConfigModel):
     """Alert thresholds (seed guides: KV cache 90 %, queue 10, TTFT p99 5 s, GPU 85 °C)."""
 
@@ -58,7 +57,9 @@ class AlertThresholds(ConfigModel):
 LISTS_CHECKED_PER_ENTRY = ("models", "rayServices")
 
 
-def _cross_checks_of_valid_entries(raw: Mapping[str, Any], err: ValidationError, secrets: frozenset[str]) -> list[Issue]:
+def _cross_checks_of_valid_entries(
+    raw: Mapping[str, Any], err: ValidationError, secrets: frozenset[str]
+) -> list[Issue]:
     """Cross-field issues of the entries that did parse, when only list entries failed.
 
     A typo in one model should not hide that another model does not fit its GPUs: the
@@ -105,7 +106,6 @@ class StackConfig(ConfigModel):
     credentials: CredentialsConfig = CredentialsConfig()
 
 
-
 def load_stack_config(
     stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool], providers: Mapping[str, str] | None = None
 ) -> StackPlan:
@@ -119,9 +119,7 @@ def load_stack_config(
     issues: list[Issue] = []
     for key, is_secret in sorted(secrets.items()):
         if not is_secret:
-            issues.append(
-                Issue(key, f"must be stored encrypted: pulumi config set --secret {key} <value>")
-            )
+            issues.append(Issue(key, f"must be stored encrypted: pulumi config set --secret {key} <value>"))
     raw = {k: v for k, v in values.items() if k not in SECRET_KEYS}
     present = frozenset(k for k in secrets if k in SECRET_KEYS)
     try:
@@ -148,4 +146,3 @@ def load_stack_config(
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,
     )
-

@@ -20,9 +20,7 @@ class Chart:
 GPU_OPERATOR = Chart("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia")
 KEDA = Chart("keda", "2.20.2", "https://kedacore.github.io/charts")
 KUBERAY_OPERATOR = Chart("kuberay-operator", "1.7.0", "https://ray-project.github.io/kuberay-helm/")
-KUBE_PROMETHEUS_STACK = Chart(
-    "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts"
-)
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts")
 PROMETHEUS_ADAPTER = Chart("prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts")
 KARPENTER = Chart("karpenter", "1.14.1", "oci://public.ecr.aws/karpenter")
 KARPENTER_CRD = Chart("karpenter-crd", KARPENTER.version, KARPENTER.repository)
@@ -80,7 +78,14 @@ EXTERNAL_SECRETS = Chart("external-secrets", "2.9.0", "https://charts.external-s
 Secrets Manager / Google Secret Manager into Kubernetes Secrets (``credentials.*.source: secretManager``)."""
 
 ALL_CHARTS = (
-    GPU_OPERATOR, KEDA, KUBERAY_OPERATOR, KUBE_PROMETHEUS_STACK, PROMETHEUS_ADAPTER, KARPENTER, KARPENTER_CRD,
-    CLUSTER_AUTOSCALER, EXTERNAL_SECRETS,
+    GPU_OPERATOR,
+    KEDA,
+    KUBERAY_OPERATOR,
+    KUBE_PROMETHEUS_STACK,
+    PROMETHEUS_ADAPTER,
+    KARPENTER,
+    KARPENTER_CRD,
+    CLUSTER_AUTOSCALER,
+    EXTERNAL_SECRETS,
 )
 ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)

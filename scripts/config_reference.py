@@ -92,8 +92,14 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         is_list = typing.get_origin(field.annotation) is list or any(
             typing.get_origin(a) is list for a in typing.get_args(field.annotation)
         )
-        description = " ".join((field.description or (sub.__doc__ or "").strip().split("\n\n")[0] if sub else field.description or "").split())
-        out.append(f"| `{key}{'[]' if is_list and sub else ''}` | {type_name(field.annotation)} | {default_text(field)} | {description.replace('|', '/')} |")
+        description = " ".join(
+            (
+                field.description or (sub.__doc__ or "").strip().split("\n\n")[0] if sub else field.description or ""
+            ).split()
+        )
+        out.append(
+            f"| `{key}{'[]' if is_list and sub else ''}` | {type_name(field.annotation)} | {default_text(field)} | {description.replace('|', '/')} |"
+        )
         if sub is not None:
             out += rows(sub, f"{key}{'[]' if is_list else ''}.")
     return out

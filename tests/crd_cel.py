@@ -56,6 +56,7 @@ MACROS = {"has", "all", "exists", "exists_one", "map", "filter"}
 
 # --- Kubernetes extension functions --------------------------------------------------------
 
+
 def _find(text: ct.StringType, pattern: ct.StringType) -> ct.StringType:
     """regex.go: the first match of the RE2 regex, or '' when none."""
     match = re2.search(str(pattern), str(text))
@@ -76,7 +77,7 @@ def _split(text: ct.StringType, sep: ct.StringType, limit: ct.IntType | None = N
     if sep_ == "":
         parts = list(s)
         if limit is not None and 0 < limit < len(parts):
-            parts = parts[: int(limit) - 1] + ["".join(parts[int(limit) - 1:])]
+            parts = parts[: int(limit) - 1] + ["".join(parts[int(limit) - 1 :])]
     else:
         parts = s.split(sep_) if limit is None or limit < 0 else s.split(sep_, int(limit) - 1)
     return ct.ListType([ct.StringType(p) for p in parts])
@@ -102,6 +103,7 @@ KNOWN_FUNCTIONS = set(base_functions) | set(KUBERNETES_FUNCTIONS) | MACROS
 
 
 # --- compile -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CompiledRule:
@@ -135,7 +137,9 @@ def compile_rule(rule: str) -> CompiledRule:
     calls, idents = _calls_and_idents(ast)
     unknown = sorted(calls - KNOWN_FUNCTIONS)
     program = None if unknown else _ENV.program(ast, functions=KUBERNETES_FUNCTIONS)
-    return CompiledRule(rule, program, f"calls {', '.join(unknown)}, which this checker lacks" if unknown else "", "oldSelf" in idents)
+    return CompiledRule(
+        rule, program, f"calls {', '.join(unknown)}, which this checker lacks" if unknown else "", "oldSelf" in idents
+    )
 
 
 def unsupported_functions(rule: str) -> str:
@@ -143,6 +147,7 @@ def unsupported_functions(rule: str) -> str:
 
 
 # --- structural defaulting -----------------------------------------------------------------
+
 
 def apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
     """defaulting/algorithm.go Default(): set absent (or non-nullable null) fields to their
@@ -168,8 +173,27 @@ def apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
 # --- schema-typed CEL values ---------------------------------------------------------------
 
 _RESERVED = {
-    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
-    "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 }
 _EXPAND = re.compile(r"(__|[-./]|[^a-zA-Z0-9\-./_])")
 _ESCAPES = {"__": "__underscores__", ".": "__dot__", "-": "__dash__", "/": "__slash__"}
@@ -190,7 +214,11 @@ def escape(name: str) -> str | None:
 def to_cel(value: Any, schema: dict[str, Any]) -> Any:
     if value is None:
         return None
-    if schema.get("x-kubernetes-int-or-string") or schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties"):
+    if (
+        schema.get("x-kubernetes-int-or-string")
+        or schema.get("x-kubernetes-preserve-unknown-fields")
+        and not schema.get("properties")
+    ):
         return celpy.json_to_cel(value)
     kind = schema.get("type")
     if isinstance(value, dict):
@@ -229,6 +257,7 @@ def to_cel(value: Any, schema: dict[str, Any]) -> Any:
 
 
 # --- evaluation ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -294,6 +323,8 @@ def _evaluate(rule: dict[str, Any], self_value: Any, path: str, report: Report) 
     except Exception as err:  # celpy raises plain Python errors for some type mismatches
         result = CELEvalError(str(err), type(err), None)
     if isinstance(result, CELEvalError):
-        report.findings.append(Finding(path, rule["rule"], message, f"error: {result.args[0] if result.args else result}"))
+        report.findings.append(
+            Finding(path, rule["rule"], message, f"error: {result.args[0] if result.args else result}")
+        )
     elif not (isinstance(result, (bool, ct.BoolType)) and bool(result)):
         report.findings.append(Finding(path, rule["rule"], message, "violated"))

@@ -28,7 +28,12 @@ _OBJECT = {"type": "object"}
 _TARGET_REF = {
     "type": "object",
     "required": ["group", "kind", "name"],
-    "properties": {"group": {"type": "string"}, "kind": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}},
+    "properties": {
+        "group": {"type": "string"},
+        "kind": {"type": "string"},
+        "name": {"type": "string"},
+        "namespace": {"type": "string"},
+    },
 }
 _HTTP_CHECK = {
     "type": "object",

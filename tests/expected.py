@@ -22,7 +22,10 @@ POOLS: dict[tuple[str, str], dict[str, Any]] = {
     ("prod", "a10g-x4"): {"selector": {"llm-infra.io/node-pool": "a10g-x4"}, "tolerations": [EKS_GPU_TOLERATION]},
     ("prod", "l40s"): {"selector": {"llm-infra.io/node-pool": "l40s"}, "tolerations": [EKS_GPU_TOLERATION]},
     # an existing cluster: the selector and taint written in the stack file
-    ("onprem", "a100"): {"selector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}, "tolerations": [EKS_GPU_TOLERATION]},
+    ("onprem", "a100"): {
+        "selector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+        "tolerations": [EKS_GPU_TOLERATION],
+    },
 }
 
 
@@ -36,8 +39,18 @@ SYSTEM_AFFINITY = {
     # add-ons prefer (not require) nodes without GPUs, then the system pool: GPU nodes are for models
     "nodeAffinity": {
         "preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 100, "preference": {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}]}},
-            {"weight": 50, "preference": {"matchExpressions": [{"key": "llm-infra.io/node-pool", "operator": "In", "values": ["system"]}]}},
+            {
+                "weight": 100,
+                "preference": {
+                    "matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}]
+                },
+            },
+            {
+                "weight": 50,
+                "preference": {
+                    "matchExpressions": [{"key": "llm-infra.io/node-pool", "operator": "In", "values": ["system"]}]
+                },
+            },
         ]
     }
 }

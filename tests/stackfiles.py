@@ -35,7 +35,11 @@ def provider_values(stack: str) -> dict[str, str]:
 
 
 def assert_rejected(
-    stack: str, values: dict[str, Any], secrets: dict[str, bool], path: str, words: str,
+    stack: str,
+    values: dict[str, Any],
+    secrets: dict[str, bool],
+    path: str,
+    words: str,
     providers: dict[str, str] | None = None,
 ) -> list[str]:
     """The stack config fails validation with a one-line error at ``path`` containing ``words``."""

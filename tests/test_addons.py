@@ -76,7 +76,9 @@ def releases(rec: Recording) -> dict[str, dict[str, Any]]:
 
 
 def release_records(rec: Recording) -> dict[str, ResourceRecord]:
-    return {r.inputs.get("name"): r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS}
+    return {
+        r.inputs.get("name"): r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS
+    }
 
 
 def namespace_urns(rec: Recording) -> dict[str, str]:
@@ -128,18 +130,28 @@ def build_addons(plan: StackPlan) -> tuple[AddonsHandle, dict[str, pulumi.Resour
         c = plan.config.cluster
         issuer = oidc_issuer_host(c.name)
         irsa = (
-            AwsIrsa(f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{issuer}", f"https://{issuer}", "aws", str(c.region), FAKE_ACCOUNT)
+            AwsIrsa(
+                f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{issuer}",
+                f"https://{issuer}",
+                "aws",
+                str(c.region),
+                FAKE_ACCOUNT,
+            )
             if c.cloud == "eks"
             else None
         )
-        cluster = ClusterHandle(provider=provider, pools=plan.pools, kubeconfig=pulumi.Output.secret("{}"), aws_irsa=irsa)
+        cluster = ClusterHandle(
+            provider=provider, pools=plan.pools, kubeconfig=pulumi.Output.secret("{}"), aws_irsa=irsa
+        )
         addons = ClusterAddons(
             "addons",
             AddonsArgs(
                 plan=plan,
                 cluster=cluster,
                 serving_namespaces=[plan.config.namespace],
-                grafana_admin_password=pulumi.Output.secret(SENTINEL) if "grafanaAdminPassword" in plan.secrets else None,
+                grafana_admin_password=pulumi.Output.secret(SENTINEL)
+                if "grafanaAdminPassword" in plan.secrets
+                else None,
             ),
             opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
         )
@@ -202,13 +214,20 @@ def test_releases_with_monitors_wait_for_the_prometheus_operator_crds(recording)
     kps = records[KPS].urn
     for name in (GPU_OPERATOR, KEDA, KUBERAY, ADAPTER):
         if name in records:
-            assert kps in records[name].depends_on, f"{name} creates ServiceMonitors (or queries Prometheus) before the CRDs exist"
+            assert kps in records[name].depends_on, (
+                f"{name} creates ServiceMonitors (or queries Prometheus) before the CRDs exist"
+            )
     assert kps not in records[KPS].depends_on
 
 
 def test_custom_resources_depend_on_the_release_that_installs_their_crd(recording):
     records = release_records(recording)
-    owners = {KEDA_GROUP: KEDA, RAY_GROUP: KUBERAY, MONITORING_GROUP: KPS, EXTERNAL_SECRETS_GROUP: versions.EXTERNAL_SECRETS.name}
+    owners = {
+        KEDA_GROUP: KEDA,
+        RAY_GROUP: KUBERAY,
+        MONITORING_GROUP: KPS,
+        EXTERNAL_SECRETS_GROUP: versions.EXTERNAL_SECRETS.name,
+    }
     checked = 0
     for rec in recording.resources:
         if not rec.custom or not rec.type.startswith("kubernetes:"):
@@ -217,7 +236,9 @@ def test_custom_resources_depend_on_the_release_that_installs_their_crd(recordin
         owner = owners.get(group)
         if owner is None or owner not in records:
             continue
-        assert records[owner].urn in rec.depends_on, f"{rec.type} {rec.name} may be created before {owner} installs its CRD"
+        assert records[owner].urn in rec.depends_on, (
+            f"{rec.type} {rec.name} may be created before {owner} installs its CRD"
+        )
         checked += 1
     if checked == 0:
         pytest.skip(f"{recording.stack}: no custom resources of add-on groups rendered")
@@ -295,8 +316,10 @@ def test_grafana_reads_its_password_from_a_secret(recording):
             assert data == "[secret]"
         kind, name = "Secret", admin["existingSecret"]
     secret_rec = next(
-        r for r in recording.resources
-        if (r.inputs.get("kind") == kind or r.type == f"kubernetes:core/v1:{kind}") and r.inputs["metadata"]["name"] == name
+        r
+        for r in recording.resources
+        if (r.inputs.get("kind") == kind or r.type == f"kubernetes:core/v1:{kind}")
+        and r.inputs["metadata"]["name"] == name
         and r.inputs["metadata"].get("namespace") == ns
     )
     assert secret_rec.urn in release_records(recording)[KPS].depends_on
@@ -326,7 +349,9 @@ def test_grafana_password_never_appears_in_values_or_inputs(stack):
     assert SENTINEL not in json.dumps([r["values"] for r in helm_releases(rec)])
     assert SENTINEL not in json.dumps([r.inputs for r in rec.resources])
     assert SENTINEL not in json.dumps(rec.outputs)
-    assert any(r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin" for r in rec.resources)
+    assert any(
+        r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin" for r in rec.resources
+    )
 
 
 def test_dcgm_exporter_monitor_keeps_the_workload_pod_and_namespace(recording):
@@ -373,12 +398,18 @@ def test_prometheus_adapter_serves_vllm_queue_depth_and_kv_cache(recording):
         "default": False,
         "external": [],
         "custom": [
-            {"seriesQuery": f'vllm:num_requests_waiting{{namespace=~"{ns}",pod!=""}}', "resources": {"overrides": overrides},
-             "name": {"matches": "^vllm:num_requests_waiting$", "as": "vllm_num_requests_waiting"},
-             "metricsQuery": "sum(vllm:num_requests_waiting{<<.LabelMatchers>>}) by (<<.GroupBy>>)"},
-            {"seriesQuery": f'vllm:kv_cache_usage_perc{{namespace=~"{ns}",pod!=""}}', "resources": {"overrides": overrides},
-             "name": {"matches": "^vllm:kv_cache_usage_perc$", "as": "vllm_kv_cache_usage_perc"},
-             "metricsQuery": "max(vllm:kv_cache_usage_perc{<<.LabelMatchers>>}) by (<<.GroupBy>>)"},
+            {
+                "seriesQuery": f'vllm:num_requests_waiting{{namespace=~"{ns}",pod!=""}}',
+                "resources": {"overrides": overrides},
+                "name": {"matches": "^vllm:num_requests_waiting$", "as": "vllm_num_requests_waiting"},
+                "metricsQuery": "sum(vllm:num_requests_waiting{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+            },
+            {
+                "seriesQuery": f'vllm:kv_cache_usage_perc{{namespace=~"{ns}",pod!=""}}',
+                "resources": {"overrides": overrides},
+                "name": {"matches": "^vllm:kv_cache_usage_perc$", "as": "vllm_kv_cache_usage_perc"},
+                "metricsQuery": "max(vllm:kv_cache_usage_perc{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+            },
         ],
     }
     served = {r["name"]["as"] for r in rules["custom"]}
@@ -444,7 +475,12 @@ def test_system_addons_stay_off_gpu_nodes(recording):
             assert "tolerations" not in got[name]["values"]
     if KPS in got:
         v = got[KPS]["values"]
-        for component in (v["prometheus"]["prometheusSpec"], v["alertmanager"]["alertmanagerSpec"], v["prometheusOperator"], v["grafana"]):
+        for component in (
+            v["prometheus"]["prometheusSpec"],
+            v["alertmanager"]["alertmanagerSpec"],
+            v["prometheusOperator"],
+            v["grafana"],
+        ):
             assert component["affinity"] == expected.SYSTEM_AFFINITY
         assert "tolerations" not in v["prometheus"]["prometheusSpec"]
 
@@ -458,8 +494,18 @@ def _add_pool(pool: dict[str, Any]) -> Callable[[dict, dict], None]:
 
 
 SHARED_POOLS = {
-    "dev": {"name": "l4-shared", "instanceType": "g2-standard-8", "maxNodes": 2, "gpuSharing": {"strategy": "time-slicing", "clientsPerGpu": 4}},
-    "prod": {"name": "a10g-mps", "instanceType": "g5.2xlarge", "maxNodes": 2, "gpuSharing": {"strategy": "mps", "clientsPerGpu": 2}},
+    "dev": {
+        "name": "l4-shared",
+        "instanceType": "g2-standard-8",
+        "maxNodes": 2,
+        "gpuSharing": {"strategy": "time-slicing", "clientsPerGpu": 4},
+    },
+    "prod": {
+        "name": "a10g-mps",
+        "instanceType": "g5.2xlarge",
+        "maxNodes": 2,
+        "gpuSharing": {"strategy": "mps", "clientsPerGpu": 2},
+    },
 }
 
 
@@ -484,12 +530,18 @@ def test_shared_pool_gets_its_device_plugin_config(stack):
     assert sharing["renameByDefault"] is False
     assert entries["default"] == {"version": "v1", "flags": {"migStrategy": "none"}}
     assert {"name": "KUBERNETES_VIRTUAL_GPUS", "value": "true"} in v["dcgmExporter"]["env"]
-    cm_rec = next(r for r in rec.resources if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"]["name"] == "device-plugin-config")
+    cm_rec = next(
+        r
+        for r in rec.resources
+        if r.type == "kubernetes:core/v1:ConfigMap" and r.inputs["metadata"]["name"] == "device-plugin-config"
+    )
     assert cm_rec.urn in release_records(rec)[GPU_OPERATOR].depends_on
     # the node pool we create carries the label that selects the entry
     labelled = [
-        r for r in rec.resources
-        if not r.type.startswith("kubernetes:") and f'"{DEVICE_PLUGIN_CONFIG_LABEL}": "{pool["name"]}"' in json.dumps(r.inputs)
+        r
+        for r in rec.resources
+        if not r.type.startswith("kubernetes:")
+        and f'"{DEVICE_PLUGIN_CONFIG_LABEL}": "{pool["name"]}"' in json.dumps(r.inputs)
     ]
     assert labelled, f"no cloud node pool puts {DEVICE_PLUGIN_CONFIG_LABEL}={pool['name']} on its nodes"
 
@@ -535,13 +587,56 @@ def gke_managed_driver(stack: str) -> dict[str, Any]:
 # -- every add-on can be turned off ----------------------------------------------------------
 OFF_SWITCHES: list[tuple[str, str, Callable[[str], dict[str, Any]], set[str], set[str]]] = [
     # (stack, id, overrides, releases that disappear, releases that appear)
-    ("dev", "gpu-operator", lambda s: {**with_addons(s, gpuOperator={"enabled": False}), "cluster": gke_managed_driver(s)}, {GPU_OPERATOR}, set()),
-    ("dev", "keda-to-adapter", lambda s: with_addons(s, keda={"enabled": False}, prometheusAdapter={"enabled": True}), {KEDA}, {ADAPTER}),
-    ("dev", "keda-already-installed", lambda s: with_addons(s, keda={"enabled": False, "alreadyInstalled": True}), {KEDA}, set()),
-    ("dev", "monitoring-existing", lambda s: with_addons(s, monitoring={"mode": "existing", "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "selectorLabels": {"prometheus": "main"}}), {KPS}, set()),
-    ("prod", "kuberay-already-installed", lambda s: with_addons(s, kuberay={"alreadyInstalled": True}), {KUBERAY}, set()),
+    (
+        "dev",
+        "gpu-operator",
+        lambda s: {**with_addons(s, gpuOperator={"enabled": False}), "cluster": gke_managed_driver(s)},
+        {GPU_OPERATOR},
+        set(),
+    ),
+    (
+        "dev",
+        "keda-to-adapter",
+        lambda s: with_addons(s, keda={"enabled": False}, prometheusAdapter={"enabled": True}),
+        {KEDA},
+        {ADAPTER},
+    ),
+    (
+        "dev",
+        "keda-already-installed",
+        lambda s: with_addons(s, keda={"enabled": False, "alreadyInstalled": True}),
+        {KEDA},
+        set(),
+    ),
+    (
+        "dev",
+        "monitoring-existing",
+        lambda s: with_addons(
+            s,
+            monitoring={
+                "mode": "existing",
+                "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090",
+                "selectorLabels": {"prometheus": "main"},
+            },
+        ),
+        {KPS},
+        set(),
+    ),
+    (
+        "prod",
+        "kuberay-already-installed",
+        lambda s: with_addons(s, kuberay={"alreadyInstalled": True}),
+        {KUBERAY},
+        set(),
+    ),
     ("prod", "gpu-operator", lambda s: with_addons(s, gpuOperator={"enabled": False}), {GPU_OPERATOR}, set()),
-    ("onprem", "adapter-to-keda", lambda s: with_addons(s, prometheusAdapter={"enabled": False}, keda={"enabled": True}), {ADAPTER}, {KEDA}),
+    (
+        "onprem",
+        "adapter-to-keda",
+        lambda s: with_addons(s, prometheusAdapter={"enabled": False}, keda={"enabled": True}),
+        {ADAPTER},
+        {KEDA},
+    ),
     ("onprem", "gpu-operator", lambda s: with_addons(s, gpuOperator={"enabled": False}), {GPU_OPERATOR}, set()),
 ]
 
@@ -562,7 +657,11 @@ def test_an_addon_can_be_turned_off(stack, case_id, overrides, gone, added):
         if name in ADDON_NAMESPACE:
             assert ADDON_NAMESPACE[name] not in ns, f"{name} is off but its namespace is still declared"
     if KPS in gone:
-        assert not [r for r in rec.resources if r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin"]
+        assert not [
+            r
+            for r in rec.resources
+            if r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin"
+        ]
         for name in after & {GPU_OPERATOR}:
             labels = releases(rec)[name]["values"]["dcgmExporter"]["serviceMonitor"]["additionalLabels"]
             assert labels == {"prometheus": "main"}
@@ -573,7 +672,11 @@ def test_grafana_can_be_turned_off():
         pytest.skip("needs the dev stack")
     rec = variant("dev", "no-grafana", with_addons("dev", monitoring={"grafana": {"enabled": False}}))
     assert releases(rec)[KPS]["values"]["grafana"] == {"enabled": False}
-    assert not [r for r in rec.resources if r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin"]
+    assert not [
+        r
+        for r in rec.resources
+        if r.type == "kubernetes:core/v1:Secret" and r.inputs["metadata"]["name"] == "grafana-admin"
+    ]
 
 
 # -- a serving stack that needs a disabled add-on is rejected --------------------------------
@@ -604,24 +707,115 @@ def _pool_update(i: int, **changes: Any) -> Callable[[dict, dict], None]:
 
 REJECTED: list[tuple[str, str, Callable[[dict, dict], None], str, str]] = [
     ("keda-off-no-adapter", "dev", _set("addons.keda", {"enabled": False}), "models[0].autoscaling", "needs KEDA"),
-    ("ray-without-kuberay", "prod", _set("addons.kuberay", {"enabled": False}), "addons.kuberay.enabled", "KubeRay operator"),
-    ("kuberay-both", "prod", _set("addons.kuberay", {"enabled": True, "alreadyInstalled": True}), "addons.kuberay", "either enabled"),
-    ("adapter-without-prometheus", "onprem", _set("addons.monitoring", {"mode": "none"}), "addons.prometheusAdapter.enabled", "mode is 'none'"),
-    ("existing-without-selector", "onprem", lambda v, s: v["addons"]["monitoring"].pop("selectorLabels"), "addons.monitoring.selectorLabels", "silently ignored"),
-    ("selector-labels-on-install", "dev", _set("addons.monitoring", {"selectorLabels": {"release": "x"}}), "addons.monitoring.selectorLabels", "only used with mode 'existing'"),
-    ("prometheus-in-other-namespace", "onprem", lambda v, s: v["addons"]["monitoring"].update(namespace="observability"), "addons.monitoring.namespace", "'monitoring'"),
-    ("monitoring-namespace-clash", "dev", _set("addons.monitoring", {"namespace": "keda"}), "addons.monitoring.namespace", "another add-on"),
+    (
+        "ray-without-kuberay",
+        "prod",
+        _set("addons.kuberay", {"enabled": False}),
+        "addons.kuberay.enabled",
+        "KubeRay operator",
+    ),
+    (
+        "kuberay-both",
+        "prod",
+        _set("addons.kuberay", {"enabled": True, "alreadyInstalled": True}),
+        "addons.kuberay",
+        "either enabled",
+    ),
+    (
+        "adapter-without-prometheus",
+        "onprem",
+        _set("addons.monitoring", {"mode": "none"}),
+        "addons.prometheusAdapter.enabled",
+        "mode is 'none'",
+    ),
+    (
+        "existing-without-selector",
+        "onprem",
+        lambda v, s: v["addons"]["monitoring"].pop("selectorLabels"),
+        "addons.monitoring.selectorLabels",
+        "silently ignored",
+    ),
+    (
+        "selector-labels-on-install",
+        "dev",
+        _set("addons.monitoring", {"selectorLabels": {"release": "x"}}),
+        "addons.monitoring.selectorLabels",
+        "only used with mode 'existing'",
+    ),
+    (
+        "prometheus-in-other-namespace",
+        "onprem",
+        lambda v, s: v["addons"]["monitoring"].update(namespace="observability"),
+        "addons.monitoring.namespace",
+        "'monitoring'",
+    ),
+    (
+        "monitoring-namespace-clash",
+        "dev",
+        _set("addons.monitoring", {"namespace": "keda"}),
+        "addons.monitoring.namespace",
+        "another add-on",
+    ),
     ("models-in-addon-namespace", "dev", _set("namespace", "gpu-operator"), "namespace", "add-on's namespace"),
-    ("driver-on-eks-ami", "prod", _set("addons.gpuOperator", {"driver": "enabled"}), "addons.gpuOperator.driver", "ship the driver"),
-    ("driver-on-gke-managed", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="gke", gpuDriverBranch=580), v.setdefault("addons", {}).update(gpuOperator={"driver": "enabled"})), "addons.gpuOperator.driver", "GKE installs the driver"),
-    ("nobody-installs-gke-driver", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"driver": "disabled"})), "addons.gpuOperator.driver", "must install it"),
-    ("gke-operator-driver-without-operator", "dev", lambda v, s: (v["cluster"]["gke"].update(gpuDriver="operator"), v.setdefault("addons", {}).update(gpuOperator={"enabled": False})), "cluster.gke.gpuDriver", "addons.gpuOperator.enabled is false"),
-    ("existing-shared-pool-unlabelled", "onprem", _pool_update(0, gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}), "cluster.nodePools[0].nodeSelector", DEVICE_PLUGIN_CONFIG_LABEL),
-    ("grafana-without-password", "dev", lambda v, s: v["credentials"].pop("grafanaAdminPassword"), "grafanaAdminPassword", "admin password"),
+    (
+        "driver-on-eks-ami",
+        "prod",
+        _set("addons.gpuOperator", {"driver": "enabled"}),
+        "addons.gpuOperator.driver",
+        "ship the driver",
+    ),
+    (
+        "driver-on-gke-managed",
+        "dev",
+        lambda v, s: (
+            v["cluster"]["gke"].update(gpuDriver="gke", gpuDriverBranch=580),
+            v.setdefault("addons", {}).update(gpuOperator={"driver": "enabled"}),
+        ),
+        "addons.gpuOperator.driver",
+        "GKE installs the driver",
+    ),
+    (
+        "nobody-installs-gke-driver",
+        "dev",
+        lambda v, s: (
+            v["cluster"]["gke"].update(gpuDriver="operator"),
+            v.setdefault("addons", {}).update(gpuOperator={"driver": "disabled"}),
+        ),
+        "addons.gpuOperator.driver",
+        "must install it",
+    ),
+    (
+        "gke-operator-driver-without-operator",
+        "dev",
+        lambda v, s: (
+            v["cluster"]["gke"].update(gpuDriver="operator"),
+            v.setdefault("addons", {}).update(gpuOperator={"enabled": False}),
+        ),
+        "cluster.gke.gpuDriver",
+        "addons.gpuOperator.enabled is false",
+    ),
+    (
+        "existing-shared-pool-unlabelled",
+        "onprem",
+        _pool_update(0, gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}),
+        "cluster.nodePools[0].nodeSelector",
+        DEVICE_PLUGIN_CONFIG_LABEL,
+    ),
+    (
+        "grafana-without-password",
+        "dev",
+        lambda v, s: v["credentials"].pop("grafanaAdminPassword"),
+        "grafanaAdminPassword",
+        "admin password",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case_id,stack,mutate,path,words", [c for c in REJECTED if c[1] in STACKS], ids=[c[0] for c in REJECTED if c[1] in STACKS])
+@pytest.mark.parametrize(
+    "case_id,stack,mutate,path,words",
+    [c for c in REJECTED if c[1] in STACKS],
+    ids=[c[0] for c in REJECTED if c[1] in STACKS],
+)
 def test_addon_misconfiguration_is_rejected_with_its_path(case_id, stack, mutate, path, words):
     values, secrets = stack_values(stack)
     mutate(values, secrets)
@@ -655,7 +849,9 @@ def test_addons_handle_contract(stack):
     grafana = addons.monitoring.mode == "install" and addons.monitoring.grafana.enabled
     assert mon.dashboard_labels == ({"grafana_dashboard": "1"} if grafana else dict(addons.monitoring.dashboard_labels))
     assert mon.operator_crds is (addons.monitoring.mode != "none")
-    assert mon.gpu_metrics is (addons.gpu_operator.enabled and addons.gpu_operator.dcgm_exporter and addons.monitoring.mode != "none")
+    assert mon.gpu_metrics is (
+        addons.gpu_operator.enabled and addons.gpu_operator.dcgm_exporter and addons.monitoring.mode != "none"
+    )
     expected_autoscaler = "keda" if addons.keda.available else "hpa" if addons.prometheus_adapter.enabled else "none"
     assert handle.autoscaler == expected_autoscaler
 

@@ -184,8 +184,13 @@ class Case:
             "VllmGpuTemperatureHigh": t.gpu_temperature_celsius,
         }.get(rule["alert"])
 
-    def target(self, service: str | None = None, served_name: str | None = None, namespace: str | None = None,
-               pod: str | None = None) -> dict[str, str]:
+    def target(
+        self,
+        service: str | None = None,
+        served_name: str | None = None,
+        namespace: str | None = None,
+        pod: str | None = None,
+    ) -> dict[str, str]:
         """Labels a scraped vLLM series carries (service discovery + engine labels)."""
         return {
             "namespace": namespace or self.ns,
@@ -228,22 +233,45 @@ class Case:
             # silent case would fire and the firing case would report another value
             for labels, le in [(self.target(), upper), *[(d, self.threshold * 4) for d in self.decoys()]]:
                 for bound in (repr(le), "+Inf"):
-                    out.append({"series": series(f"{metrics.TTFT}_bucket", {**labels, "le": bound}), "values": f"0+60x{self.samples}"})
+                    out.append(
+                        {
+                            "series": series(f"{metrics.TTFT}_bucket", {**labels, "le": bound}),
+                            "values": f"0+60x{self.samples}",
+                        }
+                    )
             return out, {"namespace": self.ns}, v
         if alert == "VllmHighErrorRate":
             v = self.threshold * level
             per_min = 1000.0
             out = []
             for labels, ratio in [(self.target(), v), *[(d, 0.5) for d in self.decoys()]]:
-                base = {k: labels[k] for k in ("namespace", "service", "job", "pod", "container", "endpoint", "instance")}
+                base = {
+                    k: labels[k] for k in ("namespace", "service", "job", "pod", "container", "endpoint", "instance")
+                }
                 base = {**base, "handler": "/v1/chat/completions", "method": "POST"}
-                out.append({"series": series(metrics.HTTP_REQUESTS, {**base, "status": "5xx"}), "values": f"0+{per_min * ratio}x{self.samples}"})
-                out.append({"series": series(metrics.HTTP_REQUESTS, {**base, "status": "2xx"}), "values": f"0+{per_min * (1 - ratio)}x{self.samples}"})
+                out.append(
+                    {
+                        "series": series(metrics.HTTP_REQUESTS, {**base, "status": "5xx"}),
+                        "values": f"0+{per_min * ratio}x{self.samples}",
+                    }
+                )
+                out.append(
+                    {
+                        "series": series(metrics.HTTP_REQUESTS, {**base, "status": "2xx"}),
+                        "values": f"0+{per_min * (1 - ratio)}x{self.samples}",
+                    }
+                )
             return out, {"namespace": self.ns}, v
         if alert == "VllmGpuTemperatureHigh":
             v = self.threshold * level
-            gpu = {"gpu": "0", "UUID": "GPU-5fd4c2a1", "modelName": self.sv.plan.models[self.model.name].pool.gpu_model,
-                   "Hostname": "gpu-node-1", "container": "vllm", "job": "nvidia-dcgm-exporter"}
+            gpu = {
+                "gpu": "0",
+                "UUID": "GPU-5fd4c2a1",
+                "modelName": self.sv.plan.models[self.model.name].pool.gpu_model,
+                "Hostname": "gpu-node-1",
+                "container": "vllm",
+                "job": "nvidia-dcgm-exporter",
+            }
             own = {**gpu, "namespace": self.ns, "pod": self.pod}
             decoys = [
                 {**gpu, "namespace": self.ns, "pod": f"{self.model.name}-canary-0", "gpu": "1"},
@@ -251,7 +279,10 @@ class Case:
                 {**gpu, "namespace": f"{self.ns}-staging", "pod": self.pod, "gpu": "3"},
             ]
             out = [{"series": series(metrics.DCGM_GPU_TEMP, own), "values": f"{v}x{self.samples}"}]
-            out += [{"series": series(metrics.DCGM_GPU_TEMP, d), "values": f"{self.threshold + 10}x{self.samples}"} for d in decoys]
+            out += [
+                {"series": series(metrics.DCGM_GPU_TEMP, d), "values": f"{self.threshold + 10}x{self.samples}"}
+                for d in decoys
+            ]
             return out, {"namespace": self.ns, "pod": self.pod, "Hostname": "gpu-node-1", "gpu": "0"}, v
         if alert == "VllmReplicasAtMaximum":
             a = self.model.autoscaling
@@ -261,8 +292,15 @@ class Case:
             out = []
             for name, cur in ((hpa, current), (f"{hpa}-canary", 5)):
                 labels = {**ksm, "horizontalpodautoscaler": name}
-                out.append({"series": series(metrics.KSM_HPA_CURRENT_REPLICAS, labels), "values": f"{cur}x{self.samples}"})
-                out.append({"series": series(metrics.KSM_HPA_MAX_REPLICAS, labels), "values": f"{a.max_replicas if name == hpa else 5}x{self.samples}"})
+                out.append(
+                    {"series": series(metrics.KSM_HPA_CURRENT_REPLICAS, labels), "values": f"{cur}x{self.samples}"}
+                )
+                out.append(
+                    {
+                        "series": series(metrics.KSM_HPA_MAX_REPLICAS, labels),
+                        "values": f"{a.max_replicas if name == hpa else 5}x{self.samples}",
+                    }
+                )
             return out, {"namespace": self.ns, "horizontalpodautoscaler": hpa}, float(current)
         raise AssertionError(f"no test generator for alert {alert}: add one")
 
@@ -337,7 +375,15 @@ def test_unit_tests_catch_a_wrong_threshold(tmp_path):
                 r["expr"] = r["expr"].replace(f"> {sv.plan.config.alerts.kv_cache_usage:g}", "> 0.95")
     groups = broken["spec"]["groups"]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
-    tests = [t for g in groups for r in g["rules"] if r.get("alert") == "VllmKvCacheNearlyFull" for t in Case(sv, m, r).tests()]
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
+    tests = [
+        t
+        for g in groups
+        for r in g["rules"]
+        if r.get("alert") == "VllmKvCacheNearlyFull"
+        for t in Case(sv, m, r).tests()
+    ]
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
     proc = subprocess.run([promtool(), "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0, proc.stdout

@@ -18,8 +18,14 @@ L3_70B = ARCHITECTURES["llama-3.1-70b"]
 
 def test_llama3_8b_on_one_l4_by_hand():
     # L4: 21.95 GiB as CUDA reports it; vllm serve defaults on a <70 GiB GPU: 2048 tokens, 256 seqs
-    est = estimate_capacity(L3_8B, gpu_memory_gib=21.95, tensor_parallel_size=1, gpu_memory_utilization=0.90,
-                            max_model_len=8192, gpu_model="NVIDIA L4")
+    est = estimate_capacity(
+        L3_8B,
+        gpu_memory_gib=21.95,
+        tensor_parallel_size=1,
+        gpu_memory_utilization=0.90,
+        max_model_len=8192,
+        gpu_model="NVIDIA L4",
+    )
     weights = 8.03e9 * 2  # bf16, embeddings included
     assert est.weights_gib == pytest.approx(weights / GIB, rel=1e-9)
     per_token = 2 * 32 * 8 * 128 * 2  # K and V, layers, KV heads, head dim, bf16
@@ -38,15 +44,32 @@ def test_llama3_8b_on_one_l4_by_hand():
 
 def test_the_activation_peak_follows_the_batch_settings():
     def act(**kw):
-        return estimate_capacity(L3_8B, gpu_memory_gib=21.95, tensor_parallel_size=1, gpu_memory_utilization=0.9,
-                                 max_model_len=8192, **kw).activation_gib * GIB
+        return (
+            estimate_capacity(
+                L3_8B,
+                gpu_memory_gib=21.95,
+                tensor_parallel_size=1,
+                gpu_memory_utilization=0.9,
+                max_model_len=8192,
+                **kw,
+            ).activation_gib
+            * GIB
+        )
+
     assert act(max_num_seqs=64) == 64 * 128256 * 40 > 2048 * 3 * (14336 + 4096) * 2
     assert act(max_num_batched_tokens=16384, max_num_seqs=64) == 16384 * 3 * (14336 + 4096) * 2  # 1.69 GiB
     # without chunked prefill a whole prompt is one batch: the profiling pass covers maxModelLen
     assert act(enable_chunked_prefill=False, max_num_seqs=64) == 8192 * 3 * (14336 + 4096) * 2
     # tensor parallelism splits the MLP, not the hidden states
-    tp2 = estimate_capacity(L3_8B, gpu_memory_gib=21.95, tensor_parallel_size=2, gpu_memory_utilization=0.9,
-                            max_model_len=8192, max_num_batched_tokens=16384, max_num_seqs=64)
+    tp2 = estimate_capacity(
+        L3_8B,
+        gpu_memory_gib=21.95,
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        max_num_batched_tokens=16384,
+        max_num_seqs=64,
+    )
     assert tp2.activation_gib * GIB == 16384 * 3 * (14336 / 2 + 4096) * 2
     assert tp2.non_torch_gib == 1.0 and tp2.cuda_graph_gib == 0.5
 
@@ -57,14 +80,29 @@ def test_vllm_batch_defaults_depend_on_the_gpu():
     assert default_batch_limits(79.15, "NVIDIA A100 80GB") == (2048, 256)
     assert default_batch_limits(22.06, "NVIDIA A10G") == (2048, 256)
     assert default_batch_limits(79.1, "NVIDIA H100 80GB", "llm") == (16384, 1024)
-    h100 = estimate_capacity(L3_8B, gpu_memory_gib=79.1, tensor_parallel_size=1, gpu_memory_utilization=0.9,
-                             max_model_len=8192, gpu_model="NVIDIA H100 80GB")
+    h100 = estimate_capacity(
+        L3_8B,
+        gpu_memory_gib=79.1,
+        tensor_parallel_size=1,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        gpu_model="NVIDIA H100 80GB",
+    )
     assert h100.activation_gib * GIB == 1024 * 128256 * 40  # 4.9 GiB: the sampler over 1024 requests
 
 
 def test_awq_keeps_embeddings_in_16_bit():
-    fp16 = estimate_capacity(L3_70B, gpu_memory_gib=79.1, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192)
-    awq = estimate_capacity(L3_70B, gpu_memory_gib=79.1, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192, quantization="awq")
+    fp16 = estimate_capacity(
+        L3_70B, gpu_memory_gib=79.1, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192
+    )
+    awq = estimate_capacity(
+        L3_70B,
+        gpu_memory_gib=79.1,
+        tensor_parallel_size=4,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        quantization="awq",
+    )
     embedding = 2 * 128256 * 8192
     linear = 70.6e9 - embedding
     assert awq.weights_gib * GIB == pytest.approx(linear * (0.5 + 2.5 / 128) + embedding * 2, rel=1e-9)
@@ -72,36 +110,64 @@ def test_awq_keeps_embeddings_in_16_bit():
     assert 130 < fp16.weights_gib < 133
     assert awq.kv_cache_tokens > fp16.kv_cache_tokens
     # a method whose storage depends on the checkpoint is sized as 16 bit: never under-counted
-    gguf = estimate_capacity(L3_70B, gpu_memory_gib=79.1, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192, quantization="gguf")
+    gguf = estimate_capacity(
+        L3_70B,
+        gpu_memory_gib=79.1,
+        tensor_parallel_size=4,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        quantization="gguf",
+    )
     assert gguf.weights_gib == fp16.weights_gib
 
 
 def test_tensor_parallelism_splits_weights_and_kv_heads():
-    tp1 = estimate_capacity(L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192)
-    tp2 = estimate_capacity(L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=2, gpu_memory_utilization=0.9, max_model_len=8192)
+    tp1 = estimate_capacity(
+        L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192
+    )
+    tp2 = estimate_capacity(
+        L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=2, gpu_memory_utilization=0.9, max_model_len=8192
+    )
     assert tp2.weights_per_gpu_gib == pytest.approx(tp1.weights_per_gpu_gib / 2)
     assert tp2.kv_bytes_per_token == tp1.kv_bytes_per_token  # 4 heads on each of 2 GPUs
     qwen = ARCHITECTURES["qwen2.5-7b"]  # 4 KV heads: TP 8 replicates them
-    tp8 = estimate_capacity(qwen, gpu_memory_gib=79.1, tensor_parallel_size=8, gpu_memory_utilization=0.9, max_model_len=8192)
+    tp8 = estimate_capacity(
+        qwen, gpu_memory_gib=79.1, tensor_parallel_size=8, gpu_memory_utilization=0.9, max_model_len=8192
+    )
     assert tp8.kv_bytes_per_token == 8 * 2 * 28 * 1 * 128 * 2
 
 
 def test_a_model_that_cannot_hold_one_sequence_does_not_fit():
-    est = estimate_capacity(L3_70B, gpu_memory_gib=22.06, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192)
+    est = estimate_capacity(
+        L3_70B, gpu_memory_gib=22.06, tensor_parallel_size=4, gpu_memory_utilization=0.9, max_model_len=8192
+    )
     assert est.kv_cache_tokens < 8192 and not est.fits
     assert est.kv_per_gpu_gib < 0 and est.kv_cache_gib == 0  # 32.9 GiB of weights per 22 GiB GPU
     # vLLM needs whole blocks: 8193 tokens take 513 blocks
-    edge = estimate_capacity(L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192)
+    edge = estimate_capacity(
+        L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192
+    )
     assert (edge.kv_blocks >= 512) == edge.fits
 
 
 def test_fp8_kv_cache_doubles_tokens():
-    auto = estimate_capacity(L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192)
-    fp8 = estimate_capacity(L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192, kv_cache_dtype="fp8")
+    auto = estimate_capacity(
+        L3_8B, gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192
+    )
+    fp8 = estimate_capacity(
+        L3_8B,
+        gpu_memory_gib=22.06,
+        tensor_parallel_size=1,
+        gpu_memory_utilization=0.9,
+        max_model_len=8192,
+        kv_cache_dtype="fp8",
+    )
     assert fp8.kv_cache_tokens == pytest.approx(2 * auto.kv_cache_tokens, abs=16)
 
 
-@pytest.mark.parametrize("replicas,tp,per_node,nodes", [(0, 1, 1, 0), (3, 1, 4, 1), (5, 1, 4, 2), (3, 4, 8, 2), (2, 8, 8, 2)])
+@pytest.mark.parametrize(
+    "replicas,tp,per_node,nodes", [(0, 1, 1, 0), (3, 1, 4, 1), (5, 1, 4, 2), (3, 4, 8, 2), (2, 8, 8, 2)]
+)
 def test_replicas_pack_onto_nodes(replicas, tp, per_node, nodes):
     assert nodes_for(replicas, tp, per_node) == nodes
     assert hourly_cost(replicas, tp, per_node, 10.0) == nodes * 10.0
@@ -115,8 +181,14 @@ def test_tensor_parallel_size_is_derived_as_the_fewest_gpus_that_fit():
     m = plan.models[model["name"]]
     assert m.pool.cuda_memory_gib == 79.15  # the catalog's A100 80GB figure, found by product label
     for tp in (1, 2, 4, 8):
-        fits = estimate_capacity(m.architecture, gpu_memory_gib=79.15, tensor_parallel_size=tp, gpu_memory_utilization=0.9,
-                                 max_model_len=m.max_model_len, gpu_model=m.pool.gpu_model).fits
+        fits = estimate_capacity(
+            m.architecture,
+            gpu_memory_gib=79.15,
+            tensor_parallel_size=tp,
+            gpu_memory_utilization=0.9,
+            max_model_len=m.max_model_len,
+            gpu_model=m.pool.gpu_model,
+        ).fits
         if tp < m.tensor_parallel_size:
             assert not fits
         if tp == m.tensor_parallel_size:
@@ -175,9 +247,15 @@ def test_an_unknown_model_names_both_ways_out():
 
 
 LLAMA3_8B_CONFIG = {  # meta-llama/Meta-Llama-3-8B-Instruct config.json (relevant keys)
-    "architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
-    "max_position_embeddings": 8192, "num_attention_heads": 32, "num_hidden_layers": 32,
-    "num_key_value_heads": 8, "tie_word_embeddings": False, "vocab_size": 128256,
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 8192,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "tie_word_embeddings": False,
+    "vocab_size": 128256,
 }
 
 

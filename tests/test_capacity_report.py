@@ -13,7 +13,9 @@ def test_plan_json_carries_the_budget_per_model():
     # A10G as CUDA reports it, x 0.90; 8.03B bf16 weights; sampler over 128 requests x 128,256 x 40 B
     assert (b["usable"], b["budget"], b["weights"], b["activationPeak"]) == (22.06, 19.85, 14.96, 0.61)
     assert (b["nonTorch"], b["cudaGraphs"]) == (0.5, 0.5)
-    assert abs(b["kvCache"] - (b["budget"] - b["weights"] - b["activationPeak"] - b["nonTorch"] - b["cudaGraphs"])) < 0.02
+    assert (
+        abs(b["kvCache"] - (b["budget"] - b["weights"] - b["activationPeak"] - b["nonTorch"] - b["cudaGraphs"])) < 0.02
+    )
     c = m["concurrentSequences"]
     assert c["typicalRequestTokens"] == 2048 + 512 and c["maxNumSeqs"] == 128
     blocks = m["kvCacheTokens"] // 16

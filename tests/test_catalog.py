@@ -22,7 +22,7 @@ ALL = list(GPU_SHAPES.values())
 
 
 def family(shape: GpuShape) -> str:
-    """"g5" for g5.12xlarge, "a2-highgpu" for a2-highgpu-4g."""
+    """ "g5" for g5.12xlarge, "a2-highgpu" for a2-highgpu-4g."""
     return shape.name.split(".")[0] if shape.cloud == "eks" else shape.name.rsplit("-", 1)[0]
 
 
@@ -59,6 +59,7 @@ def test_keys_match_shapes() -> None:
 
 # ----------------------------------------------------------------------- per-cloud rules
 
+
 def test_gke_shapes_have_known_accelerator() -> None:
     gke = shapes_for("gke")
     assert gke
@@ -88,6 +89,7 @@ def test_accelerators_for() -> None:
 
 
 # ----------------------------------------------------------------------- field sanity
+
 
 @pytest.mark.parametrize("shape", ALL, ids=lambda s: f"{s.cloud}:{s.name}")
 def test_field_sanity(shape: GpuShape) -> None:
@@ -121,8 +123,9 @@ def test_mig_and_interconnect_follow_gpu() -> None:
     for s in ALL:
         datacenter_sxm = any(k in s.gpu_model for k in ("A100", "H100"))
         assert s.mig_capable == datacenter_sxm, s.name
-        expected = "nvlink" if family(s) in {"p4d", "p5", "a2-highgpu", "a2-megagpu",
-                                             "a2-ultragpu", "a3-highgpu"} else "pcie"
+        expected = (
+            "nvlink" if family(s) in {"p4d", "p5", "a2-highgpu", "a2-megagpu", "a2-ultragpu", "a3-highgpu"} else "pcie"
+        )
         assert s.interconnect == expected, s.name
 
 
@@ -135,8 +138,12 @@ def test_product_label_consistent_per_gpu_model() -> None:
     assert all(len(v) == 1 for v in labels.values()), labels
     assert all(len(v) == 1 for v in memory.values()), memory
     assert {next(iter(v)) for v in labels.values()} == {
-        "NVIDIA-A10G", "NVIDIA-L4", "NVIDIA-L40S",
-        "NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3",
+        "NVIDIA-A10G",
+        "NVIDIA-L4",
+        "NVIDIA-L40S",
+        "NVIDIA-A100-SXM4-40GB",
+        "NVIDIA-A100-SXM4-80GB",
+        "NVIDIA-H100-80GB-HBM3",
     }
 
 
@@ -152,6 +159,7 @@ def test_accelerator_consistent_with_gpu_model() -> None:
 
 
 # ----------------------------------------------------------------------- spot facts
+
 
 @pytest.mark.parametrize(
     "cloud,name,gpus,gpu_mem,vcpus,mem,label",
@@ -176,9 +184,7 @@ def test_accelerator_consistent_with_gpu_model() -> None:
 def test_spot_facts(cloud, name, gpus, gpu_mem, vcpus, mem, label) -> None:
     s = lookup(cloud, name)
     assert s is not None
-    assert (s.gpu_count, s.gpu_memory_gib, s.vcpus, s.memory_gib, s.product_label) == (
-        gpus, gpu_mem, vcpus, mem, label
-    )
+    assert (s.gpu_count, s.gpu_memory_gib, s.vcpus, s.memory_gib, s.product_label) == (gpus, gpu_mem, vcpus, mem, label)
 
 
 def test_a3_is_h100_and_g2_24_has_two_l4() -> None:
@@ -199,6 +205,7 @@ def test_single_gpu_sizes_in_g_families() -> None:
 
 # ----------------------------------------------------------------------- prices
 
+
 def test_bigger_shapes_never_cheaper_within_family() -> None:
     """A shape with at least as many GPUs, vCPUs and memory as another of its family
     never costs less (g5.16xlarge vs g5.12xlarge are not comparable: 1 GPU vs 4)."""
@@ -210,8 +217,7 @@ def test_bigger_shapes_never_cheaper_within_family() -> None:
             for small in shapes:
                 if big is small:
                     continue
-                if (big.gpu_count >= small.gpu_count and big.vcpus >= small.vcpus
-                        and big.memory_gib >= small.memory_gib):
+                if big.gpu_count >= small.gpu_count and big.vcpus >= small.vcpus and big.memory_gib >= small.memory_gib:
                     assert big.hourly_usd >= small.hourly_usd, (big.name, small.name)
 
 
@@ -242,6 +248,7 @@ def test_price_per_gpu_plausible() -> None:
 
 # ----------------------------------------------------------------------- lookup
 
+
 def test_lookup_unknown_returns_none() -> None:
     assert lookup("eks", "g5.96xlarge") is None
     assert lookup("gke", "g5.xlarge") is None  # right name, wrong cloud
@@ -263,8 +270,12 @@ def test_shapes_are_frozen() -> None:
 # Memory per GPU as CUDA reports it (vLLM's total_gpu_memory), from published logs; see the
 # sources in config/catalog.py. Always below the nominal size.
 EXPECTED_CUDA_MEMORY = {
-    "NVIDIA A10G": 22.06, "NVIDIA L4": 21.95, "NVIDIA L40S": 44.3,
-    "NVIDIA A100 40GB": 39.38, "NVIDIA A100 80GB": 79.15, "NVIDIA H100 80GB": 79.1,
+    "NVIDIA A10G": 22.06,
+    "NVIDIA L4": 21.95,
+    "NVIDIA L40S": 44.3,
+    "NVIDIA A100 40GB": 39.38,
+    "NVIDIA A100 80GB": 79.15,
+    "NVIDIA H100 80GB": 79.1,
 }
 
 
@@ -272,4 +283,6 @@ def test_every_gpu_has_its_cuda_visible_memory_with_a_source() -> None:
     for shape in GPU_SHAPES.values():
         assert shape.cuda_memory_gib == EXPECTED_CUDA_MEMORY[shape.gpu_model], shape.name
         assert 0.9 * shape.gpu_memory_gib < shape.cuda_memory_gib < shape.gpu_memory_gib
-        assert "GiB" in shape.cuda_memory_source and ("#" in shape.cuda_memory_source or "issue" in shape.cuda_memory_source)
+        assert "GiB" in shape.cuda_memory_source and (
+            "#" in shape.cuda_memory_source or "issue" in shape.cuda_memory_source
+        )

@@ -57,6 +57,7 @@ def rules_in(schema: Any):
 
 # --- the rendered stacks -------------------------------------------------------------------
 
+
 def test_custom_resources_pass_their_crd_cel_rules(recording):
     custom = [o for o in objects(recording) if is_custom(o)]
     problems = []
@@ -126,6 +127,7 @@ def test_every_rule_of_the_upstream_crds_can_be_evaluated():
 
 
 # --- broken copies of rendered objects: the checker reports the real rules -------------------
+
 
 def prod(kind: str, name: str) -> dict[str, Any]:
     return copy.deepcopy(find(render("prod"), kind, name))
@@ -207,6 +209,7 @@ def test_rayservice_managed_by_outside_the_allowed_values_is_reported():
 
 # --- defaulting and field-name escaping, on Gateway API rules ------------------------------
 
+
 def route(backend_ref: dict[str, Any], parent_refs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
@@ -242,7 +245,10 @@ def test_structural_defaulting_recurses_into_defaults_and_lists():
         "type": "object",
         "properties": {
             "a": {"type": "object", "default": {}, "properties": {"b": {"type": "integer", "default": 3}}},
-            "l": {"type": "array", "items": {"type": "object", "properties": {"c": {"type": "string", "default": "x"}}}},
+            "l": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"c": {"type": "string", "default": "x"}}},
+            },
             "n": {"type": "string", "default": "d"},
             "m": {"type": "string", "nullable": True, "default": "d"},
         },
@@ -253,13 +259,21 @@ def test_structural_defaulting_recurses_into_defaults_and_lists():
 
 @pytest.mark.parametrize(
     ("name", "escaped"),
-    [("namespace", "__namespace__"), ("x-y", "x__dash__y"), ("a.b/c", "a__dot__b__slash__c"), ("a__b", "a__underscores__b"), ("1a", None), ("a b", None)],
+    [
+        ("namespace", "__namespace__"),
+        ("x-y", "x__dash__y"),
+        ("a.b/c", "a__dot__b__slash__c"),
+        ("a__b", "a__underscores__b"),
+        ("1a", None),
+        ("a b", None),
+    ],
 )
 def test_escaping_matches_the_api_server(name, escaped):
     assert crd_cel.escape(name) == escaped  # apiserver/pkg/cel/escaping.go Escape()
 
 
 # --- the Kubernetes functions celpy lacks, and rules it cannot evaluate ----------------------
+
 
 @pytest.mark.parametrize(
     ("expr", "expected"),
@@ -284,8 +298,14 @@ def test_kubernetes_functions(expr, expected):
 def test_a_rule_the_checker_cannot_evaluate_is_reported_not_passed():
     schema = {
         "type": "object",
-        "properties": {"size": {"type": "string", "x-kubernetes-validations": [
-            {"rule": "quantity(self).isGreaterThan(quantity('1Gi'))", "message": "too small"}]}},
+        "properties": {
+            "size": {
+                "type": "string",
+                "x-kubernetes-validations": [
+                    {"rule": "quantity(self).isGreaterThan(quantity('1Gi'))", "message": "too small"}
+                ],
+            }
+        },
     }
     (finding,) = crd_cel.check({"size": "2Gi"}, schema).findings
     assert finding.problem == "cannot evaluate: calls isGreaterThan, quantity, which this checker lacks"

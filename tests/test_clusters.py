@@ -112,22 +112,35 @@ def test_every_pool_of_every_stack_is_provisioned_as_configured(stack, recording
         assert labels == expected_labels(stack, i) == facts.node_labels, pool.name
         assert "nvidia.com/gpu.product" not in labels, "GFD owns the product label (it becomes -SHARED under sharing)"
         taint = pool.taint or Taint(value={"eks": "true", "gke": "present"}[cluster.cloud])
-        assert taints == [{"key": taint.key, "value": taint.value, "effect": EFFECTS[taint.effect]}] == cloud_taint(facts)
+        assert (
+            taints == [{"key": taint.key, "value": taint.value, "effect": EFFECTS[taint.effect]}] == cloud_taint(facts)
+        )
         if cluster.cloud == "eks":
             spot = pool.capacity_type == "spot"
             assert got["instanceTypes"] == [pool.instance_type, *(pool.spot_instance_types if spot else [])]
             assert got["amiType"] == pool.ami_type and got["amiType"].endswith("_NVIDIA")
             assert got["capacityType"] == ("SPOT" if spot else "ON_DEMAND")
             desired = pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes
-            assert got["scalingConfig"] == {"minSize": pool.min_nodes, "desiredSize": desired, "maxSize": pool.max_nodes}
+            assert got["scalingConfig"] == {
+                "minSize": pool.min_nodes,
+                "desiredSize": desired,
+                "maxSize": pool.max_nodes,
+            }
             assert got["diskSize"] == pool.disk_size_gib >= 200
             assert "launchTemplate" not in got, "EKS ignores diskSize with a launch template"
         else:
             gke = cluster.gke
             node = got["nodeConfig"]
             assert node["machineType"] == pool.instance_type
-            accel = {"type": shape.accelerator, "count": shape.gpu_count,
-                     "gpuDriverInstallationConfig": {"gpuDriverVersion": {"gke": gke.gpu_driver_version, "operator": "INSTALLATION_DISABLED"}[gke.gpu_driver]}}
+            accel = {
+                "type": shape.accelerator,
+                "count": shape.gpu_count,
+                "gpuDriverInstallationConfig": {
+                    "gpuDriverVersion": {"gke": gke.gpu_driver_version, "operator": "INSTALLATION_DISABLED"}[
+                        gke.gpu_driver
+                    ]
+                },
+            }
             assert node["guestAccelerators"] == [accel]
             assert node["spot"] is (pool.capacity_type == "spot")
             assert node["imageType"] == {"gke": "COS_CONTAINERD", "operator": "UBUNTU_CONTAINERD"}[gke.gpu_driver]
@@ -146,13 +159,20 @@ def test_system_pool_is_cpu_only_and_untainted(stack, recording):
     if cluster.cloud == "existing":
         pytest.skip(f"{stack}: an existing cluster's system nodes are not ours to declare")
     if cluster.cloud == "eks":
-        [system] = [r.inputs for r in resources_of_type(recording, EKS_NODE_GROUP) if r.inputs["labels"] == {POOL_LABEL: SYSTEM_POOL_NAME}]
+        [system] = [
+            r.inputs
+            for r in resources_of_type(recording, EKS_NODE_GROUP)
+            if r.inputs["labels"] == {POOL_LABEL: SYSTEM_POOL_NAME}
+        ]
         assert system["instanceTypes"] == [cluster.system_pool.machine_type("eks")]
         assert system["amiType"] == "AL2023_x86_64_STANDARD" and system["taints"] == []
         assert system["scalingConfig"]["minSize"] == cluster.system_pool.min_nodes
     else:
-        [system] = [r.inputs for r in resources_of_type(recording, GKE_NODE_POOL)
-                    if r.inputs["nodeConfig"]["labels"] == {POOL_LABEL: SYSTEM_POOL_NAME}]
+        [system] = [
+            r.inputs
+            for r in resources_of_type(recording, GKE_NODE_POOL)
+            if r.inputs["nodeConfig"]["labels"] == {POOL_LABEL: SYSTEM_POOL_NAME}
+        ]
         assert system["nodeConfig"]["machineType"] == cluster.system_pool.machine_type("gke")
         assert "guestAccelerators" not in system["nodeConfig"] and "taints" not in system["nodeConfig"]
     assert catalog.lookup(cluster.cloud, cluster.system_pool.machine_type(cluster.cloud)) is None
@@ -163,7 +183,9 @@ def pod_specs(obj: Any, path: str = ""):
     """Every pod spec inside a rendered object (Deployments, StatefulSets, Jobs, RayService
     head/worker groups, LeaderWorkerSets, ...): any object with a list of containers."""
     if isinstance(obj, dict):
-        if isinstance(obj.get("containers"), list) and all(isinstance(c, dict) and "image" in c for c in obj["containers"]):
+        if isinstance(obj.get("containers"), list) and all(
+            isinstance(c, dict) and "image" in c for c in obj["containers"]
+        ):
             yield path, obj
             return
         for key, value in obj.items():
@@ -182,7 +204,10 @@ def gpus_of(container: dict[str, Any]) -> int:
 def required_labels(pod: dict[str, Any]) -> dict[str, set[str]]:
     """Label -> allowed values from nodeSelector and required node affinity."""
     out = {k: {v} for k, v in (pod.get("nodeSelector") or {}).items()}
-    terms = (((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    terms = (
+        ((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+        or {}
+    ).get("nodeSelectorTerms") or []
     if len(terms) == 1:
         for expr in terms[0].get("matchExpressions") or []:
             if expr["operator"] == "In":
@@ -204,17 +229,26 @@ def test_gpu_workloads_tolerate_and_select_exactly_their_pool(stack, recording):
     for where, pod in workload_pods(recording):
         gpus = sum(gpus_of(c) for c in pod["containers"])
         if not gpus:
-            assert not [t for t in pod.get("tolerations") or [] if t.get("key") in gpu_taint_keys or (not t.get("key") and t.get("operator") == "Exists")], \
-                f"{where}: requests no GPU but tolerates the GPU taint (it would hold GPU nodes)"
+            assert not [
+                t
+                for t in pod.get("tolerations") or []
+                if t.get("key") in gpu_taint_keys or (not t.get("key") and t.get("operator") == "Exists")
+            ], f"{where}: requests no GPU but tolerates the GPU taint (it would hold GPU nodes)"
             continue
         gpu_pods += 1
         selected = required_labels(pod)
-        matches = [p for p in pools.values() if p.selector and all(selected.get(k) == {v} for k, v in p.selector.items())]
+        matches = [
+            p for p in pools.values() if p.selector and all(selected.get(k) == {v} for k, v in p.selector.items())
+        ]
         assert len(matches) == 1, f"{where}: selects {selected}, which matches {len(matches)} pools (want exactly one)"
         pool = matches[0]
         want = expected.pool(stack, pool.name)
-        assert pod.get("nodeSelector") == want["selector"], f"{where}: nodeSelector {pod.get('nodeSelector')} != {want['selector']}"
-        assert pod.get("tolerations") == want["tolerations"], f"{where}: tolerations {pod.get('tolerations')} != pool {pool.name}'s taint"
+        assert pod.get("nodeSelector") == want["selector"], (
+            f"{where}: nodeSelector {pod.get('nodeSelector')} != {want['selector']}"
+        )
+        assert pod.get("tolerations") == want["tolerations"], (
+            f"{where}: tolerations {pod.get('tolerations')} != pool {pool.name}'s taint"
+        )
         assert gpus <= pool.gpus_per_node, f"{where}: {gpus} GPUs > {pool.gpus_per_node} per {pool.instance_type} node"
         for c in pod["containers"]:
             args = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
@@ -232,11 +266,22 @@ def test_gpu_workloads_tolerate_and_select_exactly_their_pool(stack, recording):
 def test_gpu_workloads_wait_for_gpu_capacity(stack, recording):
     """Serving components depend on every node group / NodePool that creates GPU nodes."""
     cloud = plan_of(stack).config.cluster.cloud
-    capacity = {r.urn for r in recording.resources if r.type in (EKS_NODE_GROUP, EKS_PLAIN_NODE_GROUP, GKE_NODE_POOL)
-                and SYSTEM_POOL_NAME != ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))}
-    capacity |= {r.urn for r in recording.resources if r.type in ("kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")}
+    capacity = {
+        r.urn
+        for r in recording.resources
+        if r.type in (EKS_NODE_GROUP, EKS_PLAIN_NODE_GROUP, GKE_NODE_POOL)
+        and SYSTEM_POOL_NAME
+        != ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))
+    }
+    capacity |= {
+        r.urn
+        for r in recording.resources
+        if r.type in ("kubernetes:karpenter.sh/v1:NodePool", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+    }
     assert bool(capacity) == (cloud != "existing")
-    serving = [r for r in recording.resources if r.type in ("llm-infra:serving:VllmService", "llm-infra:serving:RayLlmService")]
+    serving = [
+        r for r in recording.resources if r.type in ("llm-infra:serving:VllmService", "llm-infra:serving:RayLlmService")
+    ]
     assert serving
     for r in serving:
         assert capacity <= set(r.depends_on), f"{r.name} does not wait for {sorted(capacity - set(r.depends_on))}"
@@ -256,9 +301,13 @@ def test_storage_classes_used_by_caches_exist(stack, recording):
         claims += (obj.get("spec") or {}).get("volumeClaimTemplates") or []
     for claim in claims:
         sc = claim["spec"].get("storageClassName")
-        assert sc is None or sc in provided, f"PVC {claim['metadata']['name']} uses StorageClass {sc}, not one of {sorted(provided)}"
+        assert sc is None or sc in provided, (
+            f"PVC {claim['metadata']['name']} uses StorageClass {sc}, not one of {sorted(provided)}"
+        )
         if "ReadWriteMany" in claim["spec"].get("accessModes", []):
-            assert sc is not None and sc not in ("gp3", "standard-rwo"), f"{claim['metadata']['name']}: RWX on a block StorageClass"
+            assert sc is not None and sc not in ("gp3", "standard-rwo"), (
+                f"{claim['metadata']['name']}: RWX on a block StorageClass"
+            )
 
 
 def test_kubeconfig_is_exported_as_a_secret(recording):
@@ -277,11 +326,21 @@ def test_eks_cluster_settings_and_node_iam():
         [cluster] = resources_of_type(rec, "eks:index:Cluster")
         i = cluster.inputs
         assert (i["authenticationMode"], i["skipDefaultNodeGroup"], i["createOidcProvider"]) == ("API", True, True)
-        assert i["name"] == cfg.name and i["version"] == cfg.control_plane_version == (cfg.kubernetes_version or versions.KUBERNETES_VERSION)
+        assert i["name"] == cfg.name and i["version"] == cfg.control_plane_version == (
+            cfg.kubernetes_version or versions.KUBERNETES_VERSION
+        )
         assert i["nodeAssociatePublicIpAddress"] is False and len(i["privateSubnetIds"]) == 3
-        attached = {r.inputs["policyArn"].rsplit("/", 1)[-1] for r in resources_of_type(rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-                    if r.name.startswith("llm-node-")}
-        assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore"}
+        attached = {
+            r.inputs["policyArn"].rsplit("/", 1)[-1]
+            for r in resources_of_type(rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if r.name.startswith("llm-node-")
+        }
+        assert attached == {
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+            "AmazonSSMManagedInstanceCore",
+        }
         private = [r for r in resources_of_type(rec, "aws:ec2/subnet:Subnet") if "private" in r.name]
         assert all(r.inputs["tags"]["karpenter.sh/discovery"] == cfg.name for r in private) and len(private) == 3
         assert len(resources_of_type(rec, "aws:ec2/natGateway:NatGateway")) == 3
@@ -307,9 +366,14 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
                 shape, own = catalog.lookup("eks", t), catalog.lookup("eks", facts.instance_type)
                 assert (shape.gpu_count, shape.gpu_memory_gib) == (own.gpu_count, own.gpu_memory_gib)
                 assert shape.vcpus >= own.vcpus and shape.memory_gib >= own.memory_gib
-            assert req["karpenter.sh/capacity-type"] == {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}
-            assert [{k: t[k] for k in ("key", "value", "effect")} for t in spec["template"]["spec"]["taints"]] == \
-                [{"key": facts.taint_key, "value": facts.taint_value, "effect": facts.taint_effect}]
+            assert req["karpenter.sh/capacity-type"] == {
+                "key": "karpenter.sh/capacity-type",
+                "operator": "In",
+                "values": ["spot", "on-demand"],
+            }
+            assert [{k: t[k] for k in ("key", "value", "effect")} for t in spec["template"]["spec"]["taints"]] == [
+                {"key": facts.taint_key, "value": facts.taint_value, "effect": facts.taint_effect}
+            ]
             assert spec["template"]["metadata"]["labels"] == facts.node_labels
             # GPU nodes only go when empty: repacking replicas costs model reloads (Karpenter 1.x NodePool
             # disruption.consolidationPolicy: WhenEmpty | WhenEmptyOrUnderutilized)
@@ -317,7 +381,9 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             assert spec["disruption"]["consolidateAfter"] == kcfg.consolidate_after
             # gpuLimit, but no further than maxNodes beyond the managed node group's desired size
             desired = pool_cfg.desired_nodes if pool_cfg.desired_nodes is not None else pool_cfg.min_nodes
-            assert spec["limits"] == {"nvidia.com/gpu": min(kcfg.gpu_limit, (pool_cfg.max_nodes - desired) * facts.gpus_per_node)}
+            assert spec["limits"] == {
+                "nvidia.com/gpu": min(kcfg.gpu_limit, (pool_cfg.max_nodes - desired) * facts.gpus_per_node)
+            }
             node_class = classes[spec["template"]["spec"]["nodeClassRef"]["name"]]["spec"]
             family = "bottlerocket" if pool_cfg.ami_type.startswith("BOTTLEROCKET") else "al2023"
             version = kcfg.bottlerocket_ami_version if family == "bottlerocket" else kcfg.ami_version
@@ -327,16 +393,24 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             assert node_class["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": plan.config.cluster.name}}]
         [release] = [r for r in helm_releases(rec) if r["name"] == KARPENTER_RELEASE]
         assert (release["chart"], release["version"], release["repository"]) == (
-            versions.KARPENTER.name, versions.KARPENTER.version, versions.KARPENTER.repository)
+            versions.KARPENTER.name,
+            versions.KARPENTER.version,
+            versions.KARPENTER.repository,
+        )
         assert release["values"]["settings"]["clusterName"] == plan.config.cluster.name
         assert release["values"]["settings"]["interruptionQueue"]
         assert release["values"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
         assert release["values"]["nodeSelector"] == {POOL_LABEL: SYSTEM_POOL_NAME}
         [entry] = resources_of_type(rec, "aws:eks/accessEntry:AccessEntry")
         assert entry.inputs["type"] == "EC2_LINUX"
-        rules = {json.loads(r.inputs["eventPattern"])["detail-type"][0] for r in resources_of_type(rec, "aws:cloudwatch/eventRule:EventRule")}
+        rules = {
+            json.loads(r.inputs["eventPattern"])["detail-type"][0]
+            for r in resources_of_type(rec, "aws:cloudwatch/eventRule:EventRule")
+        }
         assert "EC2 Spot Instance Interruption Warning" in rules and len(rules) == 5
-        [controller] = [r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name.endswith("karpenter-controller")]
+        [controller] = [
+            r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name.endswith("karpenter-controller")
+        ]
         trust = json.loads(controller.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringLike"]
         assert list(trust.values()) == ["system:serviceaccount:kube-system:karpenter"]
 
@@ -380,14 +454,24 @@ def test_existing_eks_cluster_gets_node_groups_not_a_cluster():
         assert got["labels"] == plan.pools[name].node_labels
         assert got["taints"] == cloud_taint(plan.pools[name])
         # private subnets of the cluster only (the public one maps public IPs)
-        assert sorted(got["subnetIds"]) == ["subnet-0a11111111111111a", "subnet-0b22222222222222b", "subnet-0c33333333333333c"]
-    assert not [r for r in resources_of_type(rec, "aws:eks/addon:Addon") if r.inputs["addonName"] == "aws-ebs-csi-driver"]
-    assert {r.inputs["clusterName"] for r in resources_of_type(rec, "aws:eks/accessEntry:AccessEntry")} == {"shared-gpu"}
+        assert sorted(got["subnetIds"]) == [
+            "subnet-0a11111111111111a",
+            "subnet-0b22222222222222b",
+            "subnet-0c33333333333333c",
+        ]
+    assert not [
+        r for r in resources_of_type(rec, "aws:eks/addon:Addon") if r.inputs["addonName"] == "aws-ebs-csi-driver"
+    ]
+    assert {r.inputs["clusterName"] for r in resources_of_type(rec, "aws:eks/accessEntry:AccessEntry")} == {
+        "shared-gpu"
+    }
     assert rec.outputs["kubeconfig"] == "[secret]"
 
 
 def test_existing_cluster_kubeconfig_uses_short_lived_tokens():
-    cfg = json.loads(exec_kubeconfig("c", "https://x", "Y2E=", "aws", ["eks", "get-token", "--cluster-name", "c"], "hint"))
+    cfg = json.loads(
+        exec_kubeconfig("c", "https://x", "Y2E=", "aws", ["eks", "get-token", "--cluster-name", "c"], "hint")
+    )
     user = cfg["users"][0]["user"]
     assert set(user) == {"exec"} and user["exec"]["command"] == "aws"
     assert cfg["clusters"][0]["cluster"] == {"server": "https://x", "certificate-authority-data": "Y2E="}
@@ -411,7 +495,11 @@ def test_gke_cluster_settings():
         roles = {r.inputs["role"] for r in resources_of_type(rec, "gcp:projects/iAMMember:IAMMember")}
         assert roles == {"roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"}
         # the nodes' account (the External Secrets Operator has its own, tests/test_external_secrets.py)
-        [account] = [a for a in resources_of_type(rec, "gcp:serviceaccount/account:Account") if a.inputs["accountId"].endswith("-nodes")]
+        [account] = [
+            a
+            for a in resources_of_type(rec, "gcp:serviceaccount/account:Account")
+            if a.inputs["accountId"].endswith("-nodes")
+        ]
         for pool in resources_of_type(rec, GKE_NODE_POOL):
             assert pool.inputs["nodeConfig"]["serviceAccount"].startswith(account.inputs["accountId"] + "@")
 
@@ -423,7 +511,9 @@ def test_gke_driver_by_the_operator_and_filestore_cache():
     rec = variant(stack, "gke-operator", {"cluster": cluster})
     for pool in gpu_node_groups(rec, GKE_NODE_POOL).values():
         node = pool["nodeConfig"]
-        assert node["guestAccelerators"][0]["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "INSTALLATION_DISABLED"}
+        assert node["guestAccelerators"][0]["gpuDriverInstallationConfig"] == {
+            "gpuDriverVersion": "INSTALLATION_DISABLED"
+        }
         assert node["imageType"] == "UBUNTU_CONTAINERD"
         assert node["shieldedInstanceConfig"]["enableSecureBoot"] is False  # the operator's module is not Google-signed
         assert node["labels"][GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL] == "true"
@@ -443,7 +533,11 @@ def test_gke_gpu_stack_is_one_coherent_path_per_gpu_driver_mode():
     cluster["gke"].update(gpuDriver="gke", gpuDriverBranch=580)
     for operator in (False, True):
         addons = {"gpuOperator": {"enabled": operator}}
-        rec = variant(stack, f"gke-managed-{operator}", {"cluster": cluster, "addons": addons, "models": None, "rayServices": None})
+        rec = variant(
+            stack,
+            f"gke-managed-{operator}",
+            {"cluster": cluster, "addons": addons, "models": None, "rayServices": None},
+        )
         [pool] = gpu_node_groups(rec, GKE_NODE_POOL).values()
         accel = pool["nodeConfig"]["guestAccelerators"][0]
         assert accel["gpuDriverInstallationConfig"] == {"gpuDriverVersion": "LATEST"}
@@ -460,8 +554,12 @@ def test_gke_gpu_stack_is_one_coherent_path_per_gpu_driver_mode():
         else:
             assert op is None
     # operator mode: the operator's plugin does the sharing (config picked by node label)
-    cluster["gke"] = {k: v for k, v in cluster["gke"].items() if k not in ("gpuDriverBranch",)} | {"gpuDriver": "operator"}
-    rec = variant(stack, "gke-sharing-operator", {"cluster": cluster, "addons": {}, "models": None, "rayServices": None})
+    cluster["gke"] = {k: v for k, v in cluster["gke"].items() if k not in ("gpuDriverBranch",)} | {
+        "gpuDriver": "operator"
+    }
+    rec = variant(
+        stack, "gke-sharing-operator", {"cluster": cluster, "addons": {}, "models": None, "rayServices": None}
+    )
     [pool] = gpu_node_groups(rec, GKE_NODE_POOL).values()
     accel = pool["nodeConfig"]["guestAccelerators"][0]
     assert "gpuSharingConfig" not in accel
@@ -481,7 +579,9 @@ def test_operator_driver_pin_matches_the_chart_values():
 
 
 # NVIDIA CUDA Compatibility guide, Minor Version Compatibility, Table 1: CUDA 13.x >= 580, 12.x >= 525
-@pytest.mark.parametrize("mode,branch,ok", [("gke", 570, False), ("gke", 580, True), ("gke", None, False), ("operator", None, True)])
+@pytest.mark.parametrize(
+    "mode,branch,ok", [("gke", 570, False), ("gke", 580, True), ("gke", None, False), ("operator", None, True)]
+)
 def test_node_driver_must_run_the_cuda_13_serving_images(mode, branch, ok):
     stack = gke_stacks()[0]
     values, secrets = stack_values(stack)
@@ -528,13 +628,24 @@ def test_protected_gke_cluster_needs_authorized_networks_and_provider_settings_a
     load_stack_config(stack, values, secrets)
     rec = variant(stack, "gke-authorized", {"cluster": values["cluster"]})
     [cluster] = resources_of_type(rec, "gcp:container/cluster:Cluster")
-    assert cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [{"cidrBlock": "203.0.113.0/24", "displayName": "office"}]
+    assert cluster.inputs["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
+        {"cidrBlock": "203.0.113.0/24", "displayName": "office"}
+    ]
     values, secrets = stack_values(stack)
     providers = provider_values(stack)
     assert providers["gcp:project"] == values["cluster"]["gke"]["project"]  # the stack file agrees
     load_stack_config(stack, values, secrets, providers)
-    assert_rejected(stack, values, secrets, "cluster.gke.project", "differs from the provider setting gcp:project", providers={**providers, "gcp:project": "other"})
-    assert_rejected(stack, values, secrets, "cluster.region", "gcp:region", providers={**providers, "gcp:region": "europe-west4"})
+    assert_rejected(
+        stack,
+        values,
+        secrets,
+        "cluster.gke.project",
+        "differs from the provider setting gcp:project",
+        providers={**providers, "gcp:project": "other"},
+    )
+    assert_rejected(
+        stack, values, secrets, "cluster.region", "gcp:region", providers={**providers, "gcp:region": "europe-west4"}
+    )
 
 
 def test_existing_gke_cluster_gets_node_pools_not_a_cluster():
@@ -553,8 +664,11 @@ def test_prod_protects_cluster_and_file_systems_dev_does_not():
     for stack in STACKS:
         cfg = plan_of(stack).config.cluster
         rec = render(stack)
-        stateful = [r for r in rec.resources if r.type in (
-            "eks:index:Cluster", "gcp:container/cluster:Cluster", "aws:efs/fileSystem:FileSystem")]
+        stateful = [
+            r
+            for r in rec.resources
+            if r.type in ("eks:index:Cluster", "gcp:container/cluster:Cluster", "aws:efs/fileSystem:FileSystem")
+        ]
         assert bool(stateful) == (cfg.cloud != "existing")
         for r in stateful:
             assert r.protect is cfg.protect, f"{stack}: {r.type} protect={r.protect}, cluster.protect={cfg.protect}"
@@ -584,19 +698,51 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
         ("dev", lambda c: c["nodePools"][0].update(instanceType="n1-standard-8"), "cluster.nodePools[0].instanceType"),
         ("prod", lambda c: c["nodePools"][1].update(minNodes=5), "cluster.nodePools[1].maxNodes"),
         ("prod", lambda c: c["nodePools"][0].update(desiredNodes=9), "cluster.nodePools[0].desiredNodes"),
-        ("prod", lambda c: c["nodePools"][2].update(spotInstanceTypes=["g5.2xlarge"]), "cluster.nodePools[2].spotInstanceTypes[0]"),
-        ("prod", lambda c: c["nodePools"][2].update(spotInstanceTypes=["g6e.xlarge"]), "cluster.nodePools[2].spotInstanceTypes[0]"),
+        (
+            "prod",
+            lambda c: c["nodePools"][2].update(spotInstanceTypes=["g5.2xlarge"]),
+            "cluster.nodePools[2].spotInstanceTypes[0]",
+        ),
+        (
+            "prod",
+            lambda c: c["nodePools"][2].update(spotInstanceTypes=["g6e.xlarge"]),
+            "cluster.nodePools[2].spotInstanceTypes[0]",
+        ),
         ("prod", lambda c: c["nodePools"][0].update(accelerator="nvidia-l4"), "cluster.nodePools[0].accelerator"),
         ("prod", lambda c: c.update(gke={"project": "p"}), "cluster.gke"),
         ("dev", lambda c: c.update(eks={"efsModelCache": True}), "cluster.eks"),
-        ("prod", lambda c: c["eks"]["karpenter"].update(instanceTypes=["p5.48xlarge"]), "cluster.eks.karpenter.instanceTypes[0]"),
-        ("prod", lambda c: c["eks"]["karpenter"].update(instanceTypes=["g9.xlarge"]), "cluster.eks.karpenter.instanceTypes[0]"),
-        ("prod", lambda c: c["nodePools"][0].update(amiType="BOTTLEROCKET_x86_64_NVIDIA"), "cluster.nodePools[0].amiType"),
+        (
+            "prod",
+            lambda c: c["eks"]["karpenter"].update(instanceTypes=["p5.48xlarge"]),
+            "cluster.eks.karpenter.instanceTypes[0]",
+        ),
+        (
+            "prod",
+            lambda c: c["eks"]["karpenter"].update(instanceTypes=["g9.xlarge"]),
+            "cluster.eks.karpenter.instanceTypes[0]",
+        ),
+        (
+            "prod",
+            lambda c: c["nodePools"][0].update(amiType="BOTTLEROCKET_x86_64_NVIDIA"),
+            "cluster.nodePools[0].amiType",
+        ),
         ("prod", lambda c: c["nodePools"][0].update(zones=["eu-west-1a"]), "cluster.nodePools[0].zones[0]"),
         ("dev", lambda c: c["nodePools"][0].update(zones=["us-east1-b"]), "cluster.nodePools[0].zones[0]"),
-        ("prod", lambda c: c["nodePools"][0].update(labels={"kubernetes.io/role": "gpu"}), "cluster.nodePools[0].labels"),
-        ("prod", lambda c: c["nodePools"][0].update(labels={"nvidia.com/gpu.product": "NVIDIA-A10G"}), "cluster.nodePools[0].labels"),
-        ("dev", lambda c: c["nodePools"][0].update(taint={"key": "nvidia.com/gpu", "value": "true"}), "cluster.nodePools[0].taint"),
+        (
+            "prod",
+            lambda c: c["nodePools"][0].update(labels={"kubernetes.io/role": "gpu"}),
+            "cluster.nodePools[0].labels",
+        ),
+        (
+            "prod",
+            lambda c: c["nodePools"][0].update(labels={"nvidia.com/gpu.product": "NVIDIA-A10G"}),
+            "cluster.nodePools[0].labels",
+        ),
+        (
+            "dev",
+            lambda c: c["nodePools"][0].update(taint={"key": "nvidia.com/gpu", "value": "true"}),
+            "cluster.nodePools[0].taint",
+        ),
         ("prod", lambda c: c["nodePools"][0].update(name="system"), "cluster.nodePools[0].name"),
         ("prod", lambda c: c["systemPool"].update(instanceType="e2-standard-4"), "cluster.systemPool.instanceType"),
         ("prod", lambda c: c["systemPool"].update(instanceType="g5.xlarge"), "cluster.systemPool.instanceType"),
@@ -620,7 +766,11 @@ def test_bad_cluster_config_stops_the_render_without_a_traceback():
     cases = [
         ("prod", lambda c: c["nodePools"][0].update(instanceType="g5.3xlarge"), "cluster.nodePools[0].instanceType"),
         ("prod", lambda c: c["nodePools"][1].update(minNodes=5), "cluster.nodePools[1].maxNodes"),
-        ("dev", lambda c: c["nodePools"][0].update(accelerator="nvidia-tesla-a100"), "cluster.nodePools[0].accelerator"),
+        (
+            "dev",
+            lambda c: c["nodePools"][0].update(accelerator="nvidia-tesla-a100"),
+            "cluster.nodePools[0].accelerator",
+        ),
     ]
     for stack, edit, path in cases:
         cluster = cluster_values(stack)

@@ -51,7 +51,9 @@ def test_gpu_quota_on_a_stack_that_sets_one():
     # replicas, which the capacity feasibility plan rejects (config/feasibility.py)
     security = {**values.get("security", {}), "gpuQuota": 12}
     rec = run_program(PROJECT, "onprem", config_overrides={"security": security})
-    assert [q["spec"]["hard"] for q in objects(rec, "ResourceQuota", "llm-onprem")] == [{"requests.nvidia.com/gpu": "12"}]
+    assert [q["spec"]["hard"] for q in objects(rec, "ResourceQuota", "llm-onprem")] == [
+        {"requests.nvidia.com/gpu": "12"}
+    ]
 
 
 # ======================================================================= KEDA fallback
@@ -118,7 +120,11 @@ def test_fallback_is_configurable():
     values, secrets = stack_values("prod")
     values["models"][0]["autoscaling"]["fallback"] = {"failureThreshold": 5, "behavior": "static", "replicas": 4}
     plan = load_stack_config("prod", values, secrets)
-    assert autoscaling.fallback(plan.config.models[0].autoscaling) == {"failureThreshold": 5, "replicas": 4, "behavior": "static"}
+    assert autoscaling.fallback(plan.config.models[0].autoscaling) == {
+        "failureThreshold": 5,
+        "replicas": 4,
+        "behavior": "static",
+    }
 
 
 @pytest.mark.parametrize(
@@ -190,10 +196,17 @@ def test_prod_ray_workers_read_weights_from_the_shared_cache():
     assert {"name": "model-cache", "mountPath": "/model-cache"} in container["volumeMounts"]
     (init,) = worker["initContainers"]
     assert init["name"] == "model-download" and init["image"] == container["image"]
-    assert _env(init)["HF_HOME"] == "/model-cache" and _env(init)["HF_TOKEN_PATH"] == "/var/run/secrets/huggingface/token"
+    assert (
+        _env(init)["HF_HOME"] == "/model-cache" and _env(init)["HF_TOKEN_PATH"] == "/var/run/secrets/huggingface/token"
+    )
     # the Hub cache under HF_HOME, every model of Pulumi.prod.yaml rayServices[0], Meta's
     # reference checkpoints skipped as for the vLLM models
-    assert init["command"][3:] == ["/model-cache/hub", "original/*", "mistralai/Mistral-7B-Instruct-v0.3", "Qwen/Qwen2.5-7B-Instruct"]
+    assert init["command"][3:] == [
+        "/model-cache/hub",
+        "original/*",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "Qwen/Qwen2.5-7B-Instruct",
+    ]
     assert {"name": "model-cache", "mountPath": "/model-cache"} in init["volumeMounts"]
     # vLLM reads the same Hub layout the init container filled ($HF_HOME/hub)
     serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
@@ -204,7 +217,12 @@ def test_prod_ray_workers_read_weights_from_the_shared_cache():
     assert all(v["name"] != "model-cache" for v in head.get("volumes", []))
     assert "HF_HOME" not in _env(head["containers"][0])
     # the claim exists before the RayService (its pods mount it) and is kept under protect
-    claim = next(r for r in rec.resources if r.type == "kubernetes:core/v1:PersistentVolumeClaim" and r.inputs["metadata"]["name"] == "ray-llm-model-cache")
+    claim = next(
+        r
+        for r in rec.resources
+        if r.type == "kubernetes:core/v1:PersistentVolumeClaim"
+        and r.inputs["metadata"]["name"] == "ray-llm-model-cache"
+    )
     rayservice = next(r for r in rec.resources if r.custom and r.inputs.get("kind") == "RayService")
     assert claim.urn in rayservice.depends_on
     assert claim.retain_on_delete  # Pulumi.prod.yaml cluster.protect: true

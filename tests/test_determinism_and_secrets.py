@@ -43,8 +43,22 @@ def test_secrets_never_appear_in_any_output(stack, tmp_path):
     secrets_file.write_text(yaml.safe_dump({k: v for k, v in SENTINELS.items() if k in own}))
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "components", "render", "--stack", stack, "--out", str(out), "--secret-values", str(secrets_file)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "components",
+            "render",
+            "--stack",
+            stack,
+            "--out",
+            str(out),
+            "--secret-values",
+            str(secrets_file),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     texts = {"stdout": result.stdout, "stderr": result.stderr}
@@ -61,7 +75,9 @@ def test_secrets_never_appear_in_any_output(stack, tmp_path):
     for record in secrets:
         for field in ("stringData", "data"):  # masked whole, or per key (keys are names, values masked)
             value = record.inputs.get(field)
-            assert value in (None, "[secret]") or all(v == "[secret]" for v in value.values()), f"{record.name}.{field} not masked"
+            assert value in (None, "[secret]") or all(v == "[secret]" for v in value.values()), (
+                f"{record.name}.{field} not masked"
+            )
 
 
 EXPECTED_HOLDERS = {
@@ -137,7 +153,9 @@ def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, 
     overrides = source_overrides(stack, source)
     run_program(PROJECT, stack, secret_values=SENTINELS, config_overrides=overrides)
     configured = {k for k in SENTINELS if f"{PROJECT.name}:{k}" in engine.stack_config(PROJECT, stack)[1]}
-    configured = {k for k in configured if overrides.get(k, "") is not None} | {k for k, v in overrides.items() if isinstance(v, dict) and "secure" in v}
+    configured = {k for k in configured if overrides.get(k, "") is not None} | {
+        k for k, v in overrides.items() if isinstance(v, dict) and "secure" in v
+    }
     if source == "pulumi":
         assert set(used_credentials(stack)) <= configured, f"{stack}: the credentials are not Pulumi secrets"
     else:
@@ -178,8 +196,14 @@ def test_renders_in_separate_processes_are_byte_identical(tmp_path):
     """Across processes with different hash seeds too: output maps come back from the engine in
     no stable order, so everything written must be ordered by the writer (summary.md was not)."""
     for seed in ("1", "2"):
-        subprocess.run([sys.executable, "-m", "components", "render", "--stack", "prod", "--quiet", "--out", str(tmp_path / seed)],
-                       cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "components", "render", "--stack", "prod", "--quiet", "--out", str(tmp_path / seed)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     a, b = _files(tmp_path / "1"), _files(tmp_path / "2")
     assert a.keys() == b.keys()
     assert not [name for name in a if a[name] != b[name]]

@@ -101,7 +101,9 @@ def test_every_stack_enforces_network_policies_or_warns(stack, recording):
     else:
         assert not clusters
         [warning] = warnings
-        assert ("does not enforce" if EXPECTED_ENFORCEMENT[stack] is False else "networkPolicyEnforced: unknown") in warning
+        assert (
+            "does not enforce" if EXPECTED_ENFORCEMENT[stack] is False else "networkPolicyEnforced: unknown"
+        ) in warning
 
 
 @pytest.mark.parametrize("stated, warned", [(True, False), ("true", False), (False, True), ("unknown", True)])
@@ -132,7 +134,9 @@ def test_network_policy_statement_is_rejected_on_clusters_created_here():
     for stack in stacks_where(lambda c: c.created_here):
         values, secrets = stack_values(stack)
         values["cluster"]["networkPolicyEnforced"] = True
-        assert_rejected(stack, values, secrets, "cluster.networkPolicyEnforced", "only for clusters this project does not create")
+        assert_rejected(
+            stack, values, secrets, "cluster.networkPolicyEnforced", "only for clusters this project does not create"
+        )
     stack = stacks_where(lambda c: c.cloud == "existing")[0]
     values, secrets = stack_values(stack)
     values["cluster"]["networkPolicyEnforced"] = "maybe"
@@ -162,8 +166,10 @@ def test_eks_public_endpoint_defaults_open_with_a_warning_and_can_be_private():
     stack = eks_created()[0]
     cluster = cluster_with(stack)
     cluster["eks"].pop("publicAccessCidrs", None)
-    assert "cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)" in \
-        plan_warnings(plan_of(stack, {"cluster": cluster}))
+    assert (
+        "cluster.eks.publicAccessCidrs: the API server endpoint is open to the whole internet (0.0.0.0/0)"
+        in plan_warnings(plan_of(stack, {"cluster": cluster}))
+    )
     cluster["eks"]["publicEndpoint"] = False
     plan = plan_of(stack, {"cluster": cluster})
     assert not [w for w in plan_warnings(plan) if "publicAccessCidrs" in w]
@@ -172,7 +178,11 @@ def test_eks_public_endpoint_defaults_open_with_a_warning_and_can_be_private():
 @pytest.mark.parametrize(
     "eks, path, words",
     [
-        ({"publicEndpoint": False, "publicAccessCidrs": ["203.0.113.0/24"]}, "cluster.eks.publicAccessCidrs", "only with publicEndpoint: true"),
+        (
+            {"publicEndpoint": False, "publicAccessCidrs": ["203.0.113.0/24"]},
+            "cluster.eks.publicAccessCidrs",
+            "only with publicEndpoint: true",
+        ),
         ({"publicAccessCidrs": ["203.0.113.0/33"]}, "cluster.eks.publicAccessCidrs", "not an IPv4 CIDR block"),
         ({"publicAccessCidrs": []}, "cluster.eks.publicAccessCidrs", "set publicEndpoint false"),
     ],
@@ -209,7 +219,8 @@ def test_karpenter_gpu_nodepools_consolidate_only_when_empty_on_a_pinned_ami():
             [term] = node_class["spec"]["amiSelectorTerms"]
             assert re.fullmatch(r"(al2023@v20\d{6}|bottlerocket@v\d+\.\d+\.\d+)", term["alias"]), term
         assert {c["spec"]["amiSelectorTerms"][0]["alias"] for c in objects(rec, "EC2NodeClass")} == {
-            f"al2023@{versions.KARPENTER_AL2023_AMI}"}  # prod's pools are AL2023
+            f"al2023@{versions.KARPENTER_AL2023_AMI}"
+        }  # prod's pools are AL2023
         assert not [w for w in rec.outputs["warnings"] if "@latest" in w]
 
 
@@ -271,16 +282,20 @@ def test_karpenter_crds_come_from_their_own_chart_first():
         rec = render(stack)
         releases = releases_by_name(rec)
         crd, controller = releases[CRD_RELEASE], releases[KARPENTER_RELEASE]
-        assert crd.inputs["chart"] == f"{versions.KARPENTER_CRD.repository}/{versions.KARPENTER_CRD.name}" == \
-            "oci://public.ecr.aws/karpenter/karpenter-crd"
+        assert (
+            crd.inputs["chart"]
+            == f"{versions.KARPENTER_CRD.repository}/{versions.KARPENTER_CRD.name}"
+            == "oci://public.ecr.aws/karpenter/karpenter-crd"
+        )
         assert crd.inputs["version"] == controller.inputs["version"] == versions.KARPENTER.version
         assert crd.inputs["namespace"] == controller.inputs["namespace"]
         assert crd.inputs.get("takeOwnership") is True  # adopts CRDs the karpenter chart's crds/ installed
         assert controller.inputs.get("skipCrds") is True
         assert crd.urn in controller.depends_on
         assert not waits_for(rec, crd.urn, controller.urn)
-        for obj in resources_of_type(rec, "kubernetes:karpenter.sh/v1:NodePool") + \
-                resources_of_type(rec, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        for obj in resources_of_type(rec, "kubernetes:karpenter.sh/v1:NodePool") + resources_of_type(
+            rec, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+        ):
             assert crd.urn in obj.depends_on and controller.urn in obj.depends_on, obj.name
 
 
@@ -319,7 +334,10 @@ def test_kube_prometheus_stack_upgrades_its_crds_with_the_chart(stack, recording
     assert job["image"]["busybox"]["tag"] == versions.KPS_CRD_UPGRADE_BUSYBOX_TAG != "latest"
     upstream = yaml.safe_load(upstream_path("helm-values", "kube-prometheus-stack", "values.yaml").read_text())
     # the chart's own default: off, and busybox unpinned
-    assert upstream["crds"]["upgradeJob"]["enabled"] is False and upstream["crds"]["upgradeJob"]["image"]["busybox"]["tag"] == "latest"
+    assert (
+        upstream["crds"]["upgradeJob"]["enabled"] is False
+        and upstream["crds"]["upgradeJob"]["image"]["busybox"]["tag"] == "latest"
+    )
     assert set(job) <= set(upstream["crds"]["upgradeJob"])
     # monitors of the add-ons wait for the release, whose pre-upgrade hook applies the CRDs
     for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):

@@ -37,7 +37,15 @@ EXPECTED_STORE = {
         "apiVersion": "external-secrets.io/v1",
         "kind": "ClusterSecretStore",
         "metadata": {"name": "aws-secrets-manager", "labels": LABELS},
-        "spec": {"provider": {"aws": {"service": "SecretsManager", "region": "us-east-1", "auth": {"jwt": {"serviceAccountRef": SA_REF}}}}},
+        "spec": {
+            "provider": {
+                "aws": {
+                    "service": "SecretsManager",
+                    "region": "us-east-1",
+                    "auth": {"jwt": {"serviceAccountRef": SA_REF}},
+                }
+            }
+        },
     },
     "dev": {
         "apiVersion": "external-secrets.io/v1",
@@ -62,7 +70,9 @@ EXPECTED_STORE = {
 }
 
 
-def _external_secret(ns: str, name: str, store: str, refresh: str, key: str, remote: dict, template: dict | None = None) -> dict:
+def _external_secret(
+    ns: str, name: str, store: str, refresh: str, key: str, remote: dict, template: dict | None = None
+) -> dict:
     tmpl: dict[str, Any] = {"type": "Opaque", "metadata": {"labels": LABELS}}
     if template:
         tmpl.update({"engineVersion": "v2", "data": template})
@@ -83,13 +93,27 @@ GRAFANA_TEMPLATE = {"admin-user": "admin", "admin-password": '{{ index . "admin-
 EXPECTED_EXTERNAL_SECRETS = {
     "prod": [
         _external_secret("llm-prod", "hf-token", "aws-secrets-manager", "1h", "token", {"key": "llm-prod/hf-token"}),
-        _external_secret("monitoring", "grafana-admin", "aws-secrets-manager", "1h", "admin-password",
-                         {"key": "llm-prod/grafana-admin-password"}, GRAFANA_TEMPLATE),
+        _external_secret(
+            "monitoring",
+            "grafana-admin",
+            "aws-secrets-manager",
+            "1h",
+            "admin-password",
+            {"key": "llm-prod/grafana-admin-password"},
+            GRAFANA_TEMPLATE,
+        ),
     ],
     "dev": [
         _external_secret("llm-dev", "hf-token", "google-secret-manager", "30m", "token", {"key": "llm-dev-hf-token"}),
-        _external_secret("monitoring", "grafana-admin", "google-secret-manager", "30m", "admin-password",
-                         {"key": "llm-dev-grafana-admin-password", "version": "latest"}, GRAFANA_TEMPLATE),
+        _external_secret(
+            "monitoring",
+            "grafana-admin",
+            "google-secret-manager",
+            "30m",
+            "admin-password",
+            {"key": "llm-dev-grafana-admin-password", "version": "latest"},
+            GRAFANA_TEMPLATE,
+        ),
     ],
     "onprem": [],
 }
@@ -118,20 +142,24 @@ def test_the_workloads_read_the_secret_names_eso_writes(stack):
     declared = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects(rec, "Secret")}
     assert not written & declared, "a Secret is both declared by Pulumi and written by ESO"
     if stack in ("prod", "dev"):
-        kps = next(r for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "kube-prometheus-stack")
+        kps = next(
+            r
+            for r in rec.resources
+            if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "kube-prometheus-stack"
+        )
         assert kps.inputs["values"]["grafana"]["admin"]["existingSecret"] == "grafana-admin"
         ns = {"prod": "llm-prod", "dev": "llm-dev"}[stack]
-        mounted = {
-            v["secret"]["secretName"]
-            for o in objects(rec) for v in _volumes(o) if "secret" in v
-        }
+        mounted = {v["secret"]["secretName"] for o in objects(rec) for v in _volumes(o) if "secret" in v}
         assert mounted == {"hf-token"} and (ns, "hf-token") in written
 
 
 def _volumes(obj: dict) -> list[dict]:
     spec = obj.get("spec") or {}
     out = list(((spec.get("template") or {}).get("spec") or {}).get("volumes", []))
-    for group in [spec.get("rayClusterConfig", {}).get("headGroupSpec", {}), *spec.get("rayClusterConfig", {}).get("workerGroupSpecs", [])]:
+    for group in [
+        spec.get("rayClusterConfig", {}).get("headGroupSpec", {}),
+        *spec.get("rayClusterConfig", {}).get("workerGroupSpecs", []),
+    ]:
         out += group.get("template", {}).get("spec", {}).get("volumes", [])
     return out
 
@@ -151,13 +179,21 @@ def test_eso_objects_validate_against_the_crds_and_their_cel_rules(stack):
 @pytest.mark.parametrize("stack", _stacks("prod", "dev"))
 def test_eso_release_is_pinned_with_crds_and_the_cloud_identity(stack):
     rec = render(stack)
-    (release,) = [r for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "external-secrets"]
+    (release,) = [
+        r for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "external-secrets"
+    ]
     i = release.inputs
-    assert (i["chart"], i["version"], i["repositoryOpts"]["repo"]) == ("external-secrets", "2.9.0", "https://charts.external-secrets.io")
+    assert (i["chart"], i["version"], i["repositoryOpts"]["repo"]) == (
+        "external-secrets",
+        "2.9.0",
+        "https://charts.external-secrets.io",
+    )
     assert i["namespace"] == "external-secrets"
     assert i["values"]["installCRDs"] is True  # chart 2.9.0 values.yaml: "install and upgrade CRDs through helm chart"
     annotations = {
-        "prod": {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT}:role/llm-addons-external-secrets-identity-role"},
+        "prod": {
+            "eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT}:role/llm-addons-external-secrets-identity-role"
+        },
         "dev": {"iam.gke.io/gcp-service-account": "llm-dev-eso@llm-infra-dev.iam.gserviceaccount.com"},
     }[stack]
     assert i["values"]["serviceAccount"] == {"create": True, "name": "external-secrets", "annotations": annotations}
@@ -174,8 +210,10 @@ def _closure(rec: Recording) -> dict[str, set[str]]:
 
 def _urn(rec: Recording, kind: str, name: str, namespace: str | None = None) -> str:
     (urn,) = [
-        r.urn for r in rec.resources
-        if r.inputs.get("kind") == kind and (r.inputs.get("metadata") or {}).get("name") == name
+        r.urn
+        for r in rec.resources
+        if r.inputs.get("kind") == kind
+        and (r.inputs.get("metadata") or {}).get("name") == name
         and (namespace is None or r.inputs["metadata"].get("namespace") == namespace)
     ]
     return urn
@@ -185,16 +223,29 @@ def _urn(rec: Recording, kind: str, name: str, namespace: str | None = None) -> 
 def test_workloads_wait_for_their_external_secret_which_waits_for_eso_and_the_store(stack):
     rec = render(stack)
     deps = _closure(rec)
-    release = next(r.urn for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "external-secrets")
+    release = next(
+        r.urn
+        for r in rec.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "external-secrets"
+    )
     store = _urn(rec, "ClusterSecretStore", EXPECTED_STORE[stack]["metadata"]["name"])
     assert release in deps[store]
     hf = _urn(rec, "ExternalSecret", "hf-token")
     grafana = _urn(rec, "ExternalSecret", "grafana-admin")
     for es in (hf, grafana):
         assert {release, store} <= deps[es]
-    kps = next(r.urn for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "kube-prometheus-stack")
+    kps = next(
+        r.urn
+        for r in rec.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "kube-prometheus-stack"
+    )
     assert grafana in deps[kps]
-    workloads = [r for r in rec.resources if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:ray.io/v1:RayService")]
+    workloads = [
+        r
+        for r in rec.resources
+        if r.type
+        in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:ray.io/v1:RayService")
+    ]
     assert workloads
     for w in workloads:
         assert hf in deps[w.urn], f"{w.name} may start before ESO writes hf-token"
@@ -218,7 +269,9 @@ def test_eks_role_reads_only_the_named_secrets_it_created(stack):
     for s in secrets.values():
         assert s.protect, "cluster.protect: the secret container survives pulumi destroy"
         assert not {"secretString", "secretBinary"} & set(s.inputs)
-    assert not resources_of_type(rec, "aws:secretsmanager/secretVersion:SecretVersion"), "values are the operators' to put in"
+    assert not resources_of_type(rec, "aws:secretsmanager/secretVersion:SecretVersion"), (
+        "values are the operators' to put in"
+    )
     # the mocks' ARN: arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>
     arns = sorted(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{n}-" for n in secrets)
     policy = _eso_policy(rec)
@@ -228,7 +281,9 @@ def test_eks_role_reads_only_the_named_secrets_it_created(stack):
     assert len(statement["Resource"]) == 2
     for arn, prefix in zip(sorted(statement["Resource"]), arns):
         assert arn.startswith(prefix) and len(arn) == len(prefix) + 6 and "*" not in arn
-    (role,) = [r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name == "llm-addons-external-secrets-identity-role"]
+    (role,) = [
+        r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name == "llm-addons-external-secrets-identity-role"
+    ]
     trust = _doc(role.inputs["assumeRolePolicy"])
     (t,) = trust["Statement"]
     assert t["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -271,7 +326,9 @@ def test_eks_role_matches_existing_secrets_by_name_only(prod_named_secrets, tmp_
         ],
     }
     hf = next(o for o in objects(rec, "ExternalSecret") if o["metadata"]["name"] == "hf-token")
-    assert hf["spec"]["data"] == [{"secretKey": "token", "remoteRef": {"key": "llm-prod/hf-token", "version": "AWSCURRENT"}}]
+    assert hf["spec"]["data"] == [
+        {"secretKey": "token", "remoteRef": {"key": "llm-prod/hf-token", "version": "AWSCURRENT"}}
+    ]
     # parliament over this variant's policy too (the stacks' own are linted by tests/test_iam.py)
     exe = next((c for c in (os.environ.get("PARLIAMENT"), shutil.which("parliament")) if c and Path(c).is_file()), None)
     if exe is None:
@@ -280,8 +337,19 @@ def test_eks_role_matches_existing_secrets_by_name_only(prod_named_secrets, tmp_
         pytest.skip("parliament not found")
     (tmp_path / "eso.json").write_text(json.dumps(policy))
     proc = subprocess.run(
-        [exe, "--directory", str(tmp_path), "--include_policy_extension", ".json", "--json", "--include-community-auditors"],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        [
+            exe,
+            "--directory",
+            str(tmp_path),
+            "--include_policy_extension",
+            ".json",
+            "--json",
+            "--include-community-auditors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
@@ -289,10 +357,17 @@ def test_eks_role_matches_existing_secrets_by_name_only(prod_named_secrets, tmp_
 @pytest.mark.parametrize("stack", _stacks("dev"))
 def test_gke_service_account_may_access_only_the_named_secrets(stack):
     rec = render(stack)
-    (gsa,) = [r for r in resources_of_type(rec, "gcp:serviceaccount/account:Account") if r.inputs["accountId"] == "llm-dev-eso"]
+    (gsa,) = [
+        r
+        for r in resources_of_type(rec, "gcp:serviceaccount/account:Account")
+        if r.inputs["accountId"] == "llm-dev-eso"
+    ]
     assert gsa.inputs["project"] == "llm-infra-dev"
     member = "serviceAccount:llm-dev-eso@llm-infra-dev.iam.gserviceaccount.com"
-    bindings = {(r.inputs["secretId"], r.inputs["role"], r.inputs["member"]) for r in resources_of_type(rec, "gcp:secretmanager/secretIamMember:SecretIamMember")}
+    bindings = {
+        (r.inputs["secretId"], r.inputs["role"], r.inputs["member"])
+        for r in resources_of_type(rec, "gcp:secretmanager/secretIamMember:SecretIamMember")
+    }
     assert bindings == {
         ("projects/llm-infra-dev/secrets/llm-dev-hf-token", "roles/secretmanager.secretAccessor", member),
         ("projects/llm-infra-dev/secrets/llm-dev-grafana-admin-password", "roles/secretmanager.secretAccessor", member),
@@ -318,16 +393,24 @@ def test_gke_can_create_the_secret_containers():
     rec = run_program(PROJECT, "dev", config_overrides={"credentials": creds})
     created = {r.inputs["secretId"]: r for r in resources_of_type(rec, "gcp:secretmanager/secret:Secret")}
     assert set(created) == {"llm-dev-hf-token", "llm-dev-grafana-admin-password"}
-    assert all(r.inputs["replication"] == {"auto": {}} and r.inputs["project"] == "llm-infra-dev" for r in created.values())
+    assert all(
+        r.inputs["replication"] == {"auto": {}} and r.inputs["project"] == "llm-infra-dev" for r in created.values()
+    )
     assert not resources_of_type(rec, "gcp:secretmanager/secretVersion:SecretVersion")
     ids = {r.inputs["secretId"] for r in resources_of_type(rec, "gcp:secretmanager/secretIamMember:SecretIamMember")}
-    assert ids == {"llm-addons-external-secrets-identity-hftoken-id", "llm-addons-external-secrets-identity-grafanaadminpassword-id"}
+    assert ids == {
+        "llm-addons-external-secrets-identity-hftoken-id",
+        "llm-addons-external-secrets-identity-grafanaadminpassword-id",
+    }
 
 
 def test_existing_cluster_reads_through_the_named_store():
     if "onprem" not in STACKS:
         pytest.skip("needs the onprem stack")
-    creds = {"hfToken": {"source": "secretManager", "name": "llm/hf-token", "property": "token"}, "clusterSecretStore": "vault-backend"}
+    creds = {
+        "hfToken": {"source": "secretManager", "name": "llm/hf-token", "property": "token"},
+        "clusterSecretStore": "vault-backend",
+    }
     rec = run_program(PROJECT, "onprem", config_overrides={"credentials": creds})
     assert not objects(rec, "ClusterSecretStore")
     assert not [r for r in rec.resources if r.type.startswith(("aws:", "gcp:"))]
@@ -343,24 +426,92 @@ def _creds(values: dict) -> dict:
 
 
 REJECTED = [
-    ("no-name", "prod", lambda v, s: _creds(v)["hfToken"].pop("name"), "credentials.hfToken.name", "needs the secret's name"),
+    (
+        "no-name",
+        "prod",
+        lambda v, s: _creds(v)["hfToken"].pop("name"),
+        "credentials.hfToken.name",
+        "needs the secret's name",
+    ),
     ("pulumi-secret-too", "dev", lambda v, s: s.update(hfToken=True), "hfToken", "remove the Pulumi secret"),
-    ("store-on-eks", "prod", lambda v, s: _creds(v).update(clusterSecretStore="vault"), "credentials.clusterSecretStore", "only named for cloud existing"),
-    ("store-on-gke", "dev", lambda v, s: _creds(v).update(clusterSecretStore="vault"), "credentials.clusterSecretStore", "Google Secret Manager"),
-    ("existing-without-store", "onprem", lambda v, s: _creds(v).update(hfToken={"source": "secretManager", "name": "hf"}),
-     "credentials.clusterSecretStore", "name the ClusterSecretStore"),
-    ("create-on-existing", "onprem", lambda v, s: _creds(v).update(createSecrets=True), "credentials.createSecrets", "cloud existing"),
-    ("create-without-sync", "prod", lambda v, s: v["credentials"].update(
-        hfToken={"source": "pulumi"}, grafanaAdminPassword={"source": "pulumi"}), "credentials.createSecrets", "no credential"),
-    ("name-without-secret-manager", "onprem", lambda v, s: _creds(v).update(hfToken={"name": "x"}), "credentials.hfToken.name", "only used with source secretManager"),
-    ("google-id-with-slash", "dev", lambda v, s: v["credentials"]["hfToken"].update(name="llm/hf"), "credentials.hfToken.name", "not a Google secret id"),
-    ("bad-refresh", "dev", lambda v, s: v["credentials"].update(refreshInterval="1 hour"), "credentials.refreshInterval", "should match pattern"),
-    ("unknown-source", "dev", lambda v, s: v["credentials"]["hfToken"].update(source="vault"), "credentials.hfToken.source", "pulumi"),
-    ("gated-without-any-source", "prod", lambda v, s: v["credentials"].update(hfToken={"source": "pulumi"}), "models[0].requiresHfToken", "secretManager"),
+    (
+        "store-on-eks",
+        "prod",
+        lambda v, s: _creds(v).update(clusterSecretStore="vault"),
+        "credentials.clusterSecretStore",
+        "only named for cloud existing",
+    ),
+    (
+        "store-on-gke",
+        "dev",
+        lambda v, s: _creds(v).update(clusterSecretStore="vault"),
+        "credentials.clusterSecretStore",
+        "Google Secret Manager",
+    ),
+    (
+        "existing-without-store",
+        "onprem",
+        lambda v, s: _creds(v).update(hfToken={"source": "secretManager", "name": "hf"}),
+        "credentials.clusterSecretStore",
+        "name the ClusterSecretStore",
+    ),
+    (
+        "create-on-existing",
+        "onprem",
+        lambda v, s: _creds(v).update(createSecrets=True),
+        "credentials.createSecrets",
+        "cloud existing",
+    ),
+    (
+        "create-without-sync",
+        "prod",
+        lambda v, s: v["credentials"].update(hfToken={"source": "pulumi"}, grafanaAdminPassword={"source": "pulumi"}),
+        "credentials.createSecrets",
+        "no credential",
+    ),
+    (
+        "name-without-secret-manager",
+        "onprem",
+        lambda v, s: _creds(v).update(hfToken={"name": "x"}),
+        "credentials.hfToken.name",
+        "only used with source secretManager",
+    ),
+    (
+        "google-id-with-slash",
+        "dev",
+        lambda v, s: v["credentials"]["hfToken"].update(name="llm/hf"),
+        "credentials.hfToken.name",
+        "not a Google secret id",
+    ),
+    (
+        "bad-refresh",
+        "dev",
+        lambda v, s: v["credentials"].update(refreshInterval="1 hour"),
+        "credentials.refreshInterval",
+        "should match pattern",
+    ),
+    (
+        "unknown-source",
+        "dev",
+        lambda v, s: v["credentials"]["hfToken"].update(source="vault"),
+        "credentials.hfToken.source",
+        "pulumi",
+    ),
+    (
+        "gated-without-any-source",
+        "prod",
+        lambda v, s: v["credentials"].update(hfToken={"source": "pulumi"}),
+        "models[0].requiresHfToken",
+        "secretManager",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case_id,stack,mutate,path,words", [c for c in REJECTED if c[1] in STACKS], ids=[c[0] for c in REJECTED if c[1] in STACKS])
+@pytest.mark.parametrize(
+    "case_id,stack,mutate,path,words",
+    [c for c in REJECTED if c[1] in STACKS],
+    ids=[c[0] for c in REJECTED if c[1] in STACKS],
+)
 def test_bad_credential_sources_are_rejected_with_their_path(case_id, stack, mutate, path, words):
     values, secrets = stack_values(stack)
     mutate(values, secrets)

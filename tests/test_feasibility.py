@@ -41,10 +41,10 @@ def test_allocatable_after_reservations_and_daemonsets_by_hand():
     # 0.25 % above; node DaemonSets: EKS aws-node 0.025 + kube-proxy 0.1 + ebs-csi-node 0.03
     # + efs-csi-node 0.03 (prod has efsModelCache) = 0.185
     # g5.12xlarge: 48 vCPU, 192 GiB
-    cpu_reserved = 0.06 + 0.01 + 2 * 0.005 + 44 * 0.0025          # 0.19
+    cpu_reserved = 0.06 + 0.01 + 2 * 0.005 + 44 * 0.0025  # 0.19
     x4 = prod.feasibility["a10g-x4"].node
     assert x4.gpus == 4
-    assert x4.cpu == pytest.approx(48 - cpu_reserved - 0.185)      # 47.625
+    assert x4.cpu == pytest.approx(48 - cpu_reserved - 0.185)  # 47.625
     # memory: 11 MiB x maxPods (cap 250 at >= 30 vCPUs) + 255 MiB, + 100 MiB eviction,
     # + 120 MiB ebs-csi-node + 120 MiB efs-csi-node
     assert x4.memory_gib == pytest.approx(192 - (11 * 250 + 255 + 100 + 120 + 120) / 1024)
@@ -69,7 +69,9 @@ def test_every_pool_of_every_stack_reaches_max_scale_and_rollouts(stack):
     assert not plan.warnings, plan.warnings
     for name, feas in plan.feasibility.items():
         for scenario, need in feas.need.items():
-            assert need <= feas.reach_nodes, f"{stack}/{name}: {scenario} needs {need} nodes, reaches {feas.reach_nodes}"
+            assert need <= feas.reach_nodes, (
+                f"{stack}/{name}: {scenario} needs {need} nodes, reaches {feas.reach_nodes}"
+            )
         assert {"min", "max", "rollout", "nodeLoss"} <= set(feas.need), name
 
 
@@ -123,8 +125,12 @@ def test_the_70b_pool_fixed_at_one_node_is_rejected_with_numbers():
     values = prod_values()
     _pool(values, 1).update(minNodes=1, maxNodes=1)
     # maxReplicas 3 x TP 4 on 4-GPU nodes = 3 nodes; nothing grows the pool past 1
-    assert_rejected("prod", values, stack_values("prod")[1], "cluster.nodePools[1].maxNodes", "reaches 1 g5.12xlarge nodes")
-    lines = assert_rejected("prod", values, stack_values("prod")[1], "cluster.nodePools[1].maxNodes", "maximum replicas need 3")
+    assert_rejected(
+        "prod", values, stack_values("prod")[1], "cluster.nodePools[1].maxNodes", "reaches 1 g5.12xlarge nodes"
+    )
+    lines = assert_rejected(
+        "prod", values, stack_values("prod")[1], "cluster.nodePools[1].maxNodes", "maximum replicas need 3"
+    )
     assert any("3 x 4 GPUs" in line for line in lines)
 
 
@@ -132,8 +138,13 @@ def test_the_70b_pool_fixed_at_one_node_is_rejected_with_the_cluster_autoscaler_
     values = prod_values()
     values["cluster"]["eks"].update(gpuAutoscaler="clusterAutoscaler", karpenter={"enabled": False})
     _pool(values, 1).update(minNodes=1, maxNodes=1)
-    assert_rejected("prod", values, stack_values("prod")[1], "cluster.nodePools[1].maxNodes",
-                    "reaches 1 g5.12xlarge nodes (Cluster Autoscaler up to maxNodes), but the maximum replicas need 3")
+    assert_rejected(
+        "prod",
+        values,
+        stack_values("prod")[1],
+        "cluster.nodePools[1].maxNodes",
+        "reaches 1 g5.12xlarge nodes (Cluster Autoscaler up to maxNodes), but the maximum replicas need 3",
+    )
 
 
 def test_ray_new_cluster_upgrade_without_room():
@@ -146,7 +157,9 @@ def test_ray_new_cluster_upgrade_without_room():
     _pool(values, 2).update(maxNodes=5)
     plan = plan_of("prod", values)
     assert plan.feasibility["l40s"].need["rayUpgrade"] == 6 and plan.feasibility["l40s"].reach_nodes == 5
-    assert any(w.startswith("rayServices[0]: a NewCluster upgrade at 4 workers needs 6 nodes") for w in plan.warnings), plan.warnings
+    assert any(
+        w.startswith("rayServices[0]: a NewCluster upgrade at 4 workers needs 6 nodes") for w in plan.warnings
+    ), plan.warnings
 
 
 def test_surge_without_a_spare_node_rolls_one_replica_at_a_time():
@@ -156,18 +169,30 @@ def test_surge_without_a_spare_node_rolls_one_replica_at_a_time():
     assert plan.models["llama31-70b-awq"].rollout.rolling_update() == {"maxSurge": 0, "maxUnavailable": 1}
     assert plan.models["llama31-8b"].rollout.rolling_update() == {"maxSurge": 1, "maxUnavailable": 0}
     assert plan.feasibility["a10g-x4"].need["rollout"] == 3
-    assert any(w.startswith("models[1]: pool 'a10g-x4' has no room for a surge replica at maxReplicas 3") for w in plan.warnings)
+    assert any(
+        w.startswith("models[1]: pool 'a10g-x4' has no room for a surge replica at maxReplicas 3")
+        for w in plan.warnings
+    )
     # and the rendered Deployment rolls that way
     rec = run_program(PROJECT, "prod", config_overrides={"cluster": values["cluster"]})
-    assert find(rec, "Deployment", "llama31-70b-awq")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
-    assert find(rec, "Deployment", "llama31-8b")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert find(rec, "Deployment", "llama31-70b-awq")["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": 0,
+        "maxUnavailable": 1,
+    }
+    assert find(rec, "Deployment", "llama31-8b")["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": 1,
+        "maxUnavailable": 0,
+    }
     assert any("no room for a surge replica" in w for w in rec.outputs["warnings"])
 
 
 def test_prod_deployments_surge_where_the_pool_has_room():
     rec = render("prod")
     for name in ("llama31-8b", "llama31-70b-awq"):
-        assert find(rec, "Deployment", name)["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        assert find(rec, "Deployment", name)["spec"]["strategy"]["rollingUpdate"] == {
+            "maxSurge": 1,
+            "maxUnavailable": 0,
+        }
 
 
 def test_losing_the_only_node_is_a_warning():
@@ -189,8 +214,10 @@ def test_max_replicas_beyond_the_gpu_quota_are_rejected_and_tight_quota_warns():
     # 22 fit 25, but surges (1 + 4) and a NewCluster upgrade (2 workers) add 7 = 29
     values["security"]["gpuQuota"] = 25
     plan = plan_of("prod", values)
-    assert any(w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (22) but not rollouts") and "(29)" in w
-               for w in plan.warnings), plan.warnings
+    assert any(
+        w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (22) but not rollouts") and "(29)" in w
+        for w in plan.warnings
+    ), plan.warnings
 
 
 def test_every_stack_is_checked():

@@ -72,7 +72,16 @@ def test_gke_takes_the_release_channel_default_unless_pinned():
 
 
 # -- monitoring: no target (and so no TargetDown alert) for what the cloud does not run ------
-SCRAPE_COMPONENTS = ("kubeApiServer", "kubelet", "kubeControllerManager", "coreDns", "kubeDns", "kubeEtcd", "kubeScheduler", "kubeProxy")
+SCRAPE_COMPONENTS = (
+    "kubeApiServer",
+    "kubelet",
+    "kubeControllerManager",
+    "coreDns",
+    "kubeDns",
+    "kubeEtcd",
+    "kubeScheduler",
+    "kubeProxy",
+)
 CLOUD_RUNS = {
     # EKS: managed control plane (no etcd/scheduler/controller-manager endpoints for Prometheus),
     # the CoreDNS add-on, kube-proxy with metricsBindAddress 127.0.0.1:10249 (EKS kube-proxy
@@ -82,14 +91,20 @@ CLOUD_RUNS = {
     # no kube-proxy with Dataplane V2 ("About GKE Dataplane V2": kube-proxy is not deployed).
     "gke": {"kubeApiServer", "kubelet", "kubeDns"},
 }
-RULES_OF = {"kubeEtcd": ("etcd",), "kubeControllerManager": ("kubeControllerManager",),
-            "kubeScheduler": ("kubeSchedulerAlerting", "kubeSchedulerRecording"), "kubeProxy": ("kubeProxy",)}
+RULES_OF = {
+    "kubeEtcd": ("etcd",),
+    "kubeControllerManager": ("kubeControllerManager",),
+    "kubeScheduler": ("kubeSchedulerAlerting", "kubeSchedulerRecording"),
+    "kubeProxy": ("kubeProxy",),
+}
 """kube-prometheus-stack 88.5.3 defaultRules.rules groups about each scrape target."""
 
 
 def _merge(base, over):
     if isinstance(base, dict) and isinstance(over, dict):
-        return {k: _merge(base.get(k), over[k]) if k in base else over[k] for k in over} | {k: v for k, v in base.items() if k not in over}
+        return {k: _merge(base.get(k), over[k]) if k in base else over[k] for k in over} | {
+            k: v for k, v in base.items() if k not in over
+        }
     return over
 
 
@@ -108,7 +123,9 @@ def test_chart_targets_match_what_the_cloud_runs(stack):
     defaults = yaml.safe_load(requires_upstream("helm-values", "kube-prometheus-stack", "values.yaml").read_text())
     values = _merge(defaults, kps[0]["values"])
     enabled = {c for c in SCRAPE_COMPONENTS if values[c]["enabled"]}
-    assert enabled == CLOUD_RUNS[cloud], f"{stack}: scraped {sorted(enabled)}, the cloud runs {sorted(CLOUD_RUNS[cloud])}"
+    assert enabled == CLOUD_RUNS[cloud], (
+        f"{stack}: scraped {sorted(enabled)}, the cloud runs {sorted(CLOUD_RUNS[cloud])}"
+    )
     for component, rules in RULES_OF.items():
         if component not in enabled:
             assert not any(values["defaultRules"]["rules"][r] for r in rules), f"{component} rules still on"
@@ -160,7 +177,11 @@ def test_gke_spot_models_fit_their_shutdown_into_15_seconds():
         for m in plan.config.models:
             if plan.pools[m.node_pool].capacity_type != "spot":
                 continue
-            [wl] = [o for o in objects(render(stack)) if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == m.name]
+            [wl] = [
+                o
+                for o in objects(render(stack))
+                if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == m.name
+            ]
             [c] = [c for c in wl["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"]
             sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
             assert sleep < GKE_SPOT_SECONDS, f"{stack}/{m.name}: preStop {sleep}s leaves vLLM no time after SIGTERM"
@@ -209,7 +230,9 @@ def test_per_replica_rwo_caches_only_on_single_zone_pools():
             m = next((m for m in plan.config.models if m.name == name), None)
             if m is None:
                 continue
-            assert len(zones[m.node_pool]) == 1, f"{stack}/{name}: per-replica zonal disks on a pool over {zones[m.node_pool] or 'the region'}"
+            assert len(zones[m.node_pool]) == 1, (
+                f"{stack}/{name}: per-replica zonal disks on a pool over {zones[m.node_pool] or 'the region'}"
+            )
     for stack in STACKS:
         values, secrets = stack_values(stack)
         if values["cluster"]["cloud"] not in ("eks", "gke"):
@@ -261,7 +284,10 @@ def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policie
                 svc = services[name]
                 target_port = next(p for p in svc["spec"]["ports"] if p["port"] == port)
                 h = hc[name]
-                assert h["apiVersion"] == "networking.gke.io/v1" and h["metadata"]["namespace"] == route["metadata"]["namespace"]
+                assert (
+                    h["apiVersion"] == "networking.gke.io/v1"
+                    and h["metadata"]["namespace"] == route["metadata"]["namespace"]
+                )
                 assert h["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": name}
                 check = h["spec"]["default"]["config"]
                 assert check["type"] == "HTTP"
@@ -283,7 +309,12 @@ def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policie
 # -- README: cloud prerequisites -------------------------------------------------------------
 # Compute Engine GPU quota metrics are <ACCELERATOR>_GPUS, PREEMPTIBLE_<ACCELERATOR>_GPUS for
 # spot/preemptible VMs, and the global GPUS_ALL_REGIONS (Compute Engine docs, "GPU quota").
-GKE_APIS = ("container.googleapis.com", "compute.googleapis.com", "iam.googleapis.com", "cloudresourcemanager.googleapis.com")
+GKE_APIS = (
+    "container.googleapis.com",
+    "compute.googleapis.com",
+    "iam.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+)
 EC2_GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}  # Service Quotas codes, G and VT families
 
 
@@ -292,12 +323,12 @@ def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
     from config import catalog
 
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Cloud prerequisites per stack"):]
+    section = readme[readme.index("### Cloud prerequisites per stack") :]
     for stack in STACKS:
         plan = load_stack_config(stack, *stack_values(stack))
         c = plan.config.cluster
         assert f"**{stack} (" in section, f"README has no prerequisites for {stack}"
-        part = section[section.index(f"**{stack} ("):]
+        part = section[section.index(f"**{stack} (") :]
         part = part[: part.index("**", part.index("**", 2) + 2)] if part.count("**") > 2 else part
         if c.cloud == "gke":
             for api in GKE_APIS:
@@ -329,7 +360,9 @@ def test_ray_incremental_upgrade_through_a_gke_gateway_is_rejected():
     values, secrets = stack_values(stack)
     svc = copy.deepcopy(stack_values(ray_stack)[0]["rayServices"][0])
     svc["workerPool"] = values["cluster"]["nodePools"][0]["name"]
-    svc.update(upgradeStrategy="NewClusterWithIncrementalUpgrade", incrementalUpgrade={"gatewayClassName": "gke-l7-rilb"})
+    svc.update(
+        upgradeStrategy="NewClusterWithIncrementalUpgrade", incrementalUpgrade={"gatewayClassName": "gke-l7-rilb"}
+    )
     values["rayServices"] = [svc]
     assert_rejected(stack, values, secrets, "rayServices[0].upgradeStrategy", "no HealthCheckPolicy can target")
 
@@ -341,10 +374,15 @@ def test_an_open_gke_control_plane_is_warned_about():
         if c["cloud"] != "gke" or c.get("existingClusterName"):
             continue
         open_endpoint = c["gke"].get("publicEndpoint", True) and not c["gke"].get("masterAuthorizedNetworks")
-        warned = any(w.startswith("cluster.gke.masterAuthorizedNetworks: empty") for w in plan_warnings(load_stack_config(stack, values, secrets)))
+        warned = any(
+            w.startswith("cluster.gke.masterAuthorizedNetworks: empty")
+            for w in plan_warnings(load_stack_config(stack, values, secrets))
+        )
         assert warned == open_endpoint, stack
         c["gke"]["masterAuthorizedNetworks"] = [{"cidr": "198.51.100.0/24"}]
-        assert not any("masterAuthorizedNetworks" in w for w in plan_warnings(load_stack_config(stack, values, secrets)))
+        assert not any(
+            "masterAuthorizedNetworks" in w for w in plan_warnings(load_stack_config(stack, values, secrets))
+        )
 
 
 def test_gke_policies_pass_their_schema_and_broken_copies_do_not():

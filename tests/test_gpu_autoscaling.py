@@ -102,8 +102,10 @@ def test_every_growing_gpu_pool_has_an_autoscaler(stack):
 def test_prod_karpenter_covers_every_gpu_pool():
     rec, plan = render("prod"), load_stack_config("prod", *stack_values("prod"))
     assert plan.config.cluster.eks.gpu_autoscaler_choice == "karpenter"
-    node_pools = {o["spec"]["template"]["metadata"]["labels"][POOL_LABEL]: o for o in
-                  [r.inputs for r in rec.resources if r.type == "kubernetes:karpenter.sh/v1:NodePool"]}
+    node_pools = {
+        o["spec"]["template"]["metadata"]["labels"][POOL_LABEL]: o
+        for o in [r.inputs for r in rec.resources if r.type == "kubernetes:karpenter.sh/v1:NodePool"]
+    }
     assert set(node_pools) == {"a10g", "a10g-x4", "l40s"}
     # g5.12xlarge (4 x A10G) is the 70B pool's type: without it that pool could never grow
     reqs = {r["key"]: r["values"] for r in node_pools["a10g-x4"]["spec"]["template"]["spec"]["requirements"]}
@@ -116,7 +118,11 @@ def test_prod_karpenter_covers_every_gpu_pool():
 def test_cluster_autoscaler_release_pinned_and_values_exist_upstream():
     rec = ca_render()
     [release] = [r for r in helm_releases(rec) if r["chart"] == versions.CLUSTER_AUTOSCALER.name]
-    assert (release["version"], release["repository"], release["namespace"]) == ("9.59.0", "https://kubernetes.github.io/autoscaler", "kube-system")
+    assert (release["version"], release["repository"], release["namespace"]) == (
+        "9.59.0",
+        "https://kubernetes.github.io/autoscaler",
+        "kube-system",
+    )
     upstream = yaml.safe_load(requires_upstream("helm-values", "cluster-autoscaler", "values.yaml").read_text())
     # extraArgs holds CA flags: the chart's values.yaml lists each one we set as a commented example
     documented = documented_keys("cluster-autoscaler")
@@ -127,7 +133,9 @@ def test_cluster_autoscaler_release_pinned_and_values_exist_upstream():
     assert v["autoDiscovery"]["clusterName"] == "llm-prod"
     # the chart's default discovery tags, which we put on every ASG
     assert upstream["autoDiscovery"]["tags"] == [
-        "k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/{{ .Values.autoDiscovery.clusterName }}"]
+        "k8s.io/cluster-autoscaler/enabled",
+        "k8s.io/cluster-autoscaler/{{ .Values.autoDiscovery.clusterName }}",
+    ]
     assert v["rbac"]["serviceAccount"]["name"] == "cluster-autoscaler"
     assert v["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
     assert v["nodeSelector"] == {POOL_LABEL: "system"}
@@ -143,11 +151,18 @@ def test_cluster_autoscaler_iam_follows_the_readme_policy():
     [role] = [r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name.endswith("cluster-autoscaler-role")]
     statement = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert list(statement["Condition"]["StringLike"].values()) == ["system:serviceaccount:kube-system:cluster-autoscaler"]
-    [policy] = [r for r in resources_of_type(rec, "aws:iam/policy:Policy") if r.name.endswith("cluster-autoscaler-policy")]
+    assert list(statement["Condition"]["StringLike"].values()) == [
+        "system:serviceaccount:kube-system:cluster-autoscaler"
+    ]
+    [policy] = [
+        r for r in resources_of_type(rec, "aws:iam/policy:Policy") if r.name.endswith("cluster-autoscaler-policy")
+    ]
     describe, nodegroups, scale = json.loads(policy.inputs["policy"])["Statement"]
     # exactly the README's actions, none added
-    assert describe["Action"] + nodegroups["Action"] == README_DESCRIBE_ACTIONS and scale["Action"] == README_SCALING_ACTIONS
+    assert (
+        describe["Action"] + nodegroups["Action"] == README_DESCRIBE_ACTIONS
+        and scale["Action"] == README_SCALING_ACTIONS
+    )
     assert describe["Resource"] == ["*"]
     # narrowed as the README recommends: this cluster's node groups, its tagged ASGs (ARN form of
     # the README's minimal policy: arn:aws:autoscaling:<region>:<account>:autoScalingGroup:*:autoScalingGroupName/<name>)
@@ -163,13 +178,29 @@ def test_cluster_autoscaler_iam_passes_parliament(tmp_path):
             pytest.fail("parliament not found: set PARLIAMENT (make tools creates .venv-tools/bin/parliament)")
         pytest.skip("parliament not found (make tools)")
     rec = ca_render()
-    docs = [r for r in rec.resources if "cluster-autoscaler" in r.name and r.type in ("aws:iam/policy:Policy", "aws:iam/role:Role")]
+    docs = [
+        r
+        for r in rec.resources
+        if "cluster-autoscaler" in r.name and r.type in ("aws:iam/policy:Policy", "aws:iam/role:Role")
+    ]
     assert len(docs) == 2
     for r in docs:
         kind = "trust" if r.type == "aws:iam/role:Role" else "policy"
         (tmp_path / f"{kind}--{r.name}.json").write_text(r.inputs["assumeRolePolicy" if kind == "trust" else "policy"])
-    proc = subprocess.run([exe, "--directory", str(tmp_path), "--include_policy_extension", ".json", "--json",
-                           "--include-community-auditors"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            exe,
+            "--directory",
+            str(tmp_path),
+            "--include_policy_extension",
+            ".json",
+            "--json",
+            "--include-community-auditors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     findings = []
     for line in proc.stdout.splitlines():
@@ -185,7 +216,9 @@ def test_cluster_autoscaler_iam_passes_parliament(tmp_path):
 def test_every_node_group_asg_is_tagged_for_discovery_and_scale_from_zero(existing):
     rec = ca_render(existing)
     cluster_name = "llm-prod-existing" if existing else "llm-prod"
-    plan = load_stack_config("prod", {**stack_values("prod")[0], "cluster": ca_cluster(existing)}, stack_values("prod")[1])
+    plan = load_stack_config(
+        "prod", {**stack_values("prod")[0], "cluster": ca_cluster(existing)}, stack_values("prod")[1]
+    )
     token = PLAIN_NG if existing else MNG
     groups = {(r.inputs.get("labels") or {})[POOL_LABEL]: r for r in resources_of_type(rec, token)}
     assert set(groups) == {"system", "a10g", "a10g-x4", "l40s"}
@@ -210,7 +243,11 @@ def test_every_node_group_asg_is_tagged_for_discovery_and_scale_from_zero(existi
     if not existing:
         assert all(r.inputs["ignoreScalingChanges"] is True for r in groups.values())
     # the release waits for the tags it discovers groups by
-    [release] = [r for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "cluster-autoscaler"]
+    [release] = [
+        r
+        for r in rec.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "cluster-autoscaler"
+    ]
     tag_urns = {r.urn for r in resources_of_type(rec, ASG_TAG)}
     assert tag_urns <= set(release.depends_on)
     assert not [r for r in rec.resources if r.type.startswith("kubernetes:karpenter")]
@@ -227,13 +264,35 @@ def test_the_70b_pool_grows_under_the_cluster_autoscaler():
 @pytest.mark.parametrize(
     ("edit", "path", "words"),
     [
-        (lambda e: e.update(gpuAutoscaler="karpenter", karpenter={"enabled": False}), "cluster.eks.gpuAutoscaler", "needs cluster.eks.karpenter.enabled"),
-        (lambda e: e.update(gpuAutoscaler="clusterAutoscaler"), "cluster.eks.karpenter.enabled", "would add nodes for the same pending GPU pods"),
-        (lambda e: e["karpenter"].update(instanceTypes=["g6e.2xlarge", "g5.2xlarge"]), "cluster.nodePools[1].maxNodes",
-         "meant to grow to 4 nodes, but it stays at 1"),
-        (lambda e: e.update(clusterAutoscaler={"expander": "priority"}), "cluster.eks.clusterAutoscaler", "only used with gpuAutoscaler: clusterAutoscaler"),
-        (lambda e: e.update(gpuAutoscaler="clusterAutoscaler", karpenter={"enabled": False}, clusterAutoscaler={"scaleDownUnneededTime": "soon"}),
-         "cluster.eks.clusterAutoscaler.scaleDownUnneededTime", "should match pattern"),
+        (
+            lambda e: e.update(gpuAutoscaler="karpenter", karpenter={"enabled": False}),
+            "cluster.eks.gpuAutoscaler",
+            "needs cluster.eks.karpenter.enabled",
+        ),
+        (
+            lambda e: e.update(gpuAutoscaler="clusterAutoscaler"),
+            "cluster.eks.karpenter.enabled",
+            "would add nodes for the same pending GPU pods",
+        ),
+        (
+            lambda e: e["karpenter"].update(instanceTypes=["g6e.2xlarge", "g5.2xlarge"]),
+            "cluster.nodePools[1].maxNodes",
+            "meant to grow to 4 nodes, but it stays at 1",
+        ),
+        (
+            lambda e: e.update(clusterAutoscaler={"expander": "priority"}),
+            "cluster.eks.clusterAutoscaler",
+            "only used with gpuAutoscaler: clusterAutoscaler",
+        ),
+        (
+            lambda e: e.update(
+                gpuAutoscaler="clusterAutoscaler",
+                karpenter={"enabled": False},
+                clusterAutoscaler={"scaleDownUnneededTime": "soon"},
+            ),
+            "cluster.eks.clusterAutoscaler.scaleDownUnneededTime",
+            "should match pattern",
+        ),
     ],
 )
 def test_gpu_autoscaler_choice_is_validated(edit, path, words):

@@ -119,10 +119,13 @@ def _as_set(value: Any) -> set[str]:
 
 def normalized(statement: dict[str, Any]) -> dict[str, Any]:
     """A statement with order-free actions, resources and condition values."""
-    out = {"Effect": statement["Effect"], "Action": _as_set(statement["Action"]), "Resource": _as_set(statement.get("Resource", []))}
+    out = {
+        "Effect": statement["Effect"],
+        "Action": _as_set(statement["Action"]),
+        "Resource": _as_set(statement.get("Resource", [])),
+    }
     out["Condition"] = {
-        op: {key: _as_set(v) for key, v in keys.items()}
-        for op, keys in (statement.get("Condition") or {}).items()
+        op: {key: _as_set(v) for key, v in keys.items()} for op, keys in (statement.get("Condition") or {}).items()
     }
     if "Principal" in statement:
         out["Principal"] = statement["Principal"]
@@ -148,8 +151,13 @@ def statement_differences(kind: str, ours: dict[str, Any], theirs: dict[str, Any
     """What differs between our policy document and upstream's, Sid by Sid (deviations aside),
     and how many statements were compared."""
     ours_, theirs_ = by_sid(ours), by_sid(theirs)
-    diffs = [f"{kind}: Sids differ: ours only {sorted(set(ours_) - set(theirs_))}, upstream only {sorted(set(theirs_) - set(ours_))}"] \
-        if set(ours_) != set(theirs_) else []
+    diffs = (
+        [
+            f"{kind}: Sids differ: ours only {sorted(set(ours_) - set(theirs_))}, upstream only {sorted(set(theirs_) - set(ours_))}"
+        ]
+        if set(ours_) != set(theirs_)
+        else []
+    )
     compared = 0
     for sid, expected in theirs_.items():
         if sid not in ours_:
@@ -240,19 +248,29 @@ def test_interruption_queue_policy_and_rules_are_upstreams(karpenter):
     ours = json.loads(policy.inputs["policy"])
     theirs = karpenter.resolve(template["KarpenterInterruptionQueuePolicy"]["Properties"]["PolicyDocument"])
     assert ours["Id"] == theirs["Id"]
-    assert sorted(map(repr, map(normalized, ours["Statement"]))) == sorted(map(repr, map(normalized, theirs["Statement"])))
+    assert sorted(map(repr, map(normalized, ours["Statement"]))) == sorted(
+        map(repr, map(normalized, theirs["Statement"]))
+    )
     deny = next(s for s in ours["Statement"] if s.get("Sid") == "DenyHTTP")
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}  # a JSON false, as CloudFormation sends it
     queue_props = template["KarpenterInterruptionQueue"]["Properties"]
     [queue] = resources_of_type(karpenter.rec, "aws:sqs/queue:Queue")
     assert queue.inputs["messageRetentionSeconds"] == queue_props["MessageRetentionPeriod"]
     assert queue.inputs["sqsManagedSseEnabled"] is queue_props["SqsManagedSseEnabled"]
-    upstream_rules = sorted(json.dumps(r["Properties"]["EventPattern"], sort_keys=True) for r in template.values() if r["Type"] == "AWS::Events::Rule")
-    our_rules = sorted(json.dumps(json.loads(r.inputs["eventPattern"]), sort_keys=True)
-                       for r in resources_of_type(karpenter.rec, "aws:cloudwatch/eventRule:EventRule"))
+    upstream_rules = sorted(
+        json.dumps(r["Properties"]["EventPattern"], sort_keys=True)
+        for r in template.values()
+        if r["Type"] == "AWS::Events::Rule"
+    )
+    our_rules = sorted(
+        json.dumps(json.loads(r.inputs["eventPattern"]), sort_keys=True)
+        for r in resources_of_type(karpenter.rec, "aws:cloudwatch/eventRule:EventRule")
+    )
     assert our_rules == upstream_rules
     targets = resources_of_type(karpenter.rec, "aws:cloudwatch/eventTarget:EventTarget")
-    assert len(targets) == len(upstream_rules) and {t.inputs["targetId"] for t in targets} == {"KarpenterInterruptionQueueTarget"}
+    assert len(targets) == len(upstream_rules) and {t.inputs["targetId"] for t in targets} == {
+        "KarpenterInterruptionQueueTarget"
+    }
 
 
 # ---------------------------------------------------------------------------- mocks: real ARN shapes
@@ -271,15 +289,27 @@ def test_render_mocks_give_arns_their_real_shapes():
         for key in ("roleArn", "serviceAccountRoleArn", "policyArn", "principalArn"):
             value = record.inputs.get(key)
             if isinstance(value, str) and ":iam::aws:" not in value:
-                assert re.match(ARN_SHAPES["aws:iam/role:Role"], value) or re.match(ARN_SHAPES["aws:iam/policy:Policy"], value), (record.name, value)
+                assert re.match(ARN_SHAPES["aws:iam/role:Role"], value) or re.match(
+                    ARN_SHAPES["aws:iam/policy:Policy"], value
+                ), (record.name, value)
                 checked += 1
     assert checked >= 8
     for doc in _policy_documents(rec):
         for arn in re.findall(r'"(arn:[^"]+)"', doc.text):
             assert re.match(r"^arn:aws:[a-z0-9-]+:([a-z]{2}-[a-z]+-\d)?:(\d{12}|\*)?:", arn), (doc.name, arn)
-    oidc = [s["Principal"]["Federated"] for d in _policy_documents(rec) if d.kind == "trust"
-            for s in json.loads(d.text)["Statement"] if "Federated" in s.get("Principal", {})]
-    assert oidc and all(re.match(rf"^arn:aws:iam::\d{{12}}:oidc-provider/oidc\.eks\.{FAKE_REGION}\.amazonaws\.com/id/[0-9A-F]{{32}}$", a) for a in oidc)
+    oidc = [
+        s["Principal"]["Federated"]
+        for d in _policy_documents(rec)
+        if d.kind == "trust"
+        for s in json.loads(d.text)["Statement"]
+        if "Federated" in s.get("Principal", {})
+    ]
+    assert oidc and all(
+        re.match(
+            rf"^arn:aws:iam::\d{{12}}:oidc-provider/oidc\.eks\.{FAKE_REGION}\.amazonaws\.com/id/[0-9A-F]{{32}}$", a
+        )
+        for a in oidc
+    )
     [queue] = resources_of_type(rec, "aws:sqs/queuePolicy:QueuePolicy")
     assert re.match(rf"^https://sqs\.{FAKE_REGION}\.amazonaws\.com/\d{{12}}/[\w-]+$", queue.inputs["queueUrl"])
 
@@ -300,51 +330,65 @@ def _policy_documents(rec) -> list[_Doc]:
         kind = {"aws:iam/role:Role": "trust", "aws:sqs/queuePolicy:QueuePolicy": "queue"}.get(type_token, "policy")
         for r in resources_of_type(rec, type_token):
             value = r.inputs[key]
-            docs.append(_Doc(kind, r.inputs.get("name", r.name), value if isinstance(value, str) else json.dumps(value)))
+            docs.append(
+                _Doc(kind, r.inputs.get("name", r.name), value if isinstance(value, str) else json.dumps(value))
+            )
     return docs
 
 
 PARLIAMENT_EXCEPTIONS = [
     {
-        "issue": "MALFORMED", "files": r"trust--.*", "detail": "Statement contains neither Resource nor NotResource",
+        "issue": "MALFORMED",
+        "files": r"trust--.*",
+        "detail": "Statement contains neither Resource nor NotResource",
         "reason": "role trust policies (AssumeRolePolicyDocument) have no Resource element by definition; parliament "
-                  "1.6 lints them as identity policies",
+        "1.6 lints them as identity policies",
     },
     {
-        "issue": "UNKNOWN_FEDERATION_SOURCE", "files": r"trust--.*", "detail": r"arn:aws:iam::\d{12}:oidc-provider/oidc\.eks\..*",
+        "issue": "UNKNOWN_FEDERATION_SOURCE",
+        "files": r"trust--.*",
+        "detail": r"arn:aws:iam::\d{12}:oidc-provider/oidc\.eks\..*",
         "reason": "IRSA trusts the cluster's IAM OIDC provider; parliament 1.6 knows SAML providers and four web "
-                  "identity IdPs (Cognito, Amazon, Facebook, Google), not IAM OIDC providers",
+        "identity IdPs (Cognito, Amazon, Facebook, Google), not IAM OIDC providers",
     },
     {
-        "issue": "RESOURCE_MISMATCH", "files": r"policy--KarpenterControllerNodeLifecyclePolicy-.*",
+        "issue": "RESOURCE_MISMATCH",
+        "files": r"policy--KarpenterControllerNodeLifecyclePolicy-.*",
         "detail": r"ec2:(RunInstances|CreateFleet)",
         "reason": "upstream grants RunInstances/CreateFleet over three statements (untagged inputs: images, subnets, "
-                  "security groups; launch templates by tag; created resources by request tag); parliament wants each "
-                  "statement to name every resource type the action touches",
+        "security groups; launch templates by tag; created resources by request tag); parliament wants each "
+        "statement to name every resource type the action touches",
     },
     {
-        "issue": "RESOURCE_MISMATCH", "files": r"policy--KarpenterControllerResourceDiscoveryPolicy-.*",
+        "issue": "RESOURCE_MISMATCH",
+        "files": r"policy--KarpenterControllerResourceDiscoveryPolicy-.*",
         "detail": r"ssm:GetParameter",
         "reason": "upstream's AllowSSMReadActions names AWS's public parameters (arn:aws:ssm:<region>::parameter/aws/"
-                  "service/*, no account); parliament's ARN format expects an account",
+        "service/*, no account); parliament's ARN format expects an account",
     },
     {
-        "issue": "RESOURCE_STAR", "files": r"policy--KarpenterControllerZonalShiftPolicy-.*",
+        "issue": "RESOURCE_STAR",
+        "files": r"policy--KarpenterControllerZonalShiftPolicy-.*",
         "detail": r"arc-zonal-shift:GetManagedResource",
         "reason": "upstream scopes GetManagedResource by the condition arc-zonal-shift:ResourceIdentifier (this "
-                  "cluster's ARN), not by Resource",
+        "cluster's ARN), not by Resource",
     },
     {
-        "issue": "PERMISSIONS_MANAGEMENT_ACTIONS", "files": r"policy--KarpenterControllerIAMIntegrationPolicy-.*",
+        "issue": "PERMISSIONS_MANAGEMENT_ACTIONS",
+        "files": r"policy--KarpenterControllerIAMIntegrationPolicy-.*",
         "detail": r"iam:(passrole|createinstanceprofile|addroletoinstanceprofile|removerolefrominstanceprofile|deleteinstanceprofile)",
         "reason": "Karpenter creates the instance profiles of its EC2NodeClasses: PassRole only of the node role to EC2, "
-                  "instance-profile actions only on profiles tagged for this cluster, region and an EC2NodeClass",
+        "instance-profile actions only on profiles tagged for this cluster, region and an EC2NodeClass",
     },
 ]
 
 
 def _parliament_executable() -> str | None:
-    candidates = [os.environ.get("PARLIAMENT"), str(ROOT / ".venv-tools" / "bin" / "parliament"), shutil.which("parliament")]
+    candidates = [
+        os.environ.get("PARLIAMENT"),
+        str(ROOT / ".venv-tools" / "bin" / "parliament"),
+        shutil.which("parliament"),
+    ]
     return next((c for c in candidates if c and Path(c).is_file() and os.access(c, os.X_OK)), None)
 
 
@@ -367,8 +411,18 @@ def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             (out / doc.file).write_text(doc.text)
         proc = subprocess.run(
-            [exe, "--directory", str(out), "--include_policy_extension", ".json", "--json", "--include-community-auditors"],
-            capture_output=True, text=True, timeout=300,
+            [
+                exe,
+                "--directory",
+                str(out),
+                "--include_policy_extension",
+                ".json",
+                "--json",
+                "--include-community-auditors",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert proc.returncode in (0, 1), f"parliament failed on {stack} ({proc.returncode}): {proc.stderr[-2000:]}"
         for line in proc.stdout.splitlines():
@@ -383,7 +437,11 @@ def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
 def _excused(finding: dict[str, Any]) -> dict[str, str] | None:
     detail = json.dumps(finding.get("detail", "")) + json.dumps((finding.get("location") or {}).get("actions", []))
     for e in PARLIAMENT_EXCEPTIONS:
-        if e["issue"] == finding["issue"] and re.fullmatch(e["files"], finding["file"].removesuffix(".json")) and re.search(e["detail"], detail):
+        if (
+            e["issue"] == finding["issue"]
+            and re.fullmatch(e["files"], finding["file"].removesuffix(".json"))
+            and re.search(e["detail"], detail)
+        ):
             return e
     return None
 
@@ -410,12 +468,21 @@ def test_parliament_exceptions_are_all_still_needed(parliament_findings):
 def test_parliament_flags_a_bad_policy(parliament_findings, tmp_path):
     """The linter is really run: an unscoped wildcard policy gets findings."""
     exe = _parliament_executable()
-    (tmp_path / "policy--bad.json").write_text(json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:PassRole"], "Resource": "*"}]}))
+    (tmp_path / "policy--bad.json").write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:PassRole"], "Resource": "*"}],
+            }
+        )
+    )
     proc = subprocess.run([exe, "--directory", str(tmp_path), "--json"], capture_output=True, text=True, timeout=120)
     issues = {json.loads(line)["issue"] for line in proc.stdout.splitlines() if line.strip()}
     assert issues, proc.stderr
 
 
 def test_karpenter_chart_and_crd_chart_share_version():
-    assert (versions.KARPENTER_CRD.version, versions.KARPENTER_CRD.repository) == (versions.KARPENTER.version, versions.KARPENTER.repository)
+    assert (versions.KARPENTER_CRD.version, versions.KARPENTER_CRD.repository) == (
+        versions.KARPENTER.version,
+        versions.KARPENTER.repository,
+    )

@@ -134,7 +134,9 @@ def test_example_serves_one_model_with_gpus_from_the_pool_facts():
     # lands on the pool's nodes and tolerates exactly its taint
     assert pod["nodeSelector"].items() >= pool["nodeSelector"].items()
     taint = pool["taint"]
-    assert {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": "NoSchedule"} in pod["tolerations"]
+    assert {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
     # the cluster has a ReadWriteMany class: one weight cache shared by every replica
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
     assert len(claims) == 1
@@ -175,7 +177,9 @@ def test_example_service_and_endpoint_reach_the_model():
     container_ports = {p["containerPort"] for p in vllm_container(deployment).get("ports", [])}
     for p in spec["ports"]:
         if p["port"] == port:
-            assert p.get("targetPort", port) in container_ports | {pp.get("name") for pp in vllm_container(deployment)["ports"]}
+            assert p.get("targetPort", port) in container_ports | {
+                pp.get("name") for pp in vllm_container(deployment)["ports"]
+            }
 
 
 def test_example_namespace_and_addons_follow_the_stack_file():
@@ -194,8 +198,11 @@ def test_example_namespace_and_addons_follow_the_stack_file():
     # the NetworkPolicies let the given Prometheus namespace scrape the model port
     assert objects(rec, "NetworkPolicy", ns)
     scrapers = [
-        rule for policy in objects(rec, "NetworkPolicy", ns) for rule in policy["spec"].get("ingress", [])
-        if {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg["prometheus"]["namespace"]}}} in rule.get("from", [])
+        rule
+        for policy in objects(rec, "NetworkPolicy", ns)
+        for rule in policy["spec"].get("ingress", [])
+        if {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg["prometheus"]["namespace"]}}}
+        in rule.get("from", [])
     ]
     assert scrapers and all({"protocol": "TCP", "port": 8000} in rule["ports"] for rule in scrapers)
 
@@ -210,7 +217,10 @@ def test_example_autoscales_on_queue_depth_from_the_given_prometheus():
     spec = scaled["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
-    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (model.autoscaling.min_replicas, model.autoscaling.max_replicas)
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (
+        model.autoscaling.min_replicas,
+        model.autoscaling.max_replicas,
+    )
     prometheus = [t for t in spec["triggers"] if t["type"] == "prometheus"]
     assert prometheus, spec["triggers"]
     for trigger in prometheus:
@@ -223,7 +233,11 @@ def test_example_monitors_carry_the_labels_prometheus_selects():
     rec = example()
     cfg = example_config()
     ns = cfg["namespace"]
-    monitors = [*objects(rec, "ServiceMonitor", ns), *objects(rec, "PodMonitor", ns), *objects(rec, "PrometheusRule", ns)]
+    monitors = [
+        *objects(rec, "ServiceMonitor", ns),
+        *objects(rec, "PodMonitor", ns),
+        *objects(rec, "PrometheusRule", ns),
+    ]
     assert monitors
     for obj in monitors:
         assert obj["metadata"]["labels"].items() >= cfg["prometheus"]["selectorLabels"].items(), obj["metadata"]["name"]
@@ -261,16 +275,40 @@ def test_example_derives_gpus_per_replica_from_other_facts():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"gpuPool": {"gpu": {"model": "X", "count": 4, "memoryGib": "lots", "productLabel": "X"}, "nodeSelector": {"a": "b"}}},
-         "example: gpuPool.gpu.memoryGib:"),
-        ({"gpuPool": {"gpu": {"model": "X", "count": 1, "memoryGib": 8, "productLabel": "X"}, "nodeSelector": {"a": "b"}}},
-         "example: MODEL."),
+        (
+            {
+                "gpuPool": {
+                    "gpu": {"model": "X", "count": 4, "memoryGib": "lots", "productLabel": "X"},
+                    "nodeSelector": {"a": "b"},
+                }
+            },
+            "example: gpuPool.gpu.memoryGib:",
+        ),
+        (
+            {
+                "gpuPool": {
+                    "gpu": {"model": "X", "count": 1, "memoryGib": 8, "productLabel": "X"},
+                    "nodeSelector": {"a": "b"},
+                }
+            },
+            "example: MODEL.",
+        ),
         ({"prometheus": {"prometheusUrl": "http://prometheus:9090"}}, "example: prometheus.selectorLabels:"),
-        ({"cluster": {"name": "c", "kubeconfigPath": "~/.kube/config", "typo": 1}}, "example: cluster.typo: unknown field"),
+        (
+            {"cluster": {"name": "c", "kubeconfigPath": "~/.kube/config", "typo": 1}},
+            "example: cluster.typo: unknown field",
+        ),
         ({"cluster": {"name": "c"}}, "example: cluster.kubeconfigPath:"),
         ({"cluster": {"name": "c"}, "kubeconfig": "apiVersion: v1"}, "example: kubeconfig: must be stored encrypted"),
     ],
-    ids=["bad-gpu-facts", "model-does-not-fit", "prometheus-labels", "unknown-field", "no-kubeconfig", "plain-kubeconfig"],
+    ids=[
+        "bad-gpu-facts",
+        "model-does-not-fit",
+        "prometheus-labels",
+        "unknown-field",
+        "no-kubeconfig",
+        "plain-kubeconfig",
+    ],
 )
 def test_example_reports_config_errors_in_its_own_terms(override, expected):
     with pytest.raises(RenderError) as err:
@@ -293,8 +331,12 @@ def test_example_model_plan_matches_the_library_validation():
     plan = load_stack_config(
         "example",
         {
-            "cluster": {"cloud": "existing", "name": "c", "existing": {"kubeconfigPath": "x"},
-                        "nodePools": [{"name": "gpu", **cfg["gpuPool"]}]},
+            "cluster": {
+                "cloud": "existing",
+                "name": "c",
+                "existing": {"kubeconfigPath": "x"},
+                "nodePools": [{"name": "gpu", **cfg["gpuPool"]}],
+            },
             "addons": {"monitoring": {"mode": "existing", **cfg["prometheus"]}, **cfg["addons"]},
             "models": [example_model()],
         },
@@ -320,7 +362,8 @@ def test_readme_library_snippet_runs(tmp_path):
     # Prometheus (namespace "monitoring" by default) may scrape the model through the NetworkPolicies
     assert any(
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule.get("from", [])
-        for policy in objects(rec, "NetworkPolicy", "llm-inference") for rule in policy["spec"].get("ingress", [])
+        for policy in objects(rec, "NetworkPolicy", "llm-inference")
+        for rule in policy["spec"].get("ingress", [])
     )
 
 
@@ -364,8 +407,9 @@ def project_version() -> str:
 
 def _source_copy(dest: Path) -> Path:
     """The repository as a fresh clone has it (tests and examples included, no venv/build)."""
-    ignore = shutil.ignore_patterns(".venv", "venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
-                                    ".pytest_cache", ".hypothesis")
+    ignore = shutil.ignore_patterns(
+        ".venv", "venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"
+    )
     shutil.copytree(ROOT, dest, ignore=ignore)
     return dest
 
@@ -376,8 +420,22 @@ def wheel(tmp_path_factory) -> Path:
     src = _source_copy(tmp / "src")
     out = tmp / "dist"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(out), str(src)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     [whl] = out.glob("*.whl")
@@ -387,8 +445,15 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contains_the_packages_and_their_type_markers(wheel):
     assert wheel.name == f"llm_infra-{project_version()}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("components/__init__.py", "components/py.typed", "config/py.typed", "config/catalog.py",
-                     "components/render/cli.py", "components/serving/vllm.py", "config/versions.py"):
+    for required in (
+        "components/__init__.py",
+        "components/py.typed",
+        "config/py.typed",
+        "config/catalog.py",
+        "components/render/cli.py",
+        "components/serving/vllm.py",
+        "config/versions.py",
+    ):
         assert required in names, required
     tops = {n.split("/", 1)[0] for n in names}
     assert tops == {"components", "config", f"llm_infra-{project_version()}.dist-info"}, tops
@@ -417,13 +482,20 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     python = venv / "bin" / "python"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    clean_site = Path(subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
-    ).stdout.strip())
+    clean_site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        ).stdout.strip()
+    )
     # third-party dependencies come from the dev virtualenv (no registry needed); llm-infra
     # itself must come from the clean one, imported from a directory outside the repository
     elsewhere = tmp_path / "elsewhere"
@@ -437,7 +509,9 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
         "from components import ExistingCluster, VllmService, ServingNamespace, ClusterAddons, LlmPlatform\n"
         "from config.serving import VllmModelConfig\n"
     )
-    result = subprocess.run([str(python), "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(python), "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     version, components_file, config_file = result.stdout.split()
     assert version == project_version()
@@ -449,9 +523,24 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     # the installed library renders the example project (copied away from the repository)
     project = shutil.copytree(EXAMPLE_DIR, tmp_path / "llm-example", ignore=shutil.ignore_patterns("__pycache__"))
     render = subprocess.run(
-        [str(python), "-m", "components", "render", "--project-dir", str(project), "--stack", STACK,
-         "--out", str(tmp_path / "out"), "--quiet"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120,
+        [
+            str(python),
+            "-m",
+            "components",
+            "render",
+            "--project-dir",
+            str(project),
+            "--stack",
+            STACK,
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert render.returncode == 0, render.stderr
     assert list((tmp_path / "out" / "manifests").rglob("deployment-*.yaml"))

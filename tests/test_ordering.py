@@ -45,8 +45,15 @@ def required(rec, cloud: str, new_cluster: bool) -> dict[str, str]:
     """What PVC-backed and Helm-installed things must wait for, by URN -> description."""
     need: dict[str, str] = {}
     for r in rec.resources:
-        labels = r.inputs.get("labels") if r.type.startswith(("eks:", "aws:eks/nodeGroup")) else (r.inputs.get("nodeConfig") or {}).get("labels")
-        if r.type in ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool") and (labels or {}).get(POOL_LABEL) == "system":
+        labels = (
+            r.inputs.get("labels")
+            if r.type.startswith(("eks:", "aws:eks/nodeGroup"))
+            else (r.inputs.get("nodeConfig") or {}).get("labels")
+        )
+        if (
+            r.type in ("eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup", "gcp:container/nodePool:NodePool")
+            and (labels or {}).get(POOL_LABEL) == "system"
+        ):
             need[r.urn] = "system node pool"
         if r.type == "aws:eks/addon:Addon" and r.inputs["addonName"] in ("aws-ebs-csi-driver", "aws-efs-csi-driver"):
             need[r.urn] = r.inputs["addonName"]
@@ -69,7 +76,9 @@ def required(rec, cloud: str, new_cluster: bool) -> dict[str, str]:
 
 def dependents(rec) -> list[ResourceRecord]:
     out = [r for r in rec.resources if r.type in (RELEASE, PVC)]
-    out += [r for r in rec.resources if r.type == STATEFULSET and (r.inputs.get("spec") or {}).get("volumeClaimTemplates")]
+    out += [
+        r for r in rec.resources if r.type == STATEFULSET and (r.inputs.get("spec") or {}).get("volumeClaimTemplates")
+    ]
     return out
 
 
@@ -96,8 +105,18 @@ def test_every_release_and_claim_waits_for_nodes_csi_and_storage_classes(stack):
 @pytest.mark.parametrize(
     ("name", "stack", "edit", "new_cluster"),
     [
-        ("eks-cluster-autoscaler", "prod", lambda c: c["eks"].update(gpuAutoscaler="clusterAutoscaler", karpenter={"enabled": False}), True),
-        ("eks-existing-cluster", "prod", lambda c: c.update(existingClusterName="llm-prod-existing") or c["eks"].pop("publicAccessCidrs", None), False),
+        (
+            "eks-cluster-autoscaler",
+            "prod",
+            lambda c: c["eks"].update(gpuAutoscaler="clusterAutoscaler", karpenter={"enabled": False}),
+            True,
+        ),
+        (
+            "eks-existing-cluster",
+            "prod",
+            lambda c: c.update(existingClusterName="llm-prod-existing") or c["eks"].pop("publicAccessCidrs", None),
+            False,
+        ),
         ("eks-rwo-caches", "prod", lambda c: c["eks"].update(efsModelCache=False), True),
         ("gke-filestore", "dev", lambda c: c["gke"].update(filestoreModelCache=True), True),
         ("gke-existing-cluster", "dev", lambda c: c.update(existingClusterName="llm-dev-existing"), False),
@@ -119,7 +138,9 @@ def test_variants_are_ordered_too(name, stack, edit, new_cluster):
     if name == "eks-rwo-caches":
         assert [r for r in dependents(rec) if r.type == STATEFULSET]
     if name == "gke-filestore":
-        assert any(r.type == STORAGE_CLASS and r.inputs["metadata"]["name"] == "filestore-model-cache" for r in rec.resources)
+        assert any(
+            r.type == STORAGE_CLASS and r.inputs["metadata"]["name"] == "filestore-model-cache" for r in rec.resources
+        )
 
 
 def test_gpu_workloads_still_wait_for_the_gpu_operator(stack):
@@ -128,8 +149,12 @@ def test_gpu_workloads_still_wait_for_the_gpu_operator(stack):
     operator = [r.urn for r in rec.resources if r.type == RELEASE and r.inputs["name"] == "gpu-operator"]
     if not operator:
         pytest.skip(f"{stack} does not install the GPU Operator")
-    gpu = [r for r in rec.resources if r.type in (STATEFULSET, "kubernetes:apps/v1:Deployment", "kubernetes:ray.io/v1:RayService")
-           and "nvidia.com/gpu" in str(r.inputs.get("spec"))]
+    gpu = [
+        r
+        for r in rec.resources
+        if r.type in (STATEFULSET, "kubernetes:apps/v1:Deployment", "kubernetes:ray.io/v1:RayService")
+        and "nvidia.com/gpu" in str(r.inputs.get("spec"))
+    ]
     assert gpu
     for r in gpu:
         assert operator[0] in deps[r.urn], f"{r.name} does not wait for the GPU Operator"

@@ -46,7 +46,9 @@ def rule_groups(strip_annotations: bool = False) -> dict[str, Any]:
     rule = ro.prometheus_rule(SVC, NS, ALERTS, {"release": "test"})
     groups = rule["spec"]["groups"]
     if strip_annotations:
-        groups = [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]} for g in groups]
+        groups = [
+            {**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]} for g in groups
+        ]
     return {"groups": groups}
 
 
@@ -99,8 +101,7 @@ def _ttft(slow_permille: int) -> list[dict[str, str]]:
 
 def _gauge(metric: str, per_worker: list[float]) -> list[dict[str, str]]:
     return [
-        series(metric, {"model_name": "qwen2.5-7b", "WorkerId": f"w{i}"}, f"{v}x30")
-        for i, v in enumerate(per_worker)
+        series(metric, {"model_name": "qwen2.5-7b", "WorkerId": f"w{i}"}, f"{v}x30") for i, v in enumerate(per_worker)
     ]
 
 
@@ -124,9 +125,19 @@ CASES: dict[str, tuple[str, dict[str, str], list, list]] = {
     # p99 TTFT ~5.8 s (threshold 5 s) vs ~3.8 s
     "RayServeLlmTtftP99High": ("warning", MODEL_TTFT, _ttft(15), _ttft(5)),
     # average KV cache 91 % over two engines (threshold 90 %) vs 89 %
-    "RayServeLlmKvCacheSaturated": ("warning", MODEL, _gauge(names.RAY_KV_CACHE_USAGE, [0.92, 0.90]), _gauge(names.RAY_KV_CACHE_USAGE, [0.90, 0.88])),
+    "RayServeLlmKvCacheSaturated": (
+        "warning",
+        MODEL,
+        _gauge(names.RAY_KV_CACHE_USAGE, [0.92, 0.90]),
+        _gauge(names.RAY_KV_CACHE_USAGE, [0.90, 0.88]),
+    ),
     # 11 waiting requests per engine on average (threshold 10) vs 9
-    "RayServeLlmQueueDepthHigh": ("warning", MODEL, _gauge(names.RAY_REQUESTS_WAITING, [12, 10]), _gauge(names.RAY_REQUESTS_WAITING, [10, 8])),
+    "RayServeLlmQueueDepthHigh": (
+        "warning",
+        MODEL,
+        _gauge(names.RAY_REQUESTS_WAITING, [12, 10]),
+        _gauge(names.RAY_REQUESTS_WAITING, [10, 8]),
+    ),
     # every replica unhealthy with queued requests vs. a stale 0 of a stopped replica next to a healthy one
     "RayServeNoHealthyReplica": ("critical", DEPLOY, _replicas([0, 0], queued=3), _replicas([0, 1], queued=3)),
 }

@@ -56,15 +56,38 @@ ONPREM_RAY = [
         "workerMemoryGib": 192,
         "shmSizeGib": 16,
         "upgradeStrategy": "NewClusterWithIncrementalUpgrade",
-        "incrementalUpgrade": {"gatewayClassName": "istio", "maxSurgePercent": 50, "stepSizePercent": 10, "intervalSeconds": 20},
+        "incrementalUpgrade": {
+            "gatewayClassName": "istio",
+            "maxSurgePercent": 50,
+            "stepSizePercent": 10,
+            "intervalSeconds": 20,
+        },
         "autoscaler": {"upscalingMode": "Conservative", "idleTimeoutSeconds": 600},
         "terminationGracePeriodSeconds": 600,
         "gracefulShutdownTimeoutSeconds": 300,
         "models": [
-            {"modelId": "llama-8b", "model": "meta-llama/Llama-3.1-8B-Instruct", "revision": "0e9e39f", "maxNumSeqs": 128,
-             "minReplicas": 1, "maxReplicas": 2, "targetOngoingRequests": 16, "maxOngoingRequests": 48},
-            {"modelId": "qwen-72b-awq", "model": "Qwen/Qwen2.5-72B-Instruct-AWQ", "quantization": "awq", "tensorParallelSize": 2, "maxModelLen": 16384, "gpuMemoryUtilization": 0.85,
-             "dtype": "float16", "enablePrefixCaching": False, "minReplicas": 0, "maxReplicas": 1},
+            {
+                "modelId": "llama-8b",
+                "model": "meta-llama/Llama-3.1-8B-Instruct",
+                "revision": "0e9e39f",
+                "maxNumSeqs": 128,
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "targetOngoingRequests": 16,
+                "maxOngoingRequests": 48,
+            },
+            {
+                "modelId": "qwen-72b-awq",
+                "model": "Qwen/Qwen2.5-72B-Instruct-AWQ",
+                "quantization": "awq",
+                "tensorParallelSize": 2,
+                "maxModelLen": 16384,
+                "gpuMemoryUtilization": 0.85,
+                "dtype": "float16",
+                "enablePrefixCaching": False,
+                "minReplicas": 0,
+                "maxReplicas": 1,
+            },
         ],
     }
 ]
@@ -156,7 +179,11 @@ def _same(record, resource: pulumi.Resource) -> bool:
 
 
 def _objects(r: Rendered, kind: str) -> list[dict[str, Any]]:
-    return [o for o in manifests(r.recording) if o["kind"] == kind and o["metadata"].get("namespace") == r.plan.config.namespace]
+    return [
+        o
+        for o in manifests(r.recording)
+        if o["kind"] == kind and o["metadata"].get("namespace") == r.plan.config.namespace
+    ]
 
 
 def _one(r: Rendered, kind: str, name: str) -> dict[str, Any]:
@@ -166,7 +193,11 @@ def _one(r: Rendered, kind: str, name: str) -> dict[str, Any]:
 
 
 def _record(r: Rendered, kind: str, name: str):
-    found = [x for x in r.recording.resources if x.custom and x.inputs.get("kind") == kind and x.inputs["metadata"]["name"] == name]
+    found = [
+        x
+        for x in r.recording.resources
+        if x.custom and x.inputs.get("kind") == kind and x.inputs["metadata"]["name"] == name
+    ]
     assert len(found) == 1
     return found[0]
 
@@ -248,7 +279,13 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
                 "graceful_shutdown_timeout_s": svc.graceful_shutdown_timeout_seconds,
             }
             assert llm["log_engine_metrics"] is True
-            assert set(llm) == {"model_loading_config", "accelerator_type", "engine_kwargs", "deployment_config", "log_engine_metrics"}
+            assert set(llm) == {
+                "model_loading_config",
+                "accelerator_type",
+                "engine_kwargs",
+                "deployment_config",
+                "log_engine_metrics",
+            }
 
 
 def test_onprem_variant_carries_its_non_default_values():
@@ -271,7 +308,11 @@ def test_worker_group_matches_the_pool_facts(rendered):
         gpus = svc.gpus_per_worker or pool.gpus_per_node
         spec = _one(rendered, "RayService", svc.name)["spec"]["rayClusterConfig"]
         (group,) = spec["workerGroupSpecs"]
-        assert (group["minReplicas"], group["maxReplicas"], group["replicas"]) == (svc.min_workers, svc.max_workers, svc.min_workers)
+        assert (group["minReplicas"], group["maxReplicas"], group["replicas"]) == (
+            svc.min_workers,
+            svc.max_workers,
+            svc.min_workers,
+        )
         accelerator = svc.accelerator_type or EXPECTED_ACCELERATOR[pool.gpu_model]
         assert group["rayStartParams"]["num-gpus"] == str(gpus)
         assert group["rayStartParams"]["metrics-export-port"] == "8080"
@@ -283,7 +324,12 @@ def test_worker_group_matches_the_pool_facts(rendered):
         assert pod["nodeSelector"] == want["selector"]
         assert pod["tolerations"] == want["tolerations"]
         if pool.taint_key:
-            assert {"key": pool.taint_key, "operator": "Equal", "value": pool.taint_value, "effect": pool.taint_effect} in pod["tolerations"]
+            assert {
+                "key": pool.taint_key,
+                "operator": "Equal",
+                "value": pool.taint_value,
+                "effect": pool.taint_effect,
+            } in pod["tolerations"]
         assert pod["terminationGracePeriodSeconds"] == svc.termination_grace_period_seconds
         worker = _container(pod, "ray-worker")
         assert worker["image"] == RAY_LLM_IMAGE
@@ -311,7 +357,9 @@ def test_worker_group_matches_the_pool_facts(rendered):
             assert env["HF_TOKEN_PATH"]["value"] == "/var/run/secrets/huggingface/token"
             (vol,) = [v for v in pod["volumes"] if v["name"] == "hf-token"]
             assert vol["secret"]["secretName"] == "hf-token"
-            assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in worker["volumeMounts"]
+            assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in worker[
+                "volumeMounts"
+            ]
         else:
             assert "HF_TOKEN_PATH" not in env
 
@@ -321,19 +369,32 @@ def test_head_has_no_gpus_and_stays_off_the_gpu_pool(rendered):
         spec = _one(rendered, "RayService", svc.name)["spec"]["rayClusterConfig"]
         head = spec["headGroupSpec"]
         assert head["rayStartParams"] == {
-            "dashboard-host": "0.0.0.0", "num-cpus": "0", "num-gpus": "0", "metrics-export-port": "8080",
+            "dashboard-host": "0.0.0.0",
+            "num-cpus": "0",
+            "num-gpus": "0",
+            "metrics-export-port": "8080",
         }
         pod = head["template"]["spec"]
         assert "tolerations" not in pod and "nodeSelector" not in pod
         c = _container(pod, "ray-head")
         assert c["image"] == RAY_LLM_IMAGE
         assert not any("gpu" in k for part in c["resources"].values() for k in part)
-        assert c["resources"]["limits"] == c["resources"]["requests"] == {
-            "cpu": f"{svc.head.cpu:g}", "memory": f"{svc.head.memory_gib}Gi",
-        }
+        assert (
+            c["resources"]["limits"]
+            == c["resources"]["requests"]
+            == {
+                "cpu": f"{svc.head.cpu:g}",
+                "memory": f"{svc.head.memory_gib}Gi",
+            }
+        )
         assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
-            "gcs": 6379, "dashboard": 8265, "client": 10001, "serve": 8000, "metrics": 8080,
-            "as-metrics": 44217, "dash-metrics": 44227,
+            "gcs": 6379,
+            "dashboard": 8265,
+            "client": 10001,
+            "serve": 8000,
+            "metrics": 8080,
+            "as-metrics": 44217,
+            "dash-metrics": 44227,
         }
 
 
@@ -365,7 +426,10 @@ def test_autoscaling_upgrade_and_shutdown_come_from_config(rendered):
         assert rc["enableInTreeAutoscaling"] is True
         assert rc["rayVersion"] == RAY_LLM_IMAGE.split(":")[1].split("-")[0]
         opts = rc["autoscalerOptions"]
-        assert (opts["upscalingMode"], opts["idleTimeoutSeconds"]) == (svc.autoscaler.upscaling_mode, svc.autoscaler.idle_timeout_seconds)
+        assert (opts["upscalingMode"], opts["idleTimeoutSeconds"]) == (
+            svc.autoscaler.upscaling_mode,
+            svc.autoscaler.idle_timeout_seconds,
+        )
         strategy = spec["upgradeStrategy"]
         assert strategy["type"] == svc.upgrade_strategy
         inc = svc.incremental_upgrade
@@ -373,8 +437,10 @@ def test_autoscaling_upgrade_and_shutdown_come_from_config(rendered):
             assert "clusterUpgradeOptions" not in strategy
         else:
             assert strategy["clusterUpgradeOptions"] == {
-                "gatewayClassName": inc.gateway_class_name, "maxSurgePercent": inc.max_surge_percent,
-                "stepSizePercent": inc.step_size_percent, "intervalSeconds": inc.interval_seconds,
+                "gatewayClassName": inc.gateway_class_name,
+                "maxSurgePercent": inc.max_surge_percent,
+                "stepSizePercent": inc.step_size_percent,
+                "intervalSeconds": inc.interval_seconds,
             }
         assert spec["rayClusterDeletionDelaySeconds"] >= svc.graceful_shutdown_timeout_seconds
         assert spec["excludeHeadPodFromServeSvc"] is True
@@ -386,7 +452,11 @@ def test_rayservice_waits_for_kuberay_and_exports_the_serve_endpoint(rendered):
         rec = _record(rendered, "RayService", svc.name)
         assert rec.type == "kubernetes:ray.io/v1:RayService"
         assert set(rendered.owners[RAY_GROUP]) <= set(rec.depends_on)
-        component = next(x for x in rendered.recording.resources if x.type == "llm-infra:serving:RayLlmService" and x.name == svc.name)
+        component = next(
+            x
+            for x in rendered.recording.resources
+            if x.type == "llm-infra:serving:RayLlmService" and x.name == svc.name
+        )
         assert rec.parent == component.urn
         endpoint = f"http://{svc.name}-serve-svc.{ns}.svc.cluster.local:8000/v1"
         assert rendered.recording.outputs["endpoints"][svc.name] == endpoint
@@ -394,7 +464,11 @@ def test_rayservice_waits_for_kuberay_and_exports_the_serve_endpoint(rendered):
 
 def test_ray_objects_validate_against_upstream_schemas(rendered):
     names = {s.name for s in _services(rendered)}
-    ours = [o for o in manifests(rendered.recording) if o["metadata"].get("labels", {}).get("app.kubernetes.io/instance") in names]
+    ours = [
+        o
+        for o in manifests(rendered.recording)
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/instance") in names
+    ]
     kinds = {o["kind"] for o in ours}
     assert {"RayService", "PodMonitor", "PrometheusRule", "ConfigMap"} <= kinds
     for obj in ours:
@@ -411,8 +485,11 @@ def test_pod_monitors_scrape_the_ray_metrics_ports(rendered):
     for svc in _services(rendered):
         rc = _one(rendered, "RayService", svc.name)["spec"]["rayClusterConfig"]
         groups = {"head": rc["headGroupSpec"], "worker": rc["workerGroupSpecs"][0]}
-        monitors = {m["spec"]["selector"]["matchLabels"]["ray.io/node-type"]: m for m in _objects(rendered, "PodMonitor")
-                    if m["metadata"]["name"].startswith(f"{svc.name}-")}
+        monitors = {
+            m["spec"]["selector"]["matchLabels"]["ray.io/node-type"]: m
+            for m in _objects(rendered, "PodMonitor")
+            if m["metadata"]["name"].startswith(f"{svc.name}-")
+        }
         assert set(monitors) == {"head", "worker"}
         for node_type, pm in monitors.items():
             assert mon.monitor_labels.items() <= pm["metadata"]["labels"].items()
@@ -429,7 +506,11 @@ def test_pod_monitors_scrape_the_ray_metrics_ports(rendered):
             assert pm["spec"]["namespaceSelector"] == {"matchNames": [rendered.plan.config.namespace]}
             rec = _record(rendered, "PodMonitor", pm["metadata"]["name"])
             assert set(rendered.owners[MONITORING_GROUP]) <= set(rec.depends_on)
-        assert {e["port"] for e in monitors["head"]["spec"]["podMetricsEndpoints"]} == {"metrics", "as-metrics", "dash-metrics"}
+        assert {e["port"] for e in monitors["head"]["spec"]["podMetricsEndpoints"]} == {
+            "metrics",
+            "as-metrics",
+            "dash-metrics",
+        }
 
 
 def test_alert_rules_use_the_thresholds_and_link_runbooks(rendered):
@@ -438,7 +519,9 @@ def test_alert_rules_use_the_thresholds_and_link_runbooks(rendered):
     for svc in _services(rendered):
         rule = _one(rendered, "PrometheusRule", f"{svc.name}-ray-serve-llm")
         assert mon.monitor_labels.items() <= rule["metadata"]["labels"].items()
-        assert set(rendered.owners[MONITORING_GROUP]) <= set(_record(rendered, "PrometheusRule", rule["metadata"]["name"]).depends_on)
+        assert set(rendered.owners[MONITORING_GROUP]) <= set(
+            _record(rendered, "PrometheusRule", rule["metadata"]["name"]).depends_on
+        )
         rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
         expected = {
             "RayServeHighErrorRatio": (ro.HTTP_ERRORS, alerts.error_ratio, alerts.error_ratio_for),
@@ -471,7 +554,15 @@ def test_dashboard_configmap_for_the_serve_llm_metrics(rendered):
         assert board["uid"] == ro.dashboard_uid(svc.name, ns) and len(board["uid"]) <= 40
         exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
         assert exprs and all(f'ray_service="{svc.name}"' in e for e in exprs)
-        for metric in (ro.HTTP_REQUESTS, ro.HTTP_ERRORS, ro.TTFT, ro.TPOT, ro.KV_CACHE_USAGE, ro.REQUESTS_WAITING, ro.REPLICA_HEALTHY):
+        for metric in (
+            ro.HTTP_REQUESTS,
+            ro.HTTP_ERRORS,
+            ro.TTFT,
+            ro.TPOT,
+            ro.KV_CACHE_USAGE,
+            ro.REQUESTS_WAITING,
+            ro.REPLICA_HEALTHY,
+        ):
             assert any(metric in e for e in exprs), metric
         ids = [p["id"] for p in board["panels"]]
         assert len(ids) == len(set(ids))
@@ -497,46 +588,144 @@ def _onprem_pool(v, **changes):
 
 
 BAD: list[tuple[str, str, Any, str, str]] = [
-    ("tp-over-gpus-per-worker", "prod", lambda v, s: _ray(v)["models"][0].update(tensorParallelSize=2),
-     "rayServices[0].models[0].tensorParallelSize", "exceeds the 1 GPUs"),
-    ("min-gpus-over-max-workers", "prod", lambda v, s: _ray(v).update(minWorkers=1, maxWorkers=1),
-     "rayServices[0].maxWorkers", "minimum replicas need 2 GPUs, but 1 workers x 1 GPUs give 1"),
-    ("max-replicas-never-placeable", "prod", lambda v, s: _ray(v)["models"][1].update(maxReplicas=5),
-     "rayServices[0].models[1].maxReplicas", "can never be placed"),
-    ("unknown-worker-pool", "prod", lambda v, s: _ray(v).update(workerPool="h100"),
-     "rayServices[0].workerPool", "no node pool 'h100'"),
-    ("kuberay-disabled", "prod", lambda v, s: v.setdefault("addons", {}).update(kuberay={"enabled": False}),
-     "addons.kuberay.enabled", "need the KubeRay operator"),
-    ("time-sliced-pool", "prod", lambda v, s: _l40s(v).update(gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}),
-     "rayServices[0].workerPool", "shares its GPUs"),
-    ("gpus-per-worker-over-node", "prod", lambda v, s: _ray(v).update(gpusPerWorker=2),
-     "rayServices[0].gpusPerWorker", "exceeds the 1 GPUs"),
-    ("accelerator-type-mismatch", "prod", lambda v, s: _ray(v).update(acceleratorType="H100"),
-     "rayServices[0].acceleratorType", "does not match"),
-    ("accelerator-type-unknown-to-ray", "prod", lambda v, s: _ray(v).update(acceleratorType="RTX4090"),
-     "rayServices[0].acceleratorType", "not a Ray accelerator type"),
-    ("gpu-without-ray-accelerator-type", "onprem",
-     lambda v, s: (_onprem_pool(v, gpu={"model": "NVIDIA RTX 6000 Ada", "count": 4, "memoryGib": 48, "productLabel": "NVIDIA-RTX-6000-Ada-Generation"},
-                                nodeSelector={"nvidia.com/gpu.product": "NVIDIA-RTX-6000-Ada-Generation"}),
-                   _onprem_ray(v, s, models=[ONPREM_RAY[0]["models"][0]], minWorkers=1)),
-     "rayServices[0].acceleratorType", "Ray has no accelerator type"),
-    ("new-cluster-upgrade-without-room", "prod", lambda v, s: _l40s(v).update(maxNodes=3),
-     "rayServices[0].upgradeStrategy", "NewCluster upgrades start a second cluster"),
-    ("incremental-without-gateway", "prod", lambda v, s: _ray(v).update(upgradeStrategy="NewClusterWithIncrementalUpgrade"),
-     "rayServices[0]", "needs incrementalUpgrade.gatewayClassName"),
-    ("drain-longer-than-grace", "prod", lambda v, s: _ray(v).update(gracefulShutdownTimeoutSeconds=900),
-     "rayServices[0]", "pods would be killed mid-drain"),
-    ("worker-cpu-over-node", "prod", lambda v, s: _ray(v).update(workerCpu=16),
-     "rayServices[0].workerCpu", "exceeds what one 1-GPU worker may take"),
-    ("worker-memory-over-node", "prod", lambda v, s: _ray(v).update(workerMemoryGib=64),
-     "rayServices[0].workerMemoryGib", "exceeds what one 1-GPU worker may take"),
-    ("shm-over-half-the-memory", "prod", lambda v, s: _ray(v).update(shmSizeGib=40),
-     "rayServices[0].shmSizeGib", "at most half"),
-    ("existing-pool-without-worker-size", "onprem", lambda v, s: _onprem_ray(v, s, workerCpu=None, workerMemoryGib=None),
-     "rayServices[0].workerCpu", "required"),
-    ("gated-ray-model-without-token", "onprem",
-     lambda v, s: _onprem_ray(v, s, models=[{**ONPREM_RAY[0]["models"][0], "requiresHfToken": True}]),
-     "rayServices[0].models[0].requiresHfToken", "hfToken"),
+    (
+        "tp-over-gpus-per-worker",
+        "prod",
+        lambda v, s: _ray(v)["models"][0].update(tensorParallelSize=2),
+        "rayServices[0].models[0].tensorParallelSize",
+        "exceeds the 1 GPUs",
+    ),
+    (
+        "min-gpus-over-max-workers",
+        "prod",
+        lambda v, s: _ray(v).update(minWorkers=1, maxWorkers=1),
+        "rayServices[0].maxWorkers",
+        "minimum replicas need 2 GPUs, but 1 workers x 1 GPUs give 1",
+    ),
+    (
+        "max-replicas-never-placeable",
+        "prod",
+        lambda v, s: _ray(v)["models"][1].update(maxReplicas=5),
+        "rayServices[0].models[1].maxReplicas",
+        "can never be placed",
+    ),
+    (
+        "unknown-worker-pool",
+        "prod",
+        lambda v, s: _ray(v).update(workerPool="h100"),
+        "rayServices[0].workerPool",
+        "no node pool 'h100'",
+    ),
+    (
+        "kuberay-disabled",
+        "prod",
+        lambda v, s: v.setdefault("addons", {}).update(kuberay={"enabled": False}),
+        "addons.kuberay.enabled",
+        "need the KubeRay operator",
+    ),
+    (
+        "time-sliced-pool",
+        "prod",
+        lambda v, s: _l40s(v).update(gpuSharing={"strategy": "time-slicing", "clientsPerGpu": 2}),
+        "rayServices[0].workerPool",
+        "shares its GPUs",
+    ),
+    (
+        "gpus-per-worker-over-node",
+        "prod",
+        lambda v, s: _ray(v).update(gpusPerWorker=2),
+        "rayServices[0].gpusPerWorker",
+        "exceeds the 1 GPUs",
+    ),
+    (
+        "accelerator-type-mismatch",
+        "prod",
+        lambda v, s: _ray(v).update(acceleratorType="H100"),
+        "rayServices[0].acceleratorType",
+        "does not match",
+    ),
+    (
+        "accelerator-type-unknown-to-ray",
+        "prod",
+        lambda v, s: _ray(v).update(acceleratorType="RTX4090"),
+        "rayServices[0].acceleratorType",
+        "not a Ray accelerator type",
+    ),
+    (
+        "gpu-without-ray-accelerator-type",
+        "onprem",
+        lambda v, s: (
+            _onprem_pool(
+                v,
+                gpu={
+                    "model": "NVIDIA RTX 6000 Ada",
+                    "count": 4,
+                    "memoryGib": 48,
+                    "productLabel": "NVIDIA-RTX-6000-Ada-Generation",
+                },
+                nodeSelector={"nvidia.com/gpu.product": "NVIDIA-RTX-6000-Ada-Generation"},
+            ),
+            _onprem_ray(v, s, models=[ONPREM_RAY[0]["models"][0]], minWorkers=1),
+        ),
+        "rayServices[0].acceleratorType",
+        "Ray has no accelerator type",
+    ),
+    (
+        "new-cluster-upgrade-without-room",
+        "prod",
+        lambda v, s: _l40s(v).update(maxNodes=3),
+        "rayServices[0].upgradeStrategy",
+        "NewCluster upgrades start a second cluster",
+    ),
+    (
+        "incremental-without-gateway",
+        "prod",
+        lambda v, s: _ray(v).update(upgradeStrategy="NewClusterWithIncrementalUpgrade"),
+        "rayServices[0]",
+        "needs incrementalUpgrade.gatewayClassName",
+    ),
+    (
+        "drain-longer-than-grace",
+        "prod",
+        lambda v, s: _ray(v).update(gracefulShutdownTimeoutSeconds=900),
+        "rayServices[0]",
+        "pods would be killed mid-drain",
+    ),
+    (
+        "worker-cpu-over-node",
+        "prod",
+        lambda v, s: _ray(v).update(workerCpu=16),
+        "rayServices[0].workerCpu",
+        "exceeds what one 1-GPU worker may take",
+    ),
+    (
+        "worker-memory-over-node",
+        "prod",
+        lambda v, s: _ray(v).update(workerMemoryGib=64),
+        "rayServices[0].workerMemoryGib",
+        "exceeds what one 1-GPU worker may take",
+    ),
+    (
+        "shm-over-half-the-memory",
+        "prod",
+        lambda v, s: _ray(v).update(shmSizeGib=40),
+        "rayServices[0].shmSizeGib",
+        "at most half",
+    ),
+    (
+        "existing-pool-without-worker-size",
+        "onprem",
+        lambda v, s: _onprem_ray(v, s, workerCpu=None, workerMemoryGib=None),
+        "rayServices[0].workerCpu",
+        "required",
+    ),
+    (
+        "gated-ray-model-without-token",
+        "onprem",
+        lambda v, s: _onprem_ray(v, s, models=[{**ONPREM_RAY[0]["models"][0], "requiresHfToken": True}]),
+        "rayServices[0].models[0].requiresHfToken",
+        "hfToken",
+    ),
 ]
 
 
@@ -567,8 +756,18 @@ def test_every_catalog_gpu_has_a_ray_accelerator_type():
     for cloud in ("eks", "gke"):
         for shape in catalog.shapes_for(cloud):
             facts = NodePoolFacts(
-                name="p", cloud=cloud, instance_type=shape.name, gpu_model=shape.gpu_model, gpus_per_node=shape.gpu_count,
-                gpu_memory_gib=shape.gpu_memory_gib, product_label=shape.product_label, vcpus=shape.vcpus,
-                memory_gib=shape.memory_gib, hourly_usd=shape.hourly_usd, taint_key=None, taint_value=None, taint_effect=None,
+                name="p",
+                cloud=cloud,
+                instance_type=shape.name,
+                gpu_model=shape.gpu_model,
+                gpus_per_node=shape.gpu_count,
+                gpu_memory_gib=shape.gpu_memory_gib,
+                product_label=shape.product_label,
+                vcpus=shape.vcpus,
+                memory_gib=shape.memory_gib,
+                hourly_usd=shape.hourly_usd,
+                taint_key=None,
+                taint_value=None,
+                taint_effect=None,
             )
             assert ray_accelerator_type(facts) == EXPECTED_ACCELERATOR[shape.gpu_model], shape.name

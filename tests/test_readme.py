@@ -44,6 +44,11 @@ def test_readme_command_runs_as_written(command):
 
 
 def test_configuration_reference_is_generated_from_the_models():
-    result = subprocess.run([sys.executable, "scripts/config_reference.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "scripts/config_reference.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr

@@ -65,7 +65,10 @@ def test_secrets_are_masked_in_outputs(recording):
 def test_cli_renders_dev_and_prints_the_plan(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "components", "render", "--stack", "dev", "--out", str(tmp_path / "dev")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "# Plan for stack `dev`" in result.stdout
@@ -76,7 +79,10 @@ def test_cli_renders_dev_and_prints_the_plan(tmp_path):
 def test_cli_all_renders_every_stack(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "components", "render", "--all", "--quiet", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(STACKS)
@@ -85,7 +91,10 @@ def test_cli_all_renders_every_stack(tmp_path):
 def test_unknown_stack_is_a_clear_error(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "components", "render", "--stack", "nope", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "no stack file Pulumi.nope.yaml" in result.stderr and "Traceback" not in result.stderr
@@ -112,7 +121,10 @@ def test_summary_is_actionable(recording):
         assert "System pool: none created (existing cluster)" in text
     else:
         pool = cluster.system_pool
-        assert f"System pool (operators, monitoring; CPU only): {pool.machine_type(cluster.cloud)}, {pool.min_nodes}..{pool.max_nodes} nodes." in text
+        assert (
+            f"System pool (operators, monitoring; CPU only): {pool.machine_type(cluster.cloud)}, {pool.min_nodes}..{pool.max_nodes} nodes."
+            in text
+        )
     for name in [m.name for m in plan.config.models] + [s.name for s in plan.config.ray_services]:
         assert f"| {name} | {recording.outputs['endpoints'][name]} |" in text
     for m in plan.config.models:

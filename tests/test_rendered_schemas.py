@@ -20,7 +20,14 @@ from config import versions
 
 from conftest import objects
 from upstream import (
-    UPSTREAM, chart_sources, chart_values, crd_schemas, custom_resource_errors, documented_keys, is_custom, required,
+    UPSTREAM,
+    chart_sources,
+    chart_values,
+    crd_schemas,
+    custom_resource_errors,
+    documented_keys,
+    is_custom,
+    required,
     strict_structural,
 )
 
@@ -62,8 +69,9 @@ def free_form(key: str, upstream: Any) -> bool:
     return key in K8S_STRING_MAPS and all(not isinstance(v, (dict, list)) for v in upstream.values())
 
 
-def unknown_value_keys(ours: Any, upstream: Any, documented: frozenset[tuple[str, ...]] = frozenset(),
-                       path: tuple[str, ...] = ()) -> list[str]:
+def unknown_value_keys(
+    ours: Any, upstream: Any, documented: frozenset[tuple[str, ...]] = frozenset(), path: tuple[str, ...] = ()
+) -> list[str]:
     """Keys we set that the chart's values.yaml neither has nor documents in a comment."""
     if not isinstance(ours, dict) or free_form(path[-1] if path else "", upstream):
         return []
@@ -111,9 +119,13 @@ def test_helm_values_keys_exist_upstream(recording):
                     continue
                 reference = merged(sub, upstream.get(key) or {})
                 documented = frozenset((key, *p) for p in documented_keys(subchart)) | documented_keys(chart)
-                unknown += [f"{release['name']} ({subchart} subchart): {k}"
-                            for k in unknown_value_keys({key: values.pop(key)}, {key: reference}, documented)]
-        unknown += [f"{release['name']} ({chart}): {k}" for k in unknown_value_keys(values, upstream, documented_keys(chart))]
+                unknown += [
+                    f"{release['name']} ({subchart} subchart): {k}"
+                    for k in unknown_value_keys({key: values.pop(key)}, {key: reference}, documented)
+                ]
+        unknown += [
+            f"{release['name']} ({chart}): {k}" for k in unknown_value_keys(values, upstream, documented_keys(chart))
+        ]
     assert not unknown, f"keys not in the upstream values.yaml: {unknown}"
     if missing:
         required(f"no upstream values.yaml for {missing} under {UPSTREAM / 'helm-values'}")
@@ -142,7 +154,9 @@ def test_chart_pins_match_upstream_sources():
             unlisted.append(chart.name)
             continue
         recorded = sources[chart.name]
-        assert chart.version == recorded["version"], f"{chart.name}: pinned {chart.version}, upstream files are {recorded['version']}"
+        assert chart.version == recorded["version"], (
+            f"{chart.name}: pinned {chart.version}, upstream files are {recorded['version']}"
+        )
         if "repository" in recorded:
             ours = f"{chart.repository}/{chart.name}" if chart.repository.startswith("oci://") else chart.repository
             assert ours == recorded["repository"], f"{chart.name}: repository {ours} != {recorded['repository']}"
@@ -163,7 +177,9 @@ def test_images_are_pinned(recording):
         for pod in _pod_specs(spec):
             for c in [*pod.get("initContainers", []), *pod.get("containers", [])]:
                 image = c["image"]
-                assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{obj['kind']}/{obj['metadata']['name']}: unpinned image {image}"
+                assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (
+                    f"{obj['kind']}/{obj['metadata']['name']}: unpinned image {image}"
+                )
 
 
 def _pod_specs(spec: dict[str, Any]):
@@ -185,9 +201,14 @@ def test_values_key_check_catches_unknown_keys_and_accepts_documented_ones():
     if karpenter is None or grafana is None:
         required("no upstream values for karpenter or grafana")
     assert karpenter["nodeSelector"] == {"kubernetes.io/os": "linux"}  # a non-empty free-form default
-    ours = {"nodeSelector": {"llm-infra.io/node-pool": "system"}, "replicas": 2, "replica": 2,
-            "controller": {"resources": {"requests": {"cpu": "1"}}, "resourcez": {}}}
+    ours = {
+        "nodeSelector": {"llm-infra.io/node-pool": "system"},
+        "replicas": 2,
+        "replica": 2,
+        "controller": {"resources": {"requests": {"cpu": "1"}}, "resourcez": {}},
+    }
     assert unknown_value_keys(ours, karpenter, documented_keys("karpenter")) == ["replica", "controller.resourcez"]
     assert ("persistence", "storageClassName") in documented_keys("grafana")
-    assert unknown_value_keys({"persistence": {"storageClassName": "gp3", "storageClass": "gp3"}}, grafana,
-                              documented_keys("grafana")) == ["persistence.storageClass"]
+    assert unknown_value_keys(
+        {"persistence": {"storageClassName": "gp3", "storageClass": "gp3"}}, grafana, documented_keys("grafana")
+    ) == ["persistence.storageClass"]

@@ -134,13 +134,25 @@ def pods_of(rec: Recording) -> list[PodUnderTest]:
         meta = obj["metadata"]
         if obj["kind"] in WORKLOAD_KINDS:
             tpl = obj["spec"]["template"]
-            out.append(PodUnderTest(f"{obj['kind']}.{meta['namespace']}.{meta['name']}", obj["kind"], meta["namespace"],
-                                    tpl["metadata"]["labels"], tpl["spec"], "vllm"))
+            out.append(
+                PodUnderTest(
+                    f"{obj['kind']}.{meta['namespace']}.{meta['name']}",
+                    obj["kind"],
+                    meta["namespace"],
+                    tpl["metadata"]["labels"],
+                    tpl["spec"],
+                    "vllm",
+                )
+            )
         elif obj["kind"] == "RayService":
             for pod in kuberay_pods(obj):
                 m = pod["metadata"]
                 role = "ray-head" if m["labels"]["ray.io/node-type"] == "head" else "ray-worker"
-                out.append(PodUnderTest(f"Pod.{m['namespace']}.{m['name']}", "Pod", m["namespace"], m["labels"], pod["spec"], role))
+                out.append(
+                    PodUnderTest(
+                        f"Pod.{m['namespace']}.{m['name']}", "Pod", m["namespace"], m["labels"], pod["spec"], role
+                    )
+                )
     return out
 
 
@@ -148,7 +160,16 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec.get("containers", [])]
 
 
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(spec: dict[str, Any]) -> list[str]:
@@ -178,7 +199,10 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
             bad.append(f"{name}: capabilities not dropped")
         if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
             bad.append(f"{name}: adds {caps['add']}")
-        if not (ctx.get("runAsNonRoot") is True or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)):
+        if not (
+            ctx.get("runAsNonRoot") is True
+            or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)
+        ):
             bad.append(f"{name}: runAsNonRoot not true")
         if ctx.get("runAsUser") == 0:
             bad.append(f"{name}: runAsUser 0")
@@ -291,12 +315,16 @@ def test_hugging_face_token_is_a_read_only_file(stack, recording):
             continue
         (vol,) = token_volumes
         assert vol["secret"] == {
-            "secretName": secret, "items": [{"key": "token", "path": "token"}], "defaultMode": HF_TOKEN_MODE,
+            "secretName": secret,
+            "items": [{"key": "token", "path": "token"}],
+            "defaultMode": HF_TOKEN_MODE,
         }
         assert HF_TOKEN_MODE == 0o440
         for c in pod.spec["containers"] + pod.spec.get("initContainers", []):
             if c["name"] == "autoscaler":
-                assert not any(m["name"] == vol["name"] for m in c.get("volumeMounts", [])), "the autoscaler needs no token"
+                assert not any(m["name"] == vol["name"] for m in c.get("volumeMounts", [])), (
+                    "the autoscaler needs no token"
+                )
                 continue
             (mount,) = [m for m in c["volumeMounts"] if m["name"] == vol["name"]]
             assert mount == {"name": vol["name"], "mountPath": HF_TOKEN_DIR, "readOnly": True}
@@ -319,13 +347,19 @@ def test_serving_namespace_guard_rails(stack, recording):
         # extended resources: only the requests. prefix is allowed (Kubernetes "Resource Quotas")
         assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": q}
         # the GPUs the stack starts with fit in the quota (config/checks rejects the opposite)
-        gpus = sum(int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) * replicas
-                   for obj in objects(recording, namespace=cfg.namespace) if obj["kind"] in WORKLOAD_KINDS
-                   for replicas in [obj["spec"]["replicas"]] for c in obj["spec"]["template"]["spec"]["containers"])
+        gpus = sum(
+            int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) * replicas
+            for obj in objects(recording, namespace=cfg.namespace)
+            if obj["kind"] in WORKLOAD_KINDS
+            for replicas in [obj["spec"]["replicas"]]
+            for c in obj["spec"]["template"]["spec"]["containers"]
+        )
         assert gpus <= cfg.security.gpu_quota
     (limits,) = objects(recording, "LimitRange", cfg.namespace)
     (container,) = limits["spec"]["limits"]
-    assert container["type"] == "Container" and {"cpu", "memory"} <= set(container["default"]) <= set(container["defaultRequest"])
+    assert container["type"] == "Container" and {"cpu", "memory"} <= set(container["default"]) <= set(
+        container["defaultRequest"]
+    )
 
 
 def test_gpu_quota_below_the_minimum_replicas_is_rejected():
@@ -372,7 +406,9 @@ def _peer_matches(rule_peer: dict[str, Any], peer: Peer, policy_ns: str) -> bool
             return False
         ip = ipaddress.ip_address(peer.ip)
         block = rule_peer["ipBlock"]
-        return ip in ipaddress.ip_network(block["cidr"]) and not any(ip in ipaddress.ip_network(x) for x in block.get("except", []))
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(x) for x in block.get("except", [])
+        )
     if peer.ip is not None:
         return False
     ns_selector, pod_selector = rule_peer.get("namespaceSelector"), rule_peer.get("podSelector")
@@ -387,18 +423,28 @@ def _port_matches(ports: list[dict[str, Any]] | None, port: int, protocol: str) 
     if not ports:
         return True
     return any(
-        p.get("protocol", "TCP") == protocol and (p.get("port") is None or p["port"] <= port <= p.get("endPort", p["port"]))
+        p.get("protocol", "TCP") == protocol
+        and (p.get("port") is None or p["port"] <= port <= p.get("endPort", p["port"]))
         for p in ports
     )
 
 
-def allowed(policies: list[dict[str, Any]], namespace: str, pod_labels: dict[str, str], direction: str,
-            peer: Peer, port: int, protocol: str = "TCP") -> bool:
+def allowed(
+    policies: list[dict[str, Any]],
+    namespace: str,
+    pod_labels: dict[str, str],
+    direction: str,
+    peer: Peer,
+    port: int,
+    protocol: str = "TCP",
+) -> bool:
     """Kubernetes NetworkPolicy semantics: a pod selected by no policy of a direction is open in
     that direction; otherwise a connection needs one rule of one selecting policy to match."""
     selecting = [
-        p for p in policies
-        if p["metadata"]["namespace"] == namespace and selects(p["spec"]["podSelector"], pod_labels)
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == namespace
+        and selects(p["spec"]["podSelector"], pod_labels)
         and direction in p["spec"].get("policyTypes", ["Ingress"])
     ]
     if not selecting:
@@ -407,7 +453,9 @@ def allowed(policies: list[dict[str, Any]], namespace: str, pod_labels: dict[str
     for policy in selecting:
         for rule in policy["spec"].get(key) or []:
             peers = rule.get(peers_key)
-            if (not peers or any(_peer_matches(rp, peer, namespace) for rp in peers)) and _port_matches(rule.get("ports"), port, protocol):
+            if (not peers or any(_peer_matches(rp, peer, namespace) for rp in peers)) and _port_matches(
+                rule.get("ports"), port, protocol
+            ):
                 return True
     return False
 
@@ -487,7 +535,9 @@ def test_gateway_namespace_of_an_http_route_reaches_only_that_model():
     model = cfg.models[0].name
     assert allowed(policies, cfg.namespace, pod.labels, "Ingress", pod_peer("gateways"), 8000)
     assert not allowed(policies, cfg.namespace, pod.labels, "Ingress", pod_peer("gateways"), 8080)
-    assert not allowed(policies, cfg.namespace, {"app.kubernetes.io/name": "other"}, "Ingress", pod_peer("gateways"), 8000)
+    assert not allowed(
+        policies, cfg.namespace, {"app.kubernetes.io/name": "other"}, "Ingress", pod_peer("gateways"), 8000
+    )
     assert sorted(p["metadata"]["name"] for p in policies if p["metadata"]["name"].endswith("-allow-gateway")) == [
         f"{model}-allow-gateway"
     ]
@@ -502,12 +552,18 @@ def test_gateway_namespace_of_an_http_route_reaches_only_that_model():
 
 def test_ingress_cidrs_and_api_server_ranges_follow_the_config():
     def narrow(v):
-        set_network_policy(v, ingressCidrs=["10.0.0.0/16"], apiServerCidrs=["172.20.0.0/28"], apiServerPorts=[6443],
-                           egressCidrs=["192.0.2.0/24"])
+        set_network_policy(
+            v,
+            ingressCidrs=["10.0.0.0/16"],
+            apiServerCidrs=["172.20.0.0/28"],
+            apiServerPorts=[6443],
+            egressCidrs=["192.0.2.0/24"],
+        )
 
     rec = variant("prod-narrow", "prod", narrow)
     cfg, policies, pods = _net(rec, "prod")
     for pod in pods:
+
         def may(direction, peer, port, labels=pod.labels):
             return allowed(policies, cfg.namespace, labels, direction, peer, port)
 
@@ -529,7 +585,9 @@ def test_bad_network_policy_config_names_the_field():
         set_network_policy(values, **{field: value})
         with pytest.raises(ConfigError) as err:
             load_stack_config("dev", values, secrets)
-        assert any(line.startswith(f"dev: security.networkPolicy.{field}") for line in err.value.lines()), err.value.lines()
+        assert any(line.startswith(f"dev: security.networkPolicy.{field}") for line in err.value.lines()), (
+            err.value.lines()
+        )
 
 
 # ============================================================================= state
@@ -548,7 +606,8 @@ def test_stateful_resources_are_protected_or_retained_in_protected_stacks(stack,
             assert r.retain_on_delete is protect, "deleting the namespace would delete the caches in it"
     for sts in objects(recording, "StatefulSet"):
         assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
-            "whenDeleted": "Retain" if protect else "Delete", "whenScaled": "Retain",
+            "whenDeleted": "Retain" if protect else "Delete",
+            "whenScaled": "Retain",
         }
     assert plan_of("prod").config.cluster.protect and not plan_of("dev").config.cluster.protect
 
@@ -665,7 +724,10 @@ def checkov_reports(tmp_path_factory) -> dict[str, dict[str, Any]]:
         # no --quiet: the passed checks show that every workload was actually scanned
         procs[stack] = subprocess.Popen(
             [exe, "--framework", "kubernetes", "-d", str(out / "manifests"), "-o", "json", "--skip-download"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
     reports = {}
     for stack, proc in procs.items():
@@ -692,7 +754,8 @@ def test_checkov_scans_every_workload(stack, checkov_reports):
     assert summary["parsing_errors"] == 0
     expected = {p.id for p in pods_of(render(stack))} | {
         f"{o['kind']}.{o['metadata']['namespace']}.{o['metadata']['name']}"
-        for o in objects(render(stack)) if o["kind"] in ("Service", "Secret", "ConfigMap")
+        for o in objects(render(stack))
+        if o["kind"] in ("Service", "Secret", "ConfigMap")
     }
     assert expected <= scanned, sorted(expected - scanned)
 
@@ -719,7 +782,6 @@ def test_checkov_exceptions_are_few_justified_and_all_in_use(checkov_reports):
     # the vLLM workloads are only excepted from the two image-reference checks
     vllm_excepted = {check for check, res in failures if res.split(".", 1)[0] in WORKLOAD_KINDS}
     assert vllm_excepted <= {"CKV_K8S_15", "CKV_K8S_43"}, vllm_excepted
-
 
 
 # ============================================================================ runbooks

@@ -20,10 +20,18 @@ CHECKS = [
 
 
 def run(tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ("CI", "LLM_INFRA_UPSTREAM_OPTIONAL", "LLM_INFRA_CRDS_DIR")}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("CI", "LLM_INFRA_UPSTREAM_OPTIONAL", "LLM_INFRA_CRDS_DIR")
+    }
     environ.update(LLM_INFRA_UPSTREAM=str(tmp_path / "no-upstream-here"), **env)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-rs", *CHECKS],
-                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-rs", *CHECKS],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("ci", ["true", None], ids=["ci", "local"])

@@ -81,7 +81,11 @@ class Served:
         return found[0] if found else None
 
     def record(self, kind: str, name: str):
-        found = [r for r in self.recording.resources if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name]
+        found = [
+            r
+            for r in self.recording.resources
+            if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name
+        ]
         assert len(found) == 1
         return found[0]
 
@@ -284,7 +288,7 @@ def test_server_args_come_from_typed_config(sv):
         for flag in MANAGED_VLLM_FLAGS:
             assert len(f.get(flag, [])) <= 1, (m.name, flag)
         if m.extra_args:
-            assert args[-len(m.extra_args):] == list(m.extra_args)
+            assert args[-len(m.extra_args) :] == list(m.extra_args)
 
 
 def test_gpu_request_equals_limit_equals_tensor_parallel_size(sv):
@@ -383,7 +387,9 @@ def test_hugging_face_token_only_through_a_secret_reference(sv):
                 assert env["HF_TOKEN_PATH"] == {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"}
                 (vol,) = [v for v in pod_spec(w)["volumes"] if v["name"] == "hf-token"]
                 assert vol["secret"]["secretName"] == sv.context.hf_token_secret
-                assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c["volumeMounts"]
+                assert {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} in c[
+                    "volumeMounts"
+                ]
             else:
                 assert "HF_TOKEN_PATH" not in env
             assert env["HF_HOME"]["value"] == "/model-cache"
@@ -426,7 +432,11 @@ def test_model_cache_and_pre_download(sv):
         assert f["--cache-dir"] == [HF_HUB_CACHE] == flags(container(w)["args"])["--download-dir"]
         assert f.get("--revision") == ([m.revision] if m.revision else None)
         mounts = {vm["name"]: vm["mountPath"] for vm in init["volumeMounts"]}
-        assert mounts["model-cache"] == "/model-cache" == {vm["name"]: vm["mountPath"] for vm in container(w)["volumeMounts"]}["model-cache"]
+        assert (
+            mounts["model-cache"]
+            == "/model-cache"
+            == {vm["name"]: vm["mountPath"] for vm in container(w)["volumeMounts"]}["model-cache"]
+        )
         assert init["resources"]["requests"] == init["resources"]["limits"]
 
 
@@ -473,7 +483,9 @@ def test_ingress_streams_with_long_timeouts(sv):
 def test_http_route_on_a_gateway():
     def mutate(v, s):
         v["models"][0]["httpRoute"] = {
-            "gatewayName": "inference", "gatewayNamespace": "gateways", "hostnames": ["llm.dev.example.com"],
+            "gatewayName": "inference",
+            "gatewayNamespace": "gateways",
+            "hostnames": ["llm.dev.example.com"],
             "timeoutSeconds": 900,
         }
 
@@ -521,7 +533,10 @@ def test_autoscaling_on_inference_signals(sv):
             assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (a.min_replicas, a.max_replicas)
             # KEDA's cooldownPeriod only applies to scaling to zero and back (KEDA docs,
             # ScaledObject spec); it follows the HPA's scale-down stabilization window
-            assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (a.polling_interval_seconds, a.scale_down_stabilization_seconds)
+            assert (spec["pollingInterval"], spec["cooldownPeriod"]) == (
+                a.polling_interval_seconds,
+                a.scale_down_stabilization_seconds,
+            )
             triggers = {t["name"]: t for t in spec["triggers"]}
             for t in triggers.values():
                 assert t["type"] == "prometheus"
@@ -560,7 +575,9 @@ def test_autoscaling_on_inference_signals(sv):
             by_name = {x["pods"]["metric"]["name"]: x for x in spec["metrics"]}
             assert all(x["type"] == "Pods" for x in spec["metrics"]), "never CPU"
             qd = by_name[metrics.ADAPTER_QUEUE_DEPTH]["pods"]["target"]
-            assert qd["type"] == "AverageValue" and quantity_value(qd["averageValue"]) == Decimal(str(a.queue_depth_target))
+            assert qd["type"] == "AverageValue" and quantity_value(qd["averageValue"]) == Decimal(
+                str(a.queue_depth_target)
+            )
             assert (metrics.ADAPTER_KV_CACHE_USAGE in by_name) == (a.kv_cache_usage_target is not None)
             _behavior_ok(spec["behavior"], a)
 
@@ -585,7 +602,12 @@ def test_fixed_size_models_get_no_autoscaler():
 
 def test_scale_to_zero_only_when_enabled_and_woken_by_the_ingress():
     def mutate(v, s):
-        v["models"][0]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 4, "scaleToZero": True, "activationQueueDepth": 1}
+        v["models"][0]["autoscaling"] = {
+            "minReplicas": 0,
+            "maxReplicas": 4,
+            "scaleToZero": True,
+            "activationQueueDepth": 1,
+        }
 
     sv = serve("prod", mutate)
     m = sv.plan.config.models[0]
@@ -634,7 +656,11 @@ def test_alert_rules_use_the_configured_thresholds(sv):
             "VllmHighErrorRate": (metrics.HTTP_REQUESTS, f"> {t.error_ratio:g}", t.error_ratio_for),
         }
         if sv.context.addons.monitoring.gpu_metrics:
-            expected["VllmGpuTemperatureHigh"] = (metrics.DCGM_GPU_TEMP, f"> {t.gpu_temperature_celsius:g}", t.gpu_temperature_for)
+            expected["VllmGpuTemperatureHigh"] = (
+                metrics.DCGM_GPU_TEMP,
+                f"> {t.gpu_temperature_celsius:g}",
+                t.gpu_temperature_for,
+            )
         if autoscaled:
             expected["VllmReplicasAtMaximum"] = (metrics.KSM_HPA_MAX_REPLICAS, ">=", t.max_replicas_for)
         assert set(rules) == set(expected), m.name
@@ -665,7 +691,11 @@ def test_alert_rules_use_the_configured_thresholds(sv):
 
 def test_pod_regex_selects_only_the_models_own_pods():
     def names(kind: str, name: str) -> list[str]:
-        return [f"{name}-7c9d5f6b8-x2r4q", f"{name}-5d4f8b9c7d-mq7wd"] if kind == "Deployment" else [f"{name}-0", f"{name}-12"]
+        return (
+            [f"{name}-7c9d5f6b8-x2r4q", f"{name}-5d4f8b9c7d-mq7wd"]
+            if kind == "Deployment"
+            else [f"{name}-0", f"{name}-12"]
+        )
 
     for kind in ("Deployment", "StatefulSet"):
         rx = re.compile(pod_name_regex("llama31-8b", kind))
@@ -692,7 +722,11 @@ def test_dashboard_panels_and_queries(sv):
         for title, legend, expr in queries:
             by_panel.setdefault(title, []).append(expr)
         ttft = by_panel["Time to first token"]
-        assert [q.split(",")[0] for q in ttft] == ["histogram_quantile(0.5", "histogram_quantile(0.95", "histogram_quantile(0.99"]
+        assert [q.split(",")[0] for q in ttft] == [
+            "histogram_quantile(0.5",
+            "histogram_quantile(0.95",
+            "histogram_quantile(0.99",
+        ]
         assert all(metrics.TTFT in q for q in ttft)
         assert all(metrics.INTER_TOKEN_LATENCY in q for q in by_panel["Inter-token latency"])
         tokens = " ".join(by_panel["Tokens per second"])
@@ -773,32 +807,90 @@ def test_rendered_objects_match_schemas(variant):
 
 # -- config checks added for vLLM ---------------------------------------------------------------------
 CONFIG_CASES = [
-    ("ttft-without-keda", "onprem", lambda v, s: v["models"][0]["autoscaling"].update(ttftP95TargetSeconds=2),
-     "models[0].autoscaling.ttftP95TargetSeconds", "needs KEDA"),
-    ("scale-to-zero-without-ingress", "dev",
-     lambda v, s: v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True),
-     "models[0].autoscaling.scaleToZero", "needs ingress"),
-    ("pipeline-parallel-in-extra-args", "dev", lambda v, s: v["models"][0].update(extraArgs=["--pipeline-parallel-size", "2"]),
-     "models[0].extraArgs", "GPUs per replica"),
-    ("tp-alias-in-extra-args", "dev", lambda v, s: v["models"][0].update(extraArgs=["-tp", "2"]),
-     "models[0].extraArgs", "tensorParallelSize"),
-    ("metrics-off-in-extra-args", "dev", lambda v, s: v["models"][0].update(extraArgs=["--disable-log-stats"]),
-     "models[0].extraArgs", "Prometheus metrics"),
-    ("same-served-name", "prod", lambda v, s: v["models"][1].update(servedModelName="llama31-8b"),
-     "models[1].servedModelName", "already served"),
-    ("batched-tokens-below-context", "dev",
-     lambda v, s: v["models"][0].update(maxNumBatchedTokens=2048, enableChunkedPrefill=False),
-     "models[0].maxNumBatchedTokens", "below maxModelLen 8192"),
-    ("batched-tokens-below-seqs", "dev", lambda v, s: v["models"][0].update(maxNumBatchedTokens=512, maxNumSeqs=1024),
-     "models[0].maxNumBatchedTokens", "below maxNumSeqs"),
-    ("pre-stop-eats-grace", "dev", lambda v, s: v["models"][0].update(preStopSleepSeconds=90, terminationGracePeriodSeconds=120),
-     "models[0].preStopSleepSeconds", "less than 60s"),
-    ("memory-over-node-share", "prod", lambda v, s: v["models"][0].update(resources={"memoryGib": 64}),
-     "models[0].resources.memoryGib", "exceeds the"),
-    ("cpu-over-node-share", "prod", lambda v, s: v["models"][0].update(resources={"cpu": 16}),
-     "models[0].resources.cpu", "exceeds the"),
-    ("memory-below-shm", "prod", lambda v, s: v["models"][1].update(resources={"memoryGib": 16}),
-     "models[1].resources.memoryGib", "/dev/shm"),
+    (
+        "ttft-without-keda",
+        "onprem",
+        lambda v, s: v["models"][0]["autoscaling"].update(ttftP95TargetSeconds=2),
+        "models[0].autoscaling.ttftP95TargetSeconds",
+        "needs KEDA",
+    ),
+    (
+        "scale-to-zero-without-ingress",
+        "dev",
+        lambda v, s: v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True),
+        "models[0].autoscaling.scaleToZero",
+        "needs ingress",
+    ),
+    (
+        "pipeline-parallel-in-extra-args",
+        "dev",
+        lambda v, s: v["models"][0].update(extraArgs=["--pipeline-parallel-size", "2"]),
+        "models[0].extraArgs",
+        "GPUs per replica",
+    ),
+    (
+        "tp-alias-in-extra-args",
+        "dev",
+        lambda v, s: v["models"][0].update(extraArgs=["-tp", "2"]),
+        "models[0].extraArgs",
+        "tensorParallelSize",
+    ),
+    (
+        "metrics-off-in-extra-args",
+        "dev",
+        lambda v, s: v["models"][0].update(extraArgs=["--disable-log-stats"]),
+        "models[0].extraArgs",
+        "Prometheus metrics",
+    ),
+    (
+        "same-served-name",
+        "prod",
+        lambda v, s: v["models"][1].update(servedModelName="llama31-8b"),
+        "models[1].servedModelName",
+        "already served",
+    ),
+    (
+        "batched-tokens-below-context",
+        "dev",
+        lambda v, s: v["models"][0].update(maxNumBatchedTokens=2048, enableChunkedPrefill=False),
+        "models[0].maxNumBatchedTokens",
+        "below maxModelLen 8192",
+    ),
+    (
+        "batched-tokens-below-seqs",
+        "dev",
+        lambda v, s: v["models"][0].update(maxNumBatchedTokens=512, maxNumSeqs=1024),
+        "models[0].maxNumBatchedTokens",
+        "below maxNumSeqs",
+    ),
+    (
+        "pre-stop-eats-grace",
+        "dev",
+        lambda v, s: v["models"][0].update(preStopSleepSeconds=90, terminationGracePeriodSeconds=120),
+        "models[0].preStopSleepSeconds",
+        "less than 60s",
+    ),
+    (
+        "memory-over-node-share",
+        "prod",
+        lambda v, s: v["models"][0].update(resources={"memoryGib": 64}),
+        "models[0].resources.memoryGib",
+        "exceeds the",
+    ),
+    (
+        "cpu-over-node-share",
+        "prod",
+        lambda v, s: v["models"][0].update(resources={"cpu": 16}),
+        "models[0].resources.cpu",
+        "exceeds the",
+    ),
+    (
+        "memory-below-shm",
+        "prod",
+        lambda v, s: v["models"][1].update(resources={"memoryGib": 16}),
+        "models[1].resources.memoryGib",
+        "/dev/shm",
+    ),
 ]
 
 
@@ -832,7 +924,9 @@ def test_real_render_serves_every_model_as_the_harness_does(stack):
         assert pod_spec(real)["tolerations"] == pod_spec(ours)["tolerations"]
         assert [o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == m.name]
         # the endpoint export points at the Service
-        assert rec.outputs["endpoints"][m.name] == f"http://{m.name}.{sv.plan.config.namespace}.svc.cluster.local:8000/v1"
+        assert (
+            rec.outputs["endpoints"][m.name] == f"http://{m.name}.{sv.plan.config.namespace}.svc.cluster.local:8000/v1"
+        )
 
 
 def test_every_alert_has_a_runbook_section():

@@ -256,9 +256,7 @@ def test_preview_matrix_is_exactly_the_repo_stacks(pr: dict[str, Any], stacks: s
     matrix = pr["jobs"]["preview"]["strategy"]["matrix"]
     listed = list(matrix["stack"])
     assert len(listed) == len(set(listed)), f"duplicate stacks in the preview matrix: {listed}"
-    assert set(listed) == stacks, (
-        f"preview matrix {sorted(listed)} != Pulumi.<stack>.yaml stacks {sorted(stacks)}"
-    )
+    assert set(listed) == stacks, f"preview matrix {sorted(listed)} != Pulumi.<stack>.yaml stacks {sorted(stacks)}"
 
 
 def test_preview_matrix_maps_each_stack_to_one_cloud(pr: dict[str, Any], stacks: set[str]) -> None:
@@ -272,9 +270,7 @@ def test_preview_matrix_maps_each_stack_to_one_cloud(pr: dict[str, Any], stacks:
     assert set(clouds) == stacks, f"include maps {sorted(clouds)}, stacks are {sorted(stacks)}"
 
 
-def test_ci_credentials_match_each_stack_cluster_cloud(
-    pr: dict[str, Any], deploy: dict[str, Any]
-) -> None:
+def test_ci_credentials_match_each_stack_cluster_cloud(pr: dict[str, Any], deploy: dict[str, Any]) -> None:
     """gke stacks get Google credentials, eks stacks AWS ones, existing clusters none."""
     declared = declared_ci_clouds()
     if not declared:
@@ -371,9 +367,7 @@ def test_deploy_triggers(deploy: dict[str, Any]) -> None:
 def test_deploy_jobs_run_after_tests(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
     test_jobs = {
-        job_id
-        for job_id, job in jobs.items()
-        if "make test" in "\n".join(str(s.get("run", "")) for s in steps(job))
+        job_id for job_id, job in jobs.items() if "make test" in "\n".join(str(s.get("run", "")) for s in steps(job))
     }
     assert test_jobs, "deploy.yaml has no job running `make test`"
     for stack, (job_id, job) in deploy_jobs(deploy).items():
@@ -450,8 +444,7 @@ def test_permissions_are_least_privilege(all_workflows: dict[str, dict[str, Any]
             writes = {scope for scope, level in perms.items() if level == "write"}
             uses_oidc = any(action_of(s) in OIDC_ACTIONS for s in steps(job))
             comments = any(
-                (s.get("with") or {}).get("comment-on-pr") in (True, "true")
-                for s in steps_using(job, PULUMI_ACTION)
+                (s.get("with") or {}).get("comment-on-pr") in (True, "true") for s in steps_using(job, PULUMI_ACTION)
             )
             expected = ({"id-token"} if uses_oidc else set()) | ({"pull-requests"} if comments else set())
             assert writes == expected, f"{name} {job_id}: write scopes {sorted(writes)}, expected {sorted(expected)}"
@@ -484,9 +477,15 @@ def test_jobs_that_run_pulumi_put_the_pinned_uv_on_the_path(all_workflows) -> No
             pulumi_at = [i for i, s in enumerate(job_steps) if (action_of(s) or "").startswith("pulumi/actions")]
             if not pulumi_at:
                 continue
-            uv_at = [i for i, s in enumerate(job_steps) if 'pip install --quiet "uv==$(make -s uv-version)"' in (s.get("run") or "")]
+            uv_at = [
+                i
+                for i, s in enumerate(job_steps)
+                if 'pip install --quiet "uv==$(make -s uv-version)"' in (s.get("run") or "")
+            ]
             assert uv_at and uv_at[0] < pulumi_at[0], f"{name} {job_id}: no uv on the PATH before the Pulumi step"
             checked += 1
     assert checked == 4  # PR preview + three deploys
-    version = subprocess.run(["make", "-s", "uv-version"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        ["make", "-s", "uv-version"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), version

@@ -96,16 +96,27 @@ def strict_structural(schema: Any) -> Any:
     if out.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
-    if "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in out:
+    if (
+        "properties" in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in out
+    ):
         out["additionalProperties"] = False
     return out
 
 
 def is_custom(obj: dict[str, Any]) -> bool:
     group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-    return "." in group and not group.endswith(".k8s.io") or group in {
-        "gateway.networking.k8s.io", "inference.networking.k8s.io", "inference.networking.x-k8s.io",
-    }
+    return (
+        "." in group
+        and not group.endswith(".k8s.io")
+        or group
+        in {
+            "gateway.networking.k8s.io",
+            "inference.networking.k8s.io",
+            "inference.networking.x-k8s.io",
+        }
+    )
 
 
 def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
@@ -117,7 +128,9 @@ def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
     key = (obj["apiVersion"], obj["kind"])
     where = f"{obj['kind']}/{obj['metadata']['name']}"
     if key not in schemas:
-        return [f"{where}: no CRD for {key} in {CRDS_DIR}: add it to ../shared/upstream or point LLM_INFRA_CRDS_DIR at one"]
+        return [
+            f"{where}: no CRD for {key} in {CRDS_DIR}: add it to ../shared/upstream or point LLM_INFRA_CRDS_DIR at one"
+        ]
     errors = sorted(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj), key=lambda e: list(e.path))
     return [f"{where}: {'.'.join(map(str, e.path))}: {e.message}" for e in errors]
 
@@ -188,7 +201,9 @@ def chart_sources() -> dict[str, dict[str, str]]:
         if not match:
             continue
         version = re.search(r"v?\d+\.\d+\.\d+", row["chart version (chart.yaml at tag)"].replace("*", ""))
-        repository = re.search(r"`((?:https|oci)://[^`]+)`", row.get("helm repository (as the readme documents it)", ""))
+        repository = re.search(
+            r"`((?:https|oci)://[^`]+)`", row.get("helm repository (as the readme documents it)", "")
+        )
         entry = {"version": version.group(0)} if version else {}
         if repository:
             entry["repository"] = repository.group(1)

@@ -55,7 +55,9 @@ class ClusterAddons(pulumi.ComponentResource):
         synced = args.plan.config.credentials.from_secret_manager()
         if synced:
             self.external_secrets = ExternalSecrets(
-                f"{name}-external-secrets", ExternalSecretsArgs(plan=args.plan, cluster=args.cluster, cluster_ready=ready), opts=child
+                f"{name}-external-secrets",
+                ExternalSecretsArgs(plan=args.plan, cluster=args.cluster, cluster_ready=ready),
+                opts=child,
             )
         sync = self.external_secrets.sync if self.external_secrets is not None else None
 
@@ -113,13 +115,19 @@ class ClusterAddons(pulumi.ComponentResource):
 
         keda_owners: list[pulumi.Resource] = []
         if addons.keda.enabled:
-            k = Keda(f"{name}-keda", KedaArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready), opts=child)
+            k = Keda(
+                f"{name}-keda", KedaArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready), opts=child
+            )
             self.releases[versions.KEDA.name] = k.release
             keda_owners.append(k.release)
 
         ray_owners: list[pulumi.Resource] = []
         if installs_kuberay:
-            kr = KubeRayOperator(f"{name}-kuberay", KubeRayArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready), opts=child)
+            kr = KubeRayOperator(
+                f"{name}-kuberay",
+                KubeRayArgs(monitoring=mon, monitoring_crds=mon_crds, cluster_ready=ready),
+                opts=child,
+            )
             self.releases[versions.KUBERAY_OPERATOR.name] = kr.release
             ray_owners.append(kr.release)
 

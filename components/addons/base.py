@@ -95,7 +95,9 @@ def system_affinity() -> dict[str, Any]:
                 },
                 {
                     "weight": 50,
-                    "preference": {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [SYSTEM_POOL_NAME]}]},
+                    "preference": {
+                        "matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": [SYSTEM_POOL_NAME]}]
+                    },
                 },
             ]
         }

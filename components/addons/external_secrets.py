@@ -61,7 +61,11 @@ def store_spec(plan: StackPlan) -> dict[str, Any]:
     c = plan.config.cluster
     sa_ref = {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
     if c.cloud == "eks":
-        return {"provider": {"aws": {"service": "SecretsManager", "region": c.region, "auth": {"jwt": {"serviceAccountRef": sa_ref}}}}}
+        return {
+            "provider": {
+                "aws": {"service": "SecretsManager", "region": c.region, "auth": {"jwt": {"serviceAccountRef": sa_ref}}}
+            }
+        }
     assert c.gke is not None, "validated: GKE stacks have a gke section"
     return {
         "provider": {

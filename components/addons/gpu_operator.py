@@ -99,7 +99,9 @@ def device_plugin_configs(pools: Mapping[str, NodePoolFacts], mig_strategy: str)
     request); ``failRequestsGreaterThanOne`` rejects pods asking for two slices of one GPU,
     which would not give them more GPU.
     """
-    shared = {p.device_plugin_config: p for p in pools.values() if p.sharing_strategy != "none" and p.device_plugin_config}
+    shared = {
+        p.device_plugin_config: p for p in pools.values() if p.sharing_strategy != "none" and p.device_plugin_config
+    }
     if not shared:
         return {}
     flags = {"migStrategy": mig_strategy}
@@ -107,7 +109,9 @@ def device_plugin_configs(pools: Mapping[str, NodePoolFacts], mig_strategy: str)
     for key, pool in sorted(shared.items()):
         resources = [{"name": GPU_RESOURCE, "replicas": pool.clients_per_gpu}]
         if pool.sharing_strategy == "time-slicing":
-            sharing = {"timeSlicing": {"renameByDefault": False, "failRequestsGreaterThanOne": True, "resources": resources}}
+            sharing = {
+                "timeSlicing": {"renameByDefault": False, "failRequestsGreaterThanOne": True, "resources": resources}
+            }
         else:
             sharing = {"mps": {"renameByDefault": False, "resources": resources}}
         data[key] = yaml.safe_dump({"version": "v1", "flags": flags, "sharing": sharing}, sort_keys=False)
@@ -178,7 +182,9 @@ class GpuOperator(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:addons:GpuOperator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns = addon_namespace(f"{name}-ns", NAMESPACE, "privileged", child)  # driver, toolkit, device plugin: host access
+        ns = addon_namespace(
+            f"{name}-ns", NAMESPACE, "privileged", child
+        )  # driver, toolkit, device plugin: host access
         after_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         deps: list[pulumi.Resource] = [*args.monitoring_crds, *args.cluster_ready]
         if args.cluster.cloud == "gke":

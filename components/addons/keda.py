@@ -57,6 +57,12 @@ class Keda(pulumi.ComponentResource):
         ns = addon_namespace(f"{name}-ns", NAMESPACE, "baseline", child)
         self.values = keda_values(args.monitoring)
         self.release = helm_release(
-            f"{name}-release", versions.KEDA, NAMESPACE, ns, self.values, child, depends_on=[*args.monitoring_crds, *args.cluster_ready]
+            f"{name}-release",
+            versions.KEDA,
+            NAMESPACE,
+            ns,
+            self.values,
+            child,
+            depends_on=[*args.monitoring_crds, *args.cluster_ready],
         )
         self.register_outputs({"namespace": NAMESPACE})

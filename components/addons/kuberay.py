@@ -52,7 +52,13 @@ class KubeRayOperator(pulumi.ComponentResource):
         self.values = kuberay_values(args.monitoring)
         self.crds = k8s.yaml.v2.ConfigGroup(f"{name}-crds", files=list(versions.KUBERAY_CRDS), opts=child)
         self.release = helm_release(
-            f"{name}-release", versions.KUBERAY_OPERATOR, NAMESPACE, ns, self.values, child,
-            depends_on=[self.crds, *args.monitoring_crds, *args.cluster_ready], skip_crds=True,
+            f"{name}-release",
+            versions.KUBERAY_OPERATOR,
+            NAMESPACE,
+            ns,
+            self.values,
+            child,
+            depends_on=[self.crds, *args.monitoring_crds, *args.cluster_ready],
+            skip_crds=True,
         )
         self.register_outputs({"namespace": NAMESPACE})

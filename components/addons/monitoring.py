@@ -105,7 +105,9 @@ class Monitoring(pulumi.ComponentResource):
     def _install(self, name: str, args: MonitoringArgs) -> None:
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        ns = addon_namespace(f"{name}-ns", cfg.namespace, "privileged", child)  # node-exporter: hostNetwork/hostPID/hostPath
+        ns = addon_namespace(
+            f"{name}-ns", cfg.namespace, "privileged", child
+        )  # node-exporter: hostNetwork/hostPID/hostPath
         deps: list[pulumi.Resource] = list(args.cluster_ready)
         grafana = cfg.grafana.enabled
         if grafana and args.grafana_admin_source is not None:
@@ -119,7 +121,10 @@ class Monitoring(pulumi.ComponentResource):
                     args.grafana_admin_source,
                     GRAFANA_PASSWORD_KEY,
                     pulumi.ResourceOptions(parent=self, depends_on=[ns]),
-                    template={GRAFANA_USER_KEY: "admin", GRAFANA_PASSWORD_KEY: "{{ index . \"%s\" }}" % GRAFANA_PASSWORD_KEY},
+                    template={
+                        GRAFANA_USER_KEY: "admin",
+                        GRAFANA_PASSWORD_KEY: '{{ index . "%s" }}' % GRAFANA_PASSWORD_KEY,
+                    },
                 )
             )
         elif grafana:
@@ -153,7 +158,11 @@ class Monitoring(pulumi.ComponentResource):
 
 
 def namespace_selector(namespaces: list[str]) -> dict[str, Any]:
-    return {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(namespaces))}]}
+    return {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(namespaces))}
+        ]
+    }
 
 
 def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
@@ -223,7 +232,11 @@ def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
         values["grafana"] = {
             "enabled": True,
             # The password lives only in the Secret; the chart reads it from there.
-            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": GRAFANA_USER_KEY, "passwordKey": GRAFANA_PASSWORD_KEY},
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": GRAFANA_USER_KEY,
+                "passwordKey": GRAFANA_PASSWORD_KEY,
+            },
             "sidecar": {
                 "dashboards": {
                     "enabled": True,
@@ -239,4 +252,3 @@ def kube_prometheus_stack_values(args: MonitoringArgs) -> dict[str, Any]:
     else:
         values["grafana"] = {"enabled": False}
     return values
-

@@ -86,7 +86,12 @@ class PrometheusAdapter(pulumi.ComponentResource):
         ns = addon_namespace(f"{name}-ns", NAMESPACE, "restricted", child)  # the chart's pods are restricted-compliant
         self.values = prometheus_adapter_values(args)
         self.release = helm_release(
-            f"{name}-release", versions.PROMETHEUS_ADAPTER, NAMESPACE, ns, self.values, child,
+            f"{name}-release",
+            versions.PROMETHEUS_ADAPTER,
+            NAMESPACE,
+            ns,
+            self.values,
+            child,
             depends_on=[*args.depends_on, *args.cluster_ready],
         )
         self.register_outputs({"namespace": NAMESPACE, "prometheusUrl": args.prometheus_url})

@@ -42,7 +42,12 @@ def aws_read_policy(arns: list[str]) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Sid": "ReadNamedSecrets", "Effect": "Allow", "Action": list(SECRET_READ_ACTIONS), "Resource": sorted(arns)}
+                {
+                    "Sid": "ReadNamedSecrets",
+                    "Effect": "Allow",
+                    "Action": list(SECRET_READ_ACTIONS),
+                    "Resource": sorted(arns),
+                }
             ],
         },
         sort_keys=True,
@@ -101,8 +106,14 @@ class SecretStoreIdentity(pulumi.ComponentResource):
                 arns.append(secret.arn)
             else:
                 arns.append(aws_secret_arn_pattern(irsa.partition, irsa.region, irsa.account_id, src.name))
-        role = irsa_role(f"{name}-role", irsa, args.namespace, args.service_account,
-                         f"External Secrets Operator of EKS cluster {args.cluster_name} (IRSA {args.namespace}/{args.service_account})", child)
+        role = irsa_role(
+            f"{name}-role",
+            irsa,
+            args.namespace,
+            args.service_account,
+            f"External Secrets Operator of EKS cluster {args.cluster_name} (IRSA {args.namespace}/{args.service_account})",
+            child,
+        )
         policy = aws.iam.RolePolicy(
             f"{name}-read-secrets",
             role=role.name,

@@ -27,7 +27,9 @@ def create_cluster(
     if cluster.cloud == "gke":
         from .gke import GkeGpuCluster, GkeGpuClusterArgs
 
-        return GkeGpuCluster(name, GkeGpuClusterArgs(cluster=cluster, pools=plan.pools, gateway_api=plan.uses_gateway_api), opts)
+        return GkeGpuCluster(
+            name, GkeGpuClusterArgs(cluster=cluster, pools=plan.pools, gateway_api=plan.uses_gateway_api), opts
+        )
     return ExistingCluster(name, ExistingClusterArgs(cluster=cluster, pools=plan.pools, kubeconfig=kubeconfig), opts)
 
 

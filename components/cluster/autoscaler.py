@@ -80,7 +80,9 @@ def node_template_tags(labels: dict[str, str], facts: NodePoolFacts | None) -> d
     if facts is not None:
         for t in facts.tolerations():
             tags[f"{TAG_PREFIX}/node-template/taint/{t['key']}"] = f"{t['value']}:{t['effect']}"
-        tags[f"{TAG_PREFIX}/node-template/resources/{GPU_RESOURCE}"] = str(facts.gpus_per_node * max(1, facts.clients_per_gpu))
+        tags[f"{TAG_PREFIX}/node-template/resources/{GPU_RESOURCE}"] = str(
+            facts.gpus_per_node * max(1, facts.clients_per_gpu)
+        )
     return tags
 
 
@@ -117,7 +119,9 @@ def autoscaler_policy(partition: str, region: str, account: str, cluster_name: s
                 {
                     "Effect": "Allow",
                     "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-                    "Resource": [f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*"],
+                    "Resource": [
+                        f"arn:{partition}:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/*"
+                    ],
                     "Condition": {"StringEquals": {f"aws:ResourceTag/{TAG_PREFIX}/{cluster_name}": "owned"}},
                 },
             ],
@@ -173,8 +177,14 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                 )
 
         irsa = args.irsa
-        role = irsa_role(f"{name}-role", irsa, NAMESPACE, RELEASE,
-                         f"Cluster Autoscaler of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})", child)
+        role = irsa_role(
+            f"{name}-role",
+            irsa,
+            NAMESPACE,
+            RELEASE,
+            f"Cluster Autoscaler of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})",
+            child,
+        )
         policy = aws.iam.Policy(
             f"{name}-policy",
             description=f"Cluster Autoscaler policy for EKS cluster {cluster}",

@@ -96,8 +96,15 @@ class _Target:
 class EksVpc(pulumi.ComponentResource):
     """VPC for a new EKS cluster: private node subnets behind per-zone NAT gateways."""
 
-    def __init__(self, name: str, cluster_name: str, cidr: str, zones: list[str], tags: dict[str, str],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        cluster_name: str,
+        cidr: str,
+        zones: list[str],
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("llm-infra:cluster:EksVpc", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         net = ipaddress.IPv4Network(cidr)
@@ -106,50 +113,83 @@ class EksVpc(pulumi.ComponentResource):
         public_cidrs = list(quarters[3].subnets(new_prefix=net.prefixlen + 4))[: len(zones)]
         owned = {f"kubernetes.io/cluster/{cluster_name}": "shared"}
         self.vpc = aws.ec2.Vpc(
-            f"{name}", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
-            tags={**tags, "Name": cluster_name}, opts=child,
+            f"{name}",
+            cidr_block=cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags={**tags, "Name": cluster_name},
+            opts=child,
         )
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags={**tags, "Name": cluster_name}, opts=child)
+        igw = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=self.vpc.id, tags={**tags, "Name": cluster_name}, opts=child
+        )
         public_rt = aws.ec2.RouteTable(
-            f"{name}-public", vpc_id=self.vpc.id,
+            f"{name}-public",
+            vpc_id=self.vpc.id,
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
-            tags={**tags, "Name": f"{cluster_name}-public"}, opts=child,
+            tags={**tags, "Name": f"{cluster_name}-public"},
+            opts=child,
         )
         self.private_subnets: dict[str, aws.ec2.Subnet] = {}
         self.public_subnets: dict[str, aws.ec2.Subnet] = {}
         self.ready: list[pulumi.Resource] = []
         for zone, private_cidr, public_cidr in zip(zones, private_cidrs, public_cidrs):
             public = aws.ec2.Subnet(
-                f"{name}-public-{zone}", vpc_id=self.vpc.id, cidr_block=str(public_cidr), availability_zone=zone,
+                f"{name}-public-{zone}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(public_cidr),
+                availability_zone=zone,
                 map_public_ip_on_launch=False,
                 tags={**tags, **owned, "Name": f"{cluster_name}-public-{zone}", "kubernetes.io/role/elb": "1"},
                 opts=child,
             )
-            self.ready.append(aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child,
-            ))
-            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{cluster_name}-nat-{zone}"}, opts=child)
+            self.ready.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{zone}",
+                    subnet_id=public.id,
+                    route_table_id=public_rt.id,
+                    opts=child,
+                )
+            )
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{cluster_name}-nat-{zone}"}, opts=child
+            )
             nat = aws.ec2.NatGateway(
-                f"{name}-nat-{zone}", allocation_id=eip.id, subnet_id=public.id,
+                f"{name}-nat-{zone}",
+                allocation_id=eip.id,
+                subnet_id=public.id,
                 tags={**tags, "Name": f"{cluster_name}-{zone}"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
             private_rt = aws.ec2.RouteTable(
-                f"{name}-private-{zone}", vpc_id=self.vpc.id,
+                f"{name}-private-{zone}",
+                vpc_id=self.vpc.id,
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
-                tags={**tags, "Name": f"{cluster_name}-private-{zone}"}, opts=child,
+                tags={**tags, "Name": f"{cluster_name}-private-{zone}"},
+                opts=child,
             )
             private = aws.ec2.Subnet(
-                f"{name}-private-{zone}", vpc_id=self.vpc.id, cidr_block=str(private_cidr), availability_zone=zone,
+                f"{name}-private-{zone}",
+                vpc_id=self.vpc.id,
+                cidr_block=str(private_cidr),
+                availability_zone=zone,
                 tags={
-                    **tags, **owned, "Name": f"{cluster_name}-private-{zone}",
-                    "kubernetes.io/role/internal-elb": "1", "karpenter.sh/discovery": cluster_name,
+                    **tags,
+                    **owned,
+                    "Name": f"{cluster_name}-private-{zone}",
+                    "kubernetes.io/role/internal-elb": "1",
+                    "karpenter.sh/discovery": cluster_name,
                 },
                 opts=child,
             )
-            self.ready.append(aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}", subnet_id=private.id, route_table_id=private_rt.id, opts=child,
-            ))
+            self.ready.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-private-{zone}",
+                    subnet_id=private.id,
+                    route_table_id=private_rt.id,
+                    opts=child,
+                )
+            )
             self.private_subnets[zone] = private
             self.public_subnets[zone] = public
         self.register_outputs({"vpcId": self.vpc.id, "zones": zones})
@@ -179,7 +219,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             assume_role_policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    ],
                 }
             ),
             tags=self._tags,
@@ -198,9 +240,12 @@ class EksGpuCluster(pulumi.ComponentResource):
         target = self._attach(cfg.existing_cluster_name) if cfg.existing_cluster_name else self._create(eks_cfg)
         self._autoscaled = eks_cfg.gpu_autoscaler_choice == "clusterAutoscaler"
         self.target = target
-        self._irsa = AwsIrsa(target.oidc_arn, target.oidc_url, self._partition, str(cfg.region), self._account, dict(self._tags))
+        self._irsa = AwsIrsa(
+            target.oidc_arn, target.oidc_url, self._partition, str(cfg.region), self._account, dict(self._tags)
+        )
         provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=target.kubeconfig,
+            f"{name}-k8s",
+            kubeconfig=target.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=target.ready),
         )
 
@@ -223,10 +268,16 @@ class EksGpuCluster(pulumi.ComponentResource):
             self.gpu_node_groups[pool.name] = self._node_group(
                 f"{name}-{pool.name}",
                 target,
-                instance_types=[facts.instance_type, *pool.spot_instance_types] if pool.capacity_type == "spot" else [facts.instance_type],
+                instance_types=[facts.instance_type, *pool.spot_instance_types]
+                if pool.capacity_type == "spot"
+                else [facts.instance_type],
                 ami_type=pool.ami_type,
                 capacity_type=CAPACITY_TYPES[pool.capacity_type],
-                sizes=(pool.min_nodes, pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes, pool.max_nodes),
+                sizes=(
+                    pool.min_nodes,
+                    pool.desired_nodes if pool.desired_nodes is not None else pool.min_nodes,
+                    pool.max_nodes,
+                ),
                 disk_size=pool.disk_size_gib,
                 labels=dict(facts.node_labels),
                 taints=cloud_taints(facts),
@@ -305,7 +356,9 @@ class EksGpuCluster(pulumi.ComponentResource):
         configured = sorted({z for pool in cfg.node_pools for z in pool.zones})
         available = aws.get_availability_zones(state="available").names
         zones = (configured + [z for z in available if z not in configured])[:VPC_ZONES]
-        vpc = EksVpc(f"{name}-vpc", cfg.name, eks_cfg.vpc_cidr, zones, self._tags, opts=pulumi.ResourceOptions(parent=self))
+        vpc = EksVpc(
+            f"{name}-vpc", cfg.name, eks_cfg.vpc_cidr, zones, self._tags, opts=pulumi.ResourceOptions(parent=self)
+        )
         cluster = eks.Cluster(
             f"{name}-eks",
             name=cfg.name,
@@ -352,9 +405,20 @@ class EksGpuCluster(pulumi.ComponentResource):
         for s in private:
             by_zone.setdefault(s.availability_zone, []).append(s.id)
         kubeconfig = exec_kubeconfig(
-            cluster_name, info.endpoint, ca,
+            cluster_name,
+            info.endpoint,
+            ca,
             command="aws",
-            args=["eks", "get-token", "--cluster-name", cluster_name, "--region", self._cfg.region or "", "--output", "json"],
+            args=[
+                "eks",
+                "get-token",
+                "--cluster-name",
+                cluster_name,
+                "--region",
+                self._cfg.region or "",
+                "--output",
+                "json",
+            ],
             install_hint="install the AWS CLI v2 where pulumi runs: https://docs.aws.amazon.com/cli/",
         )
         return _Target(
@@ -368,8 +432,18 @@ class EksGpuCluster(pulumi.ComponentResource):
         )
 
     def _node_group(
-        self, resource_name: str, target: _Target, *, instance_types: list[str], ami_type: str, capacity_type: str,
-        sizes: tuple[int, int, int], disk_size: int, labels: dict[str, str], taints: list[dict[str, str]], zones: list[str],
+        self,
+        resource_name: str,
+        target: _Target,
+        *,
+        instance_types: list[str],
+        ami_type: str,
+        capacity_type: str,
+        sizes: tuple[int, int, int],
+        disk_size: int,
+        labels: dict[str, str],
+        taints: list[dict[str, str]],
+        zones: list[str],
     ) -> pulumi.Resource:
         """A managed node group: pulumi-eks's ManagedNodeGroup on a cluster we create (it needs the
         pulumi-eks Cluster), the plain EKS NodeGroup resource on an existing one."""
@@ -385,31 +459,56 @@ class EksGpuCluster(pulumi.ComponentResource):
         tags = {**self._tags, "llm-infra.io/node-pool": labels.get("llm-infra.io/node-pool", "")}
         opts = pulumi.ResourceOptions(parent=self, depends_on=[*self._node_policies, *target.ready])
         common = dict(
-            instance_types=instance_types, ami_type=ami_type, capacity_type=capacity_type, scaling_config=scaling,
-            disk_size=disk_size, labels=labels, taints=taint_args, subnet_ids=target.subnets(zones), tags=tags,
+            instance_types=instance_types,
+            ami_type=ami_type,
+            capacity_type=capacity_type,
+            scaling_config=scaling,
+            disk_size=disk_size,
+            labels=labels,
+            taints=taint_args,
+            subnet_ids=target.subnets(zones),
+            tags=tags,
         )
         if target.cluster is not None:
             if self._autoscaled:  # the Cluster Autoscaler owns the desired size once the group exists
                 common["ignore_scaling_changes"] = True
-            return eks.ManagedNodeGroup(resource_name, cluster=target.cluster, node_role=self._node_role, opts=opts, **common)
+            return eks.ManagedNodeGroup(
+                resource_name, cluster=target.cluster, node_role=self._node_role, opts=opts, **common
+            )
         if self._autoscaled:
-            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["scalingConfig.desiredSize"]))
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(ignore_changes=["scalingConfig.desiredSize"])
+            )
         return aws.eks.NodeGroup(
-            resource_name, cluster_name=target.name, node_role_arn=self._node_role.arn,
-            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1), opts=opts, **common,
+            resource_name,
+            cluster_name=target.name,
+            node_role_arn=self._node_role.arn,
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            opts=opts,
+            **common,
         )
 
     # -- storage -----------------------------------------------------------------------
-    def _irsa_role(self, name: str, target: _Target, service_account: str, policy: str) -> tuple[aws.iam.Role, pulumi.Resource]:
+    def _irsa_role(
+        self, name: str, target: _Target, service_account: str, policy: str
+    ) -> tuple[aws.iam.Role, pulumi.Resource]:
         child = pulumi.ResourceOptions(parent=self)
-        role = irsa_role(name, self._irsa, "kube-system", service_account,
-                         f"IRSA role of kube-system/{service_account} on EKS cluster {target.name}", child)
+        role = irsa_role(
+            name,
+            self._irsa,
+            "kube-system",
+            service_account,
+            f"IRSA role of kube-system/{service_account} on EKS cluster {target.name}",
+            child,
+        )
         attachment = aws.iam.RolePolicyAttachment(
             name, role=role.name, policy_arn=f"arn:{self._partition}:iam::aws:policy/{policy}", opts=child
         )
         return role, attachment
 
-    def _addon(self, name: str, addon: str, target: _Target, role: aws.iam.Role, attachment: pulumi.Resource) -> aws.eks.Addon:
+    def _addon(
+        self, name: str, addon: str, target: _Target, role: aws.iam.Role, attachment: pulumi.Resource
+    ) -> aws.eks.Addon:
         return aws.eks.Addon(
             name,
             cluster_name=target.name,
@@ -432,7 +531,9 @@ class EksGpuCluster(pulumi.ComponentResource):
         if target.cluster is not None:
             # new clusters get the EBS CSI driver (EBS volumes need it since Kubernetes 1.23);
             # an existing cluster is expected to run it already (the add-on cannot exist twice)
-            role, attachment = self._irsa_role(f"{name}-ebs-csi", target, "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy")
+            role, attachment = self._irsa_role(
+                f"{name}-ebs-csi", target, "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"
+            )
             depends.append(self._addon(f"{name}-ebs-csi", "aws-ebs-csi-driver", target, role, attachment))
         gp3 = k8s.storage.v1.StorageClass(
             f"{name}-gp3",
@@ -453,7 +554,9 @@ class EksGpuCluster(pulumi.ComponentResource):
             f"{name}-efs",
             description=f"NFS from the nodes of EKS cluster {target.name} to the model cache",
             vpc_id=target.vpc_id,
-            ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=2049, to_port=2049, **target.efs_ingress)],
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=2049, to_port=2049, **target.efs_ingress)
+            ],
             egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"])],
             tags={**self._tags, "Name": f"{target.name}-efs"},
             opts=child,
@@ -467,11 +570,19 @@ class EksGpuCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect, retain_on_delete=cfg.protect),
         )
         mounts = [
-            aws.efs.MountTarget(f"{name}-model-cache-{zone}", file_system_id=fs.id, subnet_id=subnets[0], security_groups=[sg.id], opts=child)
+            aws.efs.MountTarget(
+                f"{name}-model-cache-{zone}",
+                file_system_id=fs.id,
+                subnet_id=subnets[0],
+                security_groups=[sg.id],
+                opts=child,
+            )
             for zone, subnets in sorted(target.subnets_by_zone.items())
             if subnets
         ]
-        role, attachment = self._irsa_role(f"{name}-efs-csi", target, "efs-csi-*", "service-role/AmazonEFSCSIDriverPolicy")
+        role, attachment = self._irsa_role(
+            f"{name}-efs-csi", target, "efs-csi-*", "service-role/AmazonEFSCSIDriverPolicy"
+        )
         addon = self._addon(f"{name}-efs-csi", "aws-efs-csi-driver", target, role, attachment)
         efs = k8s.storage.v1.StorageClass(
             f"{name}-efs",

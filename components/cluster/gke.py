@@ -66,6 +66,8 @@ def driver_version(gke: GkeConfig) -> str:
     """``gpu_driver_version`` of a GPU pool: GKE installs DEFAULT/LATEST, or nothing when the
     GPU Operator's driver manager does (NVIDIA's GKE page: ``gpu-driver-version=disabled``)."""
     return gke.gpu_driver_version if gke.gpu_driver == "gke" else "INSTALLATION_DISABLED"
+
+
 SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 
 
@@ -137,19 +139,24 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 node_config=gcp.container.ClusterNodeConfigArgs(
                     service_account=account.email,
                     oauth_scopes=OAUTH_SCOPES,
-                    workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+                    workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+                        mode="GKE_METADATA"
+                    ),
                 ),
                 min_master_version=cfg.control_plane_version,  # None: the channel's default
                 release_channel=gcp.container.ClusterReleaseChannelArgs(channel=gke.release_channel),
                 datapath_provider=DATAPATH_PROVIDER,
                 gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(channel=GATEWAY_API_CHANNEL)
-                if args.gateway_api else None,
+                if args.gateway_api
+                else None,
                 private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                     enable_private_nodes=True,
                     # no masterIpv4CidrBlock: new clusters reach their control plane through
                     # Private Service Connect, without a peered /28 to plan
                     enable_private_endpoint=not gke.public_endpoint,
-                ) if gke.private_nodes else None,
+                )
+                if gke.private_nodes
+                else None,
                 master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
                     cidr_blocks=[
                         gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
@@ -157,12 +164,16 @@ class GkeGpuCluster(pulumi.ComponentResource):
                         )
                         for n in gke.master_authorized_networks
                     ]
-                ) if gke.master_authorized_networks or not gke.public_endpoint else None,
+                )
+                if gke.master_authorized_networks or not gke.public_endpoint
+                else None,
                 workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
                     workload_pool=f"{gke.project}.svc.id.goog"
                 ),
                 addons_config=gcp.container.ClusterAddonsConfigArgs(
-                    gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
+                    gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(
+                        enabled=True
+                    ),
                     gcp_filestore_csi_driver_config=gcp.container.ClusterAddonsConfigGcpFilestoreCsiDriverConfigArgs(
                         enabled=gke.filestore_model_cache
                     ),
@@ -175,13 +186,22 @@ class GkeGpuCluster(pulumi.ComponentResource):
             if gke.private_nodes:
                 # private nodes have no external IPs: Docker Hub / Hugging Face need a NAT
                 router = gcp.compute.Router(
-                    f"{name}-router", name=f"{cfg.name}-nat-router", project=gke.project, region=cfg.region,
-                    network=gke.network, opts=child,
+                    f"{name}-router",
+                    name=f"{cfg.name}-nat-router",
+                    project=gke.project,
+                    region=cfg.region,
+                    network=gke.network,
+                    opts=child,
                 )
                 gcp.compute.RouterNat(
-                    f"{name}-nat", name=f"{cfg.name}-nat", project=gke.project, region=cfg.region,
-                    router=router.name, nat_ip_allocate_option="AUTO_ONLY",
-                    source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES", opts=child,
+                    f"{name}-nat",
+                    name=f"{cfg.name}-nat",
+                    project=gke.project,
+                    region=cfg.region,
+                    router=router.name,
+                    nat_ip_allocate_option="AUTO_ONLY",
+                    source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+                    opts=child,
                 )
             cluster_name = self.cluster.name
             location = self.cluster.location
@@ -191,13 +211,17 @@ class GkeGpuCluster(pulumi.ComponentResource):
 
         kubeconfig = pulumi.Output.all(cluster_name, endpoint, ca).apply(
             lambda a: exec_kubeconfig(
-                f"gke_{gke.project}_{cfg.region}_{a[0]}", f"https://{a[1]}", a[2],
-                command="gke-gcloud-auth-plugin", args=[],
+                f"gke_{gke.project}_{cfg.region}_{a[0]}",
+                f"https://{a[1]}",
+                a[2],
+                command="gke-gcloud-auth-plugin",
+                args=[],
                 install_hint="gcloud components install gke-gcloud-auth-plugin (needed wherever pulumi runs)",
             )
         )
         provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=pulumi.Output.secret(kubeconfig),
+            f"{name}-k8s",
+            kubeconfig=pulumi.Output.secret(kubeconfig),
             opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
 
@@ -221,7 +245,9 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 labels=dict(SYSTEM_LABELS),
                 service_account=account.email,
                 oauth_scopes=OAUTH_SCOPES,
-                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
                 shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
                     enable_secure_boot=True, enable_integrity_monitoring=True
                 ),
@@ -232,7 +258,14 @@ class GkeGpuCluster(pulumi.ComponentResource):
         )
         self.gpu_node_pools = {
             pool.name: self._gpu_pool(
-                f"{name}-{pool.name}", pool, args.pools[pool.name], gke, cluster_name, location, account.email, labels,
+                f"{name}-{pool.name}",
+                pool,
+                args.pools[pool.name],
+                gke,
+                cluster_name,
+                location,
+                account.email,
+                labels,
                 pulumi.ResourceOptions.merge(pool_opts, pulumi.ResourceOptions(ignore_changes=["initialNodeCount"])),
             )
             for pool in cfg.node_pools
@@ -242,16 +275,18 @@ class GkeGpuCluster(pulumi.ComponentResource):
         # the PD CSI driver (standard-rwo) is a cluster add-on: the cluster is its resource
         platform_ready: list[pulumi.Resource] = [self.system_pool, *ready]
         if gke.filestore_model_cache:
-            platform_ready.append(k8s.storage.v1.StorageClass(
-                f"{name}-filestore",
-                metadata={"name": FILESTORE_STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-                provisioner="filestore.csi.storage.gke.io",
-                parameters={"tier": gke.filestore_tier, "network": gke.network},
-                reclaim_policy="Retain" if cfg.protect else "Delete",
-                volume_binding_mode="WaitForFirstConsumer",
-                allow_volume_expansion=True,
-                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=ready),
-            ))
+            platform_ready.append(
+                k8s.storage.v1.StorageClass(
+                    f"{name}-filestore",
+                    metadata={"name": FILESTORE_STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+                    provisioner="filestore.csi.storage.gke.io",
+                    parameters={"tier": gke.filestore_tier, "network": gke.network},
+                    reclaim_policy="Retain" if cfg.protect else "Delete",
+                    volume_binding_mode="WaitForFirstConsumer",
+                    allow_volume_expansion=True,
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=ready),
+                )
+            )
             rwx = FILESTORE_STORAGE_CLASS
 
         self.handle = ClusterHandle(
@@ -264,13 +299,25 @@ class GkeGpuCluster(pulumi.ComponentResource):
             platform_ready=platform_ready,
         )
         self.register_outputs(
-            {"clusterName": cluster_name, "nodePools": sorted(args.pools), "storageClass": RWO_STORAGE_CLASS, "rwxStorageClass": rwx}
+            {
+                "clusterName": cluster_name,
+                "nodePools": sorted(args.pools),
+                "storageClass": RWO_STORAGE_CLASS,
+                "rwxStorageClass": rwx,
+            }
         )
 
     def _gpu_pool(
-        self, resource_name: str, pool: NodePoolConfig, facts: NodePoolFacts, gke: GkeConfig,
-        cluster_name: pulumi.Input[str], location: pulumi.Input[str], service_account: pulumi.Input[str],
-        labels: dict[str, str], opts: pulumi.ResourceOptions,
+        self,
+        resource_name: str,
+        pool: NodePoolConfig,
+        facts: NodePoolFacts,
+        gke: GkeConfig,
+        cluster_name: pulumi.Input[str],
+        location: pulumi.Input[str],
+        service_account: pulumi.Input[str],
+        labels: dict[str, str],
+        opts: pulumi.ResourceOptions,
     ) -> gcp.container.NodePool:
         shape = catalog.lookup("gke", facts.instance_type or "")
         assert shape is not None and shape.accelerator
@@ -319,7 +366,9 @@ class GkeGpuCluster(pulumi.ComponentResource):
                 taints=[gcp.container.NodePoolNodeConfigTaintArgs(**t) for t in cloud_taints(facts)],
                 service_account=service_account,
                 oauth_scopes=OAUTH_SCOPES,
-                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
                 shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
                     enable_secure_boot=gke.gpu_driver == "gke", enable_integrity_monitoring=True
                 ),

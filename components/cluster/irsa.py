@@ -14,8 +14,13 @@ __all__ = ["irsa_role", "irsa_trust_policy"]
 
 
 def irsa_role(
-    name: str, irsa: AwsIrsa, namespace: str, service_account: str, description: str,
-    opts: pulumi.ResourceOptions, tags: dict[str, str] | None = None,
+    name: str,
+    irsa: AwsIrsa,
+    namespace: str,
+    service_account: str,
+    description: str,
+    opts: pulumi.ResourceOptions,
+    tags: dict[str, str] | None = None,
 ) -> aws.iam.Role:
     """The IAM role ``namespace/service_account`` assumes through the cluster's OIDC provider
     (tags default to the cluster's)."""

@@ -174,7 +174,8 @@ class Karpenter(pulumi.ComponentResource):
                     parent=self,
                     # upstream moved from ECR ReadOnly to PullOnly: same attachment, new policy
                     aliases=[pulumi.Alias(name=f"{name}-node-amazonec2containerregistryreadonly")]
-                    if policy == "AmazonEC2ContainerRegistryPullOnly" else None,
+                    if policy == "AmazonEC2ContainerRegistryPullOnly"
+                    else None,
                 ),
             )
             for policy in NODE_MANAGED_POLICIES
@@ -220,8 +221,15 @@ class Karpenter(pulumi.ComponentResource):
             )
 
         # -- controller: IRSA role with upstream's six managed policies
-        controller_role = irsa_role(f"{name}-controller", irsa, NAMESPACE, RELEASE,
-                                    f"Karpenter controller of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})", child, tags=tags)
+        controller_role = irsa_role(
+            f"{name}-controller",
+            irsa,
+            NAMESPACE,
+            RELEASE,
+            f"Karpenter controller of EKS cluster {cluster} (IRSA {NAMESPACE}/{RELEASE})",
+            child,
+            tags=tags,
+        )
         documents = pulumi.Output.all(queue.arn, node_role.arn).apply(
             lambda a: controller_policies(p, region, account, cluster, queue_arn=a[0], node_role_arn=a[1])
         )
@@ -319,5 +327,3 @@ class Karpenter(pulumi.ComponentResource):
                 "controllerRoleArn": controller_role.arn,
             }
         )
-
-

@@ -29,7 +29,14 @@ NODE_MANAGED_POLICIES = (
 )
 """``KarpenterNodeRole.ManagedPolicyArns`` (ECR pull-only, not ReadOnly, since 1.x)."""
 
-CONTROLLER_POLICIES = ("NodeLifecycle", "IAMIntegration", "EKSIntegration", "Interruption", "ZonalShift", "ResourceDiscovery")
+CONTROLLER_POLICIES = (
+    "NodeLifecycle",
+    "IAMIntegration",
+    "EKSIntegration",
+    "Interruption",
+    "ZonalShift",
+    "ResourceDiscovery",
+)
 """The controller's managed policies, in upstream's order (``<Kind>Policy`` resources)."""
 
 INTERRUPTION_EVENTS = {
@@ -40,7 +47,8 @@ INTERRUPTION_EVENTS = {
     "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
     "instance-state-change": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]},
     "capacity-reservation-interruption": {
-        "source": ["aws.ec2"], "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"],
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Capacity Reservation Instance Interruption Warning"],
     },
 }
 
@@ -94,10 +102,16 @@ def controller_policies(
     ec2 = f"arn:{partition}:ec2:{region}"
     profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
     cluster_arn = f"arn:{partition}:eks:{region}:{account}:cluster/{cluster}"
-    owned_request = {f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned", "aws:RequestTag/eks:eks-cluster-name": cluster}
+    owned_request = {
+        f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned",
+        "aws:RequestTag/eks:eks-cluster-name": cluster,
+    }
     owned_resource = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned"}
     nodepool_resource = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
-    created = [f"{ec2}:*:{kind}/*" for kind in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]
+    created = [
+        f"{ec2}:*:{kind}/*"
+        for kind in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")
+    ]
     region_tag = {"aws:RequestTag/topology.kubernetes.io/region": region}
     region_resource_tag = {"aws:ResourceTag/topology.kubernetes.io/region": region}
     nodeclass_request = {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}
@@ -108,8 +122,12 @@ def controller_policies(
             "Sid": "AllowScopedEC2InstanceAccessActions",
             "Effect": "Allow",
             "Resource": [
-                f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*",
-                f"{ec2}:*:capacity-reservation/*", f"{ec2}:*:placement-group/*",
+                f"{ec2}::image/*",
+                f"{ec2}::snapshot/*",
+                f"{ec2}:*:security-group/*",
+                f"{ec2}:*:subnet/*",
+                f"{ec2}:*:capacity-reservation/*",
+                f"{ec2}:*:placement-group/*",
             ],
             "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
         },
@@ -133,7 +151,10 @@ def controller_policies(
             "Resource": created,
             "Action": "ec2:CreateTags",
             "Condition": {
-                "StringEquals": {**owned_request, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+                "StringEquals": {
+                    **owned_request,
+                    "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
+                },
                 "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
             },
         },
@@ -146,7 +167,9 @@ def controller_policies(
                 "StringEquals": owned_resource,
                 "StringLike": nodepool_resource,
                 "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster},
-                "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]},
+                "ForAllValues:StringEquals": {
+                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
+                },
             },
         },
         {
@@ -186,12 +209,21 @@ def controller_policies(
             "Sid": "AllowScopedInstanceProfileActions",
             "Effect": "Allow",
             "Resource": profiles,
-            "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
+            "Action": [
+                "iam:AddRoleToInstanceProfile",
+                "iam:RemoveRoleFromInstanceProfile",
+                "iam:DeleteInstanceProfile",
+            ],
             "Condition": {"StringEquals": {**owned_resource, **region_resource_tag}, "StringLike": nodeclass_resource},
         },
     )
     eks_integration = _doc(
-        {"Sid": "AllowAPIServerEndpointDiscovery", "Effect": "Allow", "Resource": cluster_arn, "Action": "eks:DescribeCluster"},
+        {
+            "Sid": "AllowAPIServerEndpointDiscovery",
+            "Effect": "Allow",
+            "Resource": cluster_arn,
+            "Action": "eks:DescribeCluster",
+        },
     )
     interruption = _doc(
         {
@@ -216,10 +248,17 @@ def controller_policies(
             "Effect": "Allow",
             "Resource": "*",
             "Action": [
-                "ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
-                "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
-                "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
-                "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets",
+                "ec2:DescribeCapacityReservations",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeInstanceTypeOfferings",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribePlacementGroups",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSpotPriceHistory",
+                "ec2:DescribeSubnets",
             ],
             "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
         },
@@ -230,8 +269,18 @@ def controller_policies(
             "Action": "ssm:GetParameter",
         },
         {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
-        {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow", "Resource": "*", "Action": "iam:ListInstanceProfiles"},
-        {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow", "Resource": profiles, "Action": "iam:GetInstanceProfile"},
+        {
+            "Sid": "AllowUnscopedInstanceProfileListAction",
+            "Effect": "Allow",
+            "Resource": "*",
+            "Action": "iam:ListInstanceProfiles",
+        },
+        {
+            "Sid": "AllowInstanceProfileReadActions",
+            "Effect": "Allow",
+            "Resource": profiles,
+            "Action": "iam:GetInstanceProfile",
+        },
     )
     docs = {
         "NodeLifecycle": node_lifecycle,

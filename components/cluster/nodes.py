@@ -27,10 +27,7 @@ SYSTEM_LABELS = {POOL_LABEL: SYSTEM_POOL_NAME}
 
 def cloud_taints(pool: NodePoolFacts) -> list[dict[str, str]]:
     """The pool's taint in cloud API form (``{"key", "value", "effect": "NO_SCHEDULE"}``)."""
-    return [
-        {"key": t["key"], "value": t["value"], "effect": TAINT_EFFECTS[t["effect"]]}
-        for t in pool.tolerations()
-    ]
+    return [{"key": t["key"], "value": t["value"], "effect": TAINT_EFFECTS[t["effect"]]} for t in pool.tolerations()]
 
 
 def exec_kubeconfig(

@@ -19,14 +19,17 @@ from .output import summary, write
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m components", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="render a stack offline (no cloud, no Pulumi CLI)")
     which = render.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml")
     which.add_argument("--all", action="store_true", help="every Pulumi.*.yaml, each into OUT/<stack>/")
-    render.add_argument("--out", type=Path, help="output directory (default: build/render/<stack>; with --all, build/render)")
+    render.add_argument(
+        "--out", type=Path, help="output directory (default: build/render/<stack>; with --all, build/render)"
+    )
     render.add_argument("--project-dir", type=Path, default=Path.cwd(), help="directory of Pulumi.yaml (default: cwd)")
     render.add_argument("--quiet", action="store_true", help="do not print the plan summary")
     render.add_argument(
@@ -58,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.perf_counter() - started
             if not args.quiet:
                 print(summary(recording))
-            print(f"rendered stack '{stack}': {len(recording.resources)} resources in {elapsed:.1f}s -> {out}", file=sys.stderr)
+            print(
+                f"rendered stack '{stack}': {len(recording.resources)} resources in {elapsed:.1f}s -> {out}",
+                file=sys.stderr,
+            )
         return 2 if failed else 0
     except RenderError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -167,7 +167,9 @@ def run_program(
     sys.path.insert(0, str(project.directory))
     try:
         with _fresh_event_loop() as loop:
-            pulumi.runtime.set_mocks(mocks, project=project.name, stack=stack, preview=False, logger=logger, monitor=monitor)
+            pulumi.runtime.set_mocks(
+                mocks, project=project.name, stack=stack, preview=False, logger=logger, monitor=monitor
+            )
             pulumi.runtime.set_all_config(values, secret_keys)
             # set_mocks installs a root stack for unit tests; the program gets its own, as under
             # `pulumi up`, so its exports are registered as stack outputs.

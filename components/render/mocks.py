@@ -28,6 +28,7 @@ def oidc_issuer_host(cluster: str, region: str = FAKE_REGION) -> str:
     """``oidc.eks.<region>.amazonaws.com/id/<32 hex>``, the shape EKS gives a cluster's issuer."""
     return f"oidc.eks.{region}.amazonaws.com/id/{hashlib.sha256(cluster.encode()).hexdigest()[:32].upper()}"
 
+
 OutputFactory = Callable[[MockResourceArgs], dict[str, Any]]
 MOCK_OUTPUTS: dict[str, OutputFactory] = {}
 """Extra outputs per type token for resources whose outputs the program reads."""
@@ -75,7 +76,9 @@ def _eks_cluster(args: MockResourceArgs) -> dict[str, Any]:
 @mock_outputs("aws:iam/role:Role", "aws:iam/policy:Policy", "aws:iam/instanceProfile:InstanceProfile")
 def _iam_arn(args: MockResourceArgs) -> dict[str, Any]:
     """``arn:aws:iam::<account>:<role|policy|instance-profile>/<path><name>`` (IAM ids are names)."""
-    kind = {"role": "role", "policy": "policy", "instanceProfile": "instance-profile"}[args.typ.split("/")[1].split(":")[0]]
+    kind = {"role": "role", "policy": "policy", "instanceProfile": "instance-profile"}[
+        args.typ.split("/")[1].split(":")[0]
+    ]
     name = args.inputs.get("name", args.name)
     path = args.inputs.get("path", "/")
     return {"arn": f"arn:aws:iam::{FAKE_ACCOUNT}:{kind}{path}{name}", "name": name, "path": path}
@@ -108,7 +111,10 @@ def _secretsmanager_secret(args: MockResourceArgs) -> dict[str, Any]:
 @mock_outputs("aws:sqs/queue:Queue")
 def _sqs_queue(args: MockResourceArgs) -> dict[str, Any]:
     name = args.inputs.get("name", args.name)
-    return {"url": f"https://sqs.{FAKE_REGION}.amazonaws.com/{FAKE_ACCOUNT}/{name}", "arn": f"arn:aws:sqs:{FAKE_REGION}:{FAKE_ACCOUNT}:{name}"}
+    return {
+        "url": f"https://sqs.{FAKE_REGION}.amazonaws.com/{FAKE_ACCOUNT}/{name}",
+        "arn": f"arn:aws:sqs:{FAKE_REGION}:{FAKE_ACCOUNT}:{name}",
+    }
 
 
 def _asg_name(node_group_name: str) -> str:
@@ -193,9 +199,16 @@ class RenderMocks(Mocks):
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": FAKE_ACCOUNT, "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/offline", "userId": "offline"}, []
+            return {
+                "accountId": FAKE_ACCOUNT,
+                "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/offline",
+                "userId": "offline",
+            }, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": ["us-east-1a", "us-east-1b", "us-east-1c"], "zoneIds": ["use1-az1", "use1-az2", "use1-az3"]}, []
+            return {
+                "names": ["us-east-1a", "us-east-1b", "us-east-1c"],
+                "zoneIds": ["use1-az1", "use1-az2", "use1-az3"],
+            }, []
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if args.token == "aws:index/getRegion:getRegion":
@@ -204,11 +217,20 @@ class RenderMocks(Mocks):
             return _existing_eks_cluster(args.args["name"]), []
         if args.token == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
             url = str(args.args.get("url", "")).removeprefix("https://")
-            return {"arn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{url}", "url": url, "clientIdLists": ["sts.amazonaws.com"]}, []
+            return {
+                "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:oidc-provider/{url}",
+                "url": url,
+                "clientIdLists": ["sts.amazonaws.com"],
+            }, []
         if args.token == "aws:ec2/getSubnet:getSubnet":
             sid = args.args["id"]
             zone, public = FAKE_EKS_SUBNETS[sid]
-            return {"id": sid, "availabilityZone": zone, "mapPublicIpOnLaunch": public, "vpcId": "vpc-0e55555555555555e"}, []
+            return {
+                "id": sid,
+                "availabilityZone": zone,
+                "mapPublicIpOnLaunch": public,
+                "vpcId": "vpc-0e55555555555555e",
+            }, []
         if args.token == "gcp:container/getCluster:getCluster":
             name = args.args["name"]
             return {

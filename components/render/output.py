@@ -107,8 +107,13 @@ def _budget_table(models: dict[str, Any]) -> list[str]:
     return lines
 
 
-SCENARIOS = (("min", "min replicas"), ("max", "max replicas"), ("rollout", "rollout"),
-             ("rayUpgrade", "Ray upgrade"), ("nodeLoss", "one node lost"))
+SCENARIOS = (
+    ("min", "min replicas"),
+    ("max", "max replicas"),
+    ("rollout", "rollout"),
+    ("rayUpgrade", "Ray upgrade"),
+    ("nodeLoss", "one node lost"),
+)
 
 
 def _feasibility(pools: dict[str, Any]) -> list[str]:
@@ -116,20 +121,39 @@ def _feasibility(pools: dict[str, Any]) -> list[str]:
     rows = {name: f["feasibility"] for name, f in pools.items() if f.get("feasibility")}
     if not rows:
         return []
-    head = "| pool | autoscaler | reach | allocatable/node | pods/node | " + " | ".join(t for _, t in SCENARIOS) + " | rollouts |"
-    lines = ["", "## Capacity feasibility (nodes needed / reachable)", "", head, "|---|---|---:|---|---|" + "---:|" * len(SCENARIOS) + "---|"]
+    head = (
+        "| pool | autoscaler | reach | allocatable/node | pods/node | "
+        + " | ".join(t for _, t in SCENARIOS)
+        + " | rollouts |"
+    )
+    lines = [
+        "",
+        "## Capacity feasibility (nodes needed / reachable)",
+        "",
+        head,
+        "|---|---|---:|---|---|" + "---:|" * len(SCENARIOS) + "---|",
+    ]
     for name, f in sorted(rows.items()):
         node = f["allocatablePerNode"]
-        alloc = f"{int(node['gpus'])} GPU" + ("" if node.get("cpu") is None else f", {node['cpu']:g} vCPU, {node['memoryGib']:g} GiB")
+        alloc = f"{int(node['gpus'])} GPU" + (
+            "" if node.get("cpu") is None else f", {node['cpu']:g} vCPU, {node['memoryGib']:g} GiB"
+        )
         per = ", ".join(f"{w.split('/', 1)[1]} {int(n)}" for w, n in f["podsPerNode"].items()) or "-"
         cells = []
         for key, _ in SCENARIOS:
             need = f["nodesNeeded"].get(key)
             cells.append("-" if need is None else f"{int(need)} {'ok' if f['fits'][key] else 'NO'}")
         rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in f["rollouts"].items()) or "-"
-        lines.append(f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | " + " | ".join(cells) + f" | {rollouts} |")
-    lines += ["", "_Reach: Cluster Autoscaler/GKE up to maxNodes; Karpenter: desiredNodes + its NodePool GPU limit (gpuLimit, capped at maxNodes). "
-              "Allocatable: node minus kube-reserved, eviction threshold and node DaemonSets (config/feasibility.py)._"]
+        lines.append(
+            f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | "
+            + " | ".join(cells)
+            + f" | {rollouts} |"
+        )
+    lines += [
+        "",
+        "_Reach: Cluster Autoscaler/GKE up to maxNodes; Karpenter: desiredNodes + its NodePool GPU limit (gpuLimit, capped at maxNodes). "
+        "Allocatable: node minus kube-reserved, eviction threshold and node DaemonSets (config/feasibility.py)._",
+    ]
     return lines
 
 
@@ -141,13 +165,25 @@ def summary(recording: Recording) -> str:
     lines += [f"| `{t}` | {n} |" for t, n in p["counts"].items()]
     system = recording.outputs.get("systemPool")
     if system and system.get("instanceType"):
-        lines += ["", f"System pool (operators, monitoring; CPU only): {system['instanceType']}, "
-                      f"{int(system['minNodes'])}..{int(system['maxNodes'])} nodes."]
+        lines += [
+            "",
+            f"System pool (operators, monitoring; CPU only): {system['instanceType']}, "
+            f"{int(system['minNodes'])}..{int(system['maxNodes'])} nodes.",
+        ]
     elif "systemPool" in recording.outputs:
-        lines += ["", "System pool: none created (existing cluster); operators and monitoring prefer nodes without GPUs."]
+        lines += [
+            "",
+            "System pool: none created (existing cluster); operators and monitoring prefer nodes without GPUs.",
+        ]
     pools = dict(sorted((recording.outputs.get("nodePools") or {}).items()))  # map order from the engine is not stable
     if pools:
-        lines += ["", "## GPU node pools", "", "| pool | type | GPUs/node | GPU | nodes | capacity | taint |", "|---|---|---:|---|---|---|---|"]
+        lines += [
+            "",
+            "## GPU node pools",
+            "",
+            "| pool | type | GPUs/node | GPU | nodes | capacity | taint |",
+            "|---|---|---:|---|---|---|---|",
+        ]
         for name, f in pools.items():
             lines.append(
                 f"| {name} | {f.get('instanceType') or '-'} | {int(f['gpusPerNode'])} | {f['gpuModel']} ({int(f['gpuMemoryGib'])} GiB) "
@@ -182,13 +218,23 @@ def summary(recording: Recording) -> str:
             "(config/catalog.py, dated); spot capacity costs less, disks and control planes are not included._",
         ]
         if unpriced:
-            lines.append("_² No price for the pool's nodes: on an existing cluster state it as "
-                         "`cluster.nodePools[].gpu.hourlyUsd` (cost per node-hour)._")
+            lines.append(
+                "_² No price for the pool's nodes: on an existing cluster state it as "
+                "`cluster.nodePools[].gpu.hourlyUsd` (cost per node-hour)._"
+            )
         lines += _budget_table(models)
-    endpoints = dict(sorted((recording.outputs.get("endpoints") or {}).items()))  # map order from the engine is not stable
+    endpoints = dict(
+        sorted((recording.outputs.get("endpoints") or {}).items())
+    )  # map order from the engine is not stable
     if endpoints:
         hosts = recording.outputs.get("hosts") or {}
-        lines += ["", "## Endpoints (OpenAI-compatible)", "", "| model | in-cluster URL | public hosts |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Endpoints (OpenAI-compatible)",
+            "",
+            "| model | in-cluster URL | public hosts |",
+            "|---|---|---|",
+        ]
         lines += [f"| {name} | {url} | {', '.join(hosts.get(name, [])) or '-'} |" for name, url in endpoints.items()]
     releases = helm_releases(recording)
     if releases:

@@ -116,9 +116,7 @@ def keda_triggers(
         query = f"({ttft_quantile(scope, 0.95, TTFT_WINDOW)} >= 0) or vector(0)"
         triggers.append(trigger("ttft-p95", query, a.ttft_p95_target_seconds, "Value"))
     if a.scale_to_zero and wake_up_query is not None:
-        triggers.append(
-            trigger("wake-up", wake_up_query, WAKE_UP_THRESHOLD, "AverageValue", activationThreshold="0")
-        )
+        triggers.append(trigger("wake-up", wake_up_query, WAKE_UP_THRESHOLD, "AverageValue", activationThreshold="0"))
     return triggers
 
 

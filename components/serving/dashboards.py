@@ -62,9 +62,7 @@ def _panel(title: str, unit: str, description: str, targets: list[tuple[str, str
         )
     )
     for i, (expr, legend) in enumerate(targets):
-        panel = panel.with_target(
-            prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i))
-        )
+        panel = panel.with_target(prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i)))
     return panel
 
 
@@ -156,7 +154,9 @@ def model_dashboard(scope: ModelScope, *, title: str, uid: str, gpu_metrics: boo
             "percentunit",
             "Fraction of KV-cache blocks in use per pod; near 100 % requests wait or get preempted.",
             [(f"max by (pod) ({m(metrics.KV_CACHE_USAGE)}{sel})", "{{pod}}")],
-        ).min(0).max(1),
+        )
+        .min(0)
+        .max(1),
         _panel(
             "Prefix-cache hit rate",
             "percentunit",
@@ -168,7 +168,9 @@ def model_dashboard(scope: ModelScope, *, title: str, uid: str, gpu_metrics: boo
                     "hit rate",
                 ),
             ],
-        ).min(0).max(1),
+        )
+        .min(0)
+        .max(1),
         _panel(
             "Preemptions per second",
             "short",
@@ -192,7 +194,9 @@ def model_dashboard(scope: ModelScope, *, title: str, uid: str, gpu_metrics: boo
                 "percent",
                 "DCGM duty cycle of each GPU the model's pods hold.",
                 [(f"avg by (pod, gpu) ({metrics.DCGM_GPU_UTIL}{gsel})", "{{pod}} GPU {{gpu}}")],
-            ).min(0).max(100),
+            )
+            .min(0)
+            .max(100),
             _panel(
                 "GPU memory used",
                 "mbytes",

@@ -31,26 +31,26 @@ kube-state-metrics (kube-prometheus-stack): HPA series labelled ``namespace`` an
 """
 
 # -- vLLM -----------------------------------------------------------------------------
-NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"       # gauge: queue depth
-NUM_REQUESTS_RUNNING = "vllm:num_requests_running"       # gauge: requests in the batch
-KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"               # gauge, 0..1
-TTFT = "vllm:time_to_first_token_seconds"                 # histogram
+NUM_REQUESTS_WAITING = "vllm:num_requests_waiting"  # gauge: queue depth
+NUM_REQUESTS_RUNNING = "vllm:num_requests_running"  # gauge: requests in the batch
+KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"  # gauge, 0..1
+TTFT = "vllm:time_to_first_token_seconds"  # histogram
 INTER_TOKEN_LATENCY = "vllm:inter_token_latency_seconds"  # histogram
-E2E_LATENCY = "vllm:e2e_request_latency_seconds"          # histogram
-QUEUE_TIME = "vllm:request_queue_time_seconds"            # histogram
-PROMPT_TOKENS = "vllm:prompt_tokens_total"                # counter
-GENERATION_TOKENS = "vllm:generation_tokens_total"        # counter
-REQUEST_SUCCESS = "vllm:request_success_total"            # counter, label finished_reason
-NUM_PREEMPTIONS = "vllm:num_preemptions_total"            # counter
+E2E_LATENCY = "vllm:e2e_request_latency_seconds"  # histogram
+QUEUE_TIME = "vllm:request_queue_time_seconds"  # histogram
+PROMPT_TOKENS = "vllm:prompt_tokens_total"  # counter
+GENERATION_TOKENS = "vllm:generation_tokens_total"  # counter
+REQUEST_SUCCESS = "vllm:request_success_total"  # counter, label finished_reason
+NUM_PREEMPTIONS = "vllm:num_preemptions_total"  # counter
 PREFIX_CACHE_QUERIES = "vllm:prefix_cache_queries_total"  # counter (tokens queried)
-PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total"        # counter (tokens hit)
-HTTP_REQUESTS = "http_requests_total"                     # API server, label status="2xx".."5xx"
+PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total"  # counter (tokens hit)
+HTTP_REQUESTS = "http_requests_total"  # API server, label status="2xx".."5xx"
 HTTP_5XX = "5xx"
 
 # -- NVIDIA DCGM exporter ----------------------------------------------------------------
-DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"    # %, duty cycle
-DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"      # MiB of frame buffer in use
-DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"    # degrees Celsius
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"  # %, duty cycle
+DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"  # MiB of frame buffer in use
+DCGM_GPU_TEMP = "DCGM_FI_DEV_GPU_TEMP"  # degrees Celsius
 
 # -- kube-state-metrics ----------------------------------------------------------------
 KSM_HPA_CURRENT_REPLICAS = "kube_horizontalpodautoscaler_status_current_replicas"

@@ -45,7 +45,11 @@ def hf_token_env() -> dict[str, str]:
 def hf_token_volume(secret: str) -> dict:
     return {
         "name": HF_TOKEN_VOLUME,
-        "secret": {"secretName": secret, "items": [{"key": HF_TOKEN_KEY, "path": HF_TOKEN_KEY}], "defaultMode": HF_TOKEN_MODE},
+        "secret": {
+            "secretName": secret,
+            "items": [{"key": HF_TOKEN_KEY, "path": HF_TOKEN_KEY}],
+            "defaultMode": HF_TOKEN_MODE,
+        },
     }
 
 
@@ -158,7 +162,10 @@ class ServingNamespace(pulumi.ComponentResource):
             ingress.append({"from": callers, "ports": [{"protocol": "TCP", "port": SERVING_PORT}]})
         if args.monitoring_namespaces:
             ingress.append(
-                {"from": _from_namespaces(args.monitoring_namespaces), "ports": [{"protocol": "TCP", "port": p} for p in METRICS_PORTS]}
+                {
+                    "from": _from_namespaces(args.monitoring_namespaces),
+                    "ports": [{"protocol": "TCP", "port": p} for p in METRICS_PORTS],
+                }
             )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-ingress",

@@ -124,9 +124,7 @@ def service_monitor(
         "spec": {
             "selector": {"matchLabels": selector},
             "namespaceSelector": {"matchNames": [namespace]},
-            "endpoints": [
-                {"port": port, "path": path, "scheme": "http", "interval": interval, "scrapeTimeout": "10s"}
-            ],
+            "endpoints": [{"port": port, "path": path, "scheme": "http", "interval": interval, "scrapeTimeout": "10s"}],
         },
     }
 
@@ -184,7 +182,7 @@ def alert_rules(scope: ModelScope, alerts: AlertThresholds, *, gpu_metrics: bool
             alerts.queue_depth_for,
             "warning",
             f"{model}: requests queue in {{{{ $labels.pod }}}}",
-            f"{{{{ $value | printf \"%.0f\" }}}} requests have waited in {model} pod {{{{ $labels.pod }}}} "
+            f'{{{{ $value | printf "%.0f" }}}} requests have waited in {model} pod {{{{ $labels.pod }}}} '
             f"for {alerts.queue_depth_for} (threshold {alerts.queue_depth:g}): the replicas cannot keep up.",
         ),
         rule(
@@ -193,7 +191,7 @@ def alert_rules(scope: ModelScope, alerts: AlertThresholds, *, gpu_metrics: bool
             alerts.ttft_for,
             "critical",
             f"{model}: p99 time to first token above {alerts.ttft_p99_seconds:g}s",
-            f"p99 time to first token of {model} is {{{{ $value | printf \"%.2f\" }}}}s "
+            f'p99 time to first token of {model} is {{{{ $value | printf "%.2f" }}}}s '
             f"(threshold {alerts.ttft_p99_seconds:g}s) for {alerts.ttft_for}.",
         ),
         rule(
@@ -216,7 +214,7 @@ def alert_rules(scope: ModelScope, alerts: AlertThresholds, *, gpu_metrics: bool
                 "warning",
                 f"{model}: GPU {{{{ $labels.gpu }}}} on {{{{ $labels.Hostname }}}} is hot",
                 f"GPU {{{{ $labels.gpu }}}} of {model} pod {{{{ $labels.pod }}}} on {{{{ $labels.Hostname }}}} is at "
-                f"{{{{ $value | printf \"%.0f\" }}}}°C for {alerts.gpu_temperature_for} "
+                f'{{{{ $value | printf "%.0f" }}}}°C for {alerts.gpu_temperature_for} '
                 f"(threshold {alerts.gpu_temperature_celsius:g}°C): it throttles its clocks.",
             )
         )
@@ -230,7 +228,7 @@ def alert_rules(scope: ModelScope, alerts: AlertThresholds, *, gpu_metrics: bool
                 alerts.max_replicas_for,
                 "warning",
                 f"{model}: autoscaling is at its maximum",
-                f"{model} has run {{{{ $value | printf \"%.0f\" }}}} replicas, the maximum of HPA "
+                f'{model} has run {{{{ $value | printf "%.0f" }}}} replicas, the maximum of HPA '
                 f"{{{{ $labels.horizontalpodautoscaler }}}}, for {alerts.max_replicas_for}: "
                 f"demand above it queues (raise autoscaling.maxReplicas and the pool's maxNodes).",
             )

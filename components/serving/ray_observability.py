@@ -42,21 +42,21 @@ def ray_engine_metric(vllm_name: str) -> str:
 
 
 # -- metric names ---------------------------------------------------------------------------
-HTTP_REQUESTS = "ray_serve_num_http_requests_total"          # counter: route, method, application, status_code
-HTTP_ERRORS = "ray_serve_num_http_error_requests_total"      # counter: route, error_code, method, application
-HTTP_LATENCY_MS = "ray_serve_http_request_latency_ms"         # histogram (ms): method, route, application, status_code
-REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"      # gauge 1/0: deployment, replica, application
-QUEUED_QUERIES = "ray_serve_deployment_queued_queries"        # gauge: deployment, application, handle, actor_id
-TTFT = ray_engine_metric(metrics.TTFT)                        # histogram: model_name, WorkerId
-TPOT = ray_engine_metric(metrics.INTER_TOKEN_LATENCY)         # histogram
-E2E_LATENCY = ray_engine_metric(metrics.E2E_LATENCY)          # histogram
-KV_CACHE_USAGE = ray_engine_metric(metrics.KV_CACHE_USAGE)    # gauge 0..1
+HTTP_REQUESTS = "ray_serve_num_http_requests_total"  # counter: route, method, application, status_code
+HTTP_ERRORS = "ray_serve_num_http_error_requests_total"  # counter: route, error_code, method, application
+HTTP_LATENCY_MS = "ray_serve_http_request_latency_ms"  # histogram (ms): method, route, application, status_code
+REPLICA_HEALTHY = "ray_serve_deployment_replica_healthy"  # gauge 1/0: deployment, replica, application
+QUEUED_QUERIES = "ray_serve_deployment_queued_queries"  # gauge: deployment, application, handle, actor_id
+TTFT = ray_engine_metric(metrics.TTFT)  # histogram: model_name, WorkerId
+TPOT = ray_engine_metric(metrics.INTER_TOKEN_LATENCY)  # histogram
+E2E_LATENCY = ray_engine_metric(metrics.E2E_LATENCY)  # histogram
+KV_CACHE_USAGE = ray_engine_metric(metrics.KV_CACHE_USAGE)  # gauge 0..1
 REQUESTS_RUNNING = ray_engine_metric(metrics.NUM_REQUESTS_RUNNING)  # gauge
 REQUESTS_WAITING = ray_engine_metric(metrics.NUM_REQUESTS_WAITING)  # gauge
-GENERATION_TOKENS = ray_engine_metric(metrics.GENERATION_TOKENS)    # counter
+GENERATION_TOKENS = ray_engine_metric(metrics.GENERATION_TOKENS)  # counter
 
 SERVICE_LABEL = "ray_service"
-HEALTH_ROUTES = '/-/.*'
+HEALTH_ROUTES = "/-/.*"
 """Serve's own health/routes endpoints (``/-/healthz``, ``/-/routes``): not user traffic."""
 RATE_WINDOW = "5m"
 RUNBOOK_FILE = "ray-serve-llm.md"
@@ -136,10 +136,13 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
         rule(
             "RayServeHighErrorRatio",
             f'(sum by ({by_app}) (rate({HTTP_ERRORS}{{{sel},error_code=~"5..",route!~"{HEALTH_ROUTES}"}}[{RATE_WINDOW}]))'
-            f" / sum by ({by_app}) (rate({HTTP_REQUESTS}{{{sel},route!~\"{HEALTH_ROUTES}\"}}[{RATE_WINDOW}])))"
+            f' / sum by ({by_app}) (rate({HTTP_REQUESTS}{{{sel},route!~"{HEALTH_ROUTES}"}}[{RATE_WINDOW}])))'
             f" > {alerts.error_ratio:g}",
-            alerts.error_ratio_for, "critical",
-            "Ray Serve app {{ $labels.application }} answers more than " + f"{alerts.error_ratio:.0%}" + " of requests with 5xx",
+            alerts.error_ratio_for,
+            "critical",
+            "Ray Serve app {{ $labels.application }} answers more than "
+            + f"{alerts.error_ratio:.0%}"
+            + " of requests with 5xx",
             "{{ $value | humanizePercentage }} of the HTTP requests to {{ $labels.namespace }}/{{ $labels.ray_service }} "
             "failed with a server error (replica crashes, OOM, 503 back-pressure).",
         ),
@@ -147,7 +150,8 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
             "RayServeLlmTtftP99High",
             f"histogram_quantile(0.99, sum by ({by_model}, le) (rate({TTFT}_bucket{{{sel}}}[{RATE_WINDOW}])))"
             f" > {alerts.ttft_p99_seconds:g}",
-            alerts.ttft_for, "warning",
+            alerts.ttft_for,
+            "warning",
             "p99 time to first token of {{ $labels.model_name }} is above " + f"{alerts.ttft_p99_seconds:g}s",
             "p99 TTFT is {{ $value | humanizeDuration }}: prompts queue for prefill; Serve should add replicas "
             "(check maxReplicas, maxWorkers and pending GPU nodes).",
@@ -155,7 +159,8 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
         rule(
             "RayServeLlmKvCacheSaturated",
             f"avg by ({by_model}) ({KV_CACHE_USAGE}{{{sel}}}) > {alerts.kv_cache_usage:g}",
-            alerts.kv_cache_for, "warning",
+            alerts.kv_cache_for,
+            "warning",
             "KV cache of {{ $labels.model_name }} is above " + f"{alerts.kv_cache_usage:.0%}",
             "Average KV-cache usage over the replicas is {{ $value | humanizePercentage }}: requests are preempted "
             "or wait; lower targetOngoingRequests or raise maxReplicas.",
@@ -163,7 +168,8 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
         rule(
             "RayServeLlmQueueDepthHigh",
             f"avg by ({by_model}) ({REQUESTS_WAITING}{{{sel}}}) > {alerts.queue_depth:g}",
-            alerts.queue_depth_for, "warning",
+            alerts.queue_depth_for,
+            "warning",
             "{{ $labels.model_name }} has more than " + f"{alerts.queue_depth:g}" + " waiting requests per replica",
             "{{ $value }} requests wait per vLLM engine: the model is saturated and not scaling out.",
         ),
@@ -171,7 +177,8 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
             "RayServeNoHealthyReplica",
             f"(sum by ({by_deployment}) ({REPLICA_HEALTHY}{{{sel}}}) == 0)"
             f" and on ({by_deployment}) (sum by ({by_deployment}) ({QUEUED_QUERIES}{{{sel}}}) > 0)",
-            alerts.no_healthy_replica_for, "critical",
+            alerts.no_healthy_replica_for,
+            "critical",
             "Serve deployment {{ $labels.deployment }} has no healthy replica while requests wait",
             "Every replica of {{ $labels.application }}/{{ $labels.deployment }} reports "
             f"{REPLICA_HEALTHY} 0 and requests are queued: the model is down (failed health checks, engine crash, "
@@ -181,7 +188,9 @@ def alert_rules(name: str, namespace: str, alerts: AlertThresholds) -> list[dict
     ]
 
 
-def prometheus_rule(name: str, namespace: str, alerts: AlertThresholds, monitor_labels: dict[str, str]) -> dict[str, Any]:
+def prometheus_rule(
+    name: str, namespace: str, alerts: AlertThresholds, monitor_labels: dict[str, str]
+) -> dict[str, Any]:
     return _prometheus_rule(
         f"{name}-ray-serve-llm",
         namespace,
@@ -218,8 +227,10 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
 
     def quantiles(metric: str, by: str, scale: str = "") -> list[tuple[str, str]]:
         return [
-            (f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{model_sel if 'vllm' in metric else sel}}}[$__rate_interval]))){scale}",
-             f"p{int(q * 100)} {{{{{by.split(', ')[0]}}}}}")
+            (
+                f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{model_sel if 'vllm' in metric else sel}}}[$__rate_interval]))){scale}",
+                f"p{int(q * 100)} {{{{{by.split(', ')[0]}}}}}",
+            )
             for q in (0.5, 0.99)
         ]
 
@@ -240,41 +251,75 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
             .current({"text": "All", "value": "$__all"})
         )
         .with_row(dashboard.Row("Serve (HTTP proxy)").id(next(ids)).grid_pos(GridPos(h=1, w=24, x=0, y=0)))
-        .with_panel(panel(
-            "Requests per second by status", "reqps", 0, 1,
-            (f'sum by (application, status_code) (rate({HTTP_REQUESTS}{{{sel},route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))',
-             "{{application}} {{status_code}}"),
-        ))
-        .with_panel(panel(
-            "5xx error ratio", "percentunit", 12, 1,
-            (f'sum by (application) (rate({HTTP_ERRORS}{{{sel},error_code=~"5..",route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))'
-             f' / sum by (application) (rate({HTTP_REQUESTS}{{{sel},route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))',
-             "{{application}}"),
-        ))
+        .with_panel(
+            panel(
+                "Requests per second by status",
+                "reqps",
+                0,
+                1,
+                (
+                    f'sum by (application, status_code) (rate({HTTP_REQUESTS}{{{sel},route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))',
+                    "{{application}} {{status_code}}",
+                ),
+            )
+        )
+        .with_panel(
+            panel(
+                "5xx error ratio",
+                "percentunit",
+                12,
+                1,
+                (
+                    f'sum by (application) (rate({HTTP_ERRORS}{{{sel},error_code=~"5..",route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))'
+                    f' / sum by (application) (rate({HTTP_REQUESTS}{{{sel},route!~"{HEALTH_ROUTES}"}}[$__rate_interval]))',
+                    "{{application}}",
+                ),
+            )
+        )
         .with_panel(panel("HTTP latency (end of response)", "ms", 0, 9, *quantiles(HTTP_LATENCY_MS, "application")))
-        .with_panel(panel(
-            "Healthy replicas and queued requests by deployment", "short", 12, 9,
-            (f"sum by (deployment) ({REPLICA_HEALTHY}{{{sel}}})", "healthy {{deployment}}"),
-            (f"sum by (deployment) ({QUEUED_QUERIES}{{{sel}}})", "queued {{deployment}}"),
-        ))
+        .with_panel(
+            panel(
+                "Healthy replicas and queued requests by deployment",
+                "short",
+                12,
+                9,
+                (f"sum by (deployment) ({REPLICA_HEALTHY}{{{sel}}})", "healthy {{deployment}}"),
+                (f"sum by (deployment) ({QUEUED_QUERIES}{{{sel}}})", "queued {{deployment}}"),
+            )
+        )
         .with_row(dashboard.Row("vLLM engines").id(next(ids)).grid_pos(GridPos(h=1, w=24, x=0, y=17)))
         .with_panel(panel("Time to first token", "s", 0, 18, *quantiles(TTFT, "model_name")))
         .with_panel(panel("Time per output token", "s", 12, 18, *quantiles(TPOT, "model_name")))
         .with_panel(panel("End-to-end request latency", "s", 0, 26, *quantiles(E2E_LATENCY, "model_name")))
-        .with_panel(panel(
-            "KV-cache usage", "percentunit", 12, 26,
-            (f"avg by (model_name) ({KV_CACHE_USAGE}{{{model_sel}}})", "avg {{model_name}}"),
-            (f"max by (model_name) ({KV_CACHE_USAGE}{{{model_sel}}})", "max {{model_name}}"),
-        ))
-        .with_panel(panel(
-            "Running and waiting requests", "short", 0, 34,
-            (f"sum by (model_name) ({REQUESTS_RUNNING}{{{model_sel}}})", "running {{model_name}}"),
-            (f"sum by (model_name) ({REQUESTS_WAITING}{{{model_sel}}})", "waiting {{model_name}}"),
-        ))
-        .with_panel(panel(
-            "Generated tokens per second", "short", 12, 34,
-            (f"sum by (model_name) (rate({GENERATION_TOKENS}{{{model_sel}}}[$__rate_interval]))", "{{model_name}}"),
-        ))
+        .with_panel(
+            panel(
+                "KV-cache usage",
+                "percentunit",
+                12,
+                26,
+                (f"avg by (model_name) ({KV_CACHE_USAGE}{{{model_sel}}})", "avg {{model_name}}"),
+                (f"max by (model_name) ({KV_CACHE_USAGE}{{{model_sel}}})", "max {{model_name}}"),
+            )
+        )
+        .with_panel(
+            panel(
+                "Running and waiting requests",
+                "short",
+                0,
+                34,
+                (f"sum by (model_name) ({REQUESTS_RUNNING}{{{model_sel}}})", "running {{model_name}}"),
+                (f"sum by (model_name) ({REQUESTS_WAITING}{{{model_sel}}})", "waiting {{model_name}}"),
+            )
+        )
+        .with_panel(
+            panel(
+                "Generated tokens per second",
+                "short",
+                12,
+                34,
+                (f"sum by (model_name) (rate({GENERATION_TOKENS}{{{model_sel}}}[$__rate_interval]))", "{{model_name}}"),
+            )
+        )
     )
     return json.loads(json.dumps(board.build(), cls=JSONEncoder, sort_keys=True))
 

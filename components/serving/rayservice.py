@@ -379,7 +379,11 @@ def worker_group(
                 "readinessProbe": worker_readiness_probe(),
                 # Leave the cluster cleanly (drains the raylet) before SIGTERM.
                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}},
-                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *cache_mounts, *token.get("volumeMounts", [])],
+                "volumeMounts": [
+                    {"name": "dshm", "mountPath": "/dev/shm"},
+                    *cache_mounts,
+                    *token.get("volumeMounts", []),
+                ],
             }
         ],
         "volumes": [
@@ -412,7 +416,10 @@ def worker_group(
             "resources": accelerator_resources(accelerator),
         },
         # GPU workers hold model replicas: Karpenter must not consolidate or drift them away
-        "template": {"metadata": {"labels": pod_labels(name, COMPONENT_WORKER), "annotations": dict(kube.DO_NOT_DISRUPT)}, "spec": spec},
+        "template": {
+            "metadata": {"labels": pod_labels(name, COMPONENT_WORKER), "annotations": dict(kube.DO_NOT_DISRUPT)},
+            "spec": spec,
+        },
     }
 
 
@@ -474,13 +481,19 @@ def kuberay_network_policy(name: str, namespace: str, operator_namespace: str) -
             "podSelector": {
                 "matchLabels": {"app.kubernetes.io/instance": name},
                 "matchExpressions": [
-                    {"key": "app.kubernetes.io/component", "operator": "In", "values": [COMPONENT_HEAD, COMPONENT_WORKER]}
+                    {
+                        "key": "app.kubernetes.io/component",
+                        "operator": "In",
+                        "values": [COMPONENT_HEAD, COMPONENT_WORKER],
+                    }
                 ],
             },
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}}],
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator_namespace}}}
+                    ],
                     "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}, {"protocol": "TCP", "port": SERVE_PORT}],
                 }
             ],

@@ -92,6 +92,7 @@ LIVENESS_PERIOD_SECONDS = 15
 LIVENESS_FAILURES = 4
 """/health answers as long as the engine process lives; a minute of failures is a dead engine."""
 
+
 @dataclass(frozen=True)
 class VllmServiceArgs:
     model: VllmModelConfig
@@ -123,14 +124,22 @@ def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
     """``vllm serve`` arguments (vLLM 0.31 spellings): the model, then one flag per typed field."""
     args = [
         model.model,
-        "--served-model-name", model.served_name,
-        "--port", str(PORT),
-        "--tensor-parallel-size", str(plan.tensor_parallel_size),
-        "--max-model-len", str(plan.max_model_len),
-        "--gpu-memory-utilization", f"{model.gpu_memory_utilization:g}",
-        "--dtype", model.dtype,
-        "--kv-cache-dtype", model.kv_cache_dtype,
-        "--download-dir", HF_HUB_CACHE,
+        "--served-model-name",
+        model.served_name,
+        "--port",
+        str(PORT),
+        "--tensor-parallel-size",
+        str(plan.tensor_parallel_size),
+        "--max-model-len",
+        str(plan.max_model_len),
+        "--gpu-memory-utilization",
+        f"{model.gpu_memory_utilization:g}",
+        "--dtype",
+        model.dtype,
+        "--kv-cache-dtype",
+        model.kv_cache_dtype,
+        "--download-dir",
+        HF_HUB_CACHE,
         "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching",
         "--enable-chunked-prefill" if model.enable_chunked_prefill else "--no-enable-chunked-prefill",
     ]
@@ -195,7 +204,9 @@ def gateway_network_policy(
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": route.gateway_namespace}}}],
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": route.gateway_namespace}}}
+                    ],
                     "ports": [{"protocol": "TCP", "port": PORT}],
                 }
             ],
@@ -233,9 +244,7 @@ class VllmService(pulumi.ComponentResource):
             )
         self.autoscaler = autoscaler
         hpa_name = {"keda": autoscaling.keda_hpa_name(name), "hpa": name}.get(autoscaler)
-        labels = kube.labels(
-            name, COMPONENT, **{"app.kubernetes.io/version": versions.VLLM_IMAGE.rsplit(":", 1)[1]}
-        )
+        labels = kube.labels(name, COMPONENT, **{"app.kubernetes.io/version": versions.VLLM_IMAGE.rsplit(":", 1)[1]})
         selector = kube.selector(name, COMPONENT)
         mon = ctx.addons.monitoring
         self.scope = observability.ModelScope(
@@ -318,7 +327,10 @@ class VllmService(pulumi.ComponentResource):
                     # immutable: no version label here, or an image bump would replace the
                     # StatefulSet (and delete the caches); a new size or class does replace it
                     "volumeClaimTemplates": [
-                        {"metadata": {"name": CACHE_VOLUME, "labels": {**selector, **kube.MANAGED_BY}}, "spec": claim_spec}
+                        {
+                            "metadata": {"name": CACHE_VOLUME, "labels": {**selector, **kube.MANAGED_BY}},
+                            "spec": claim_spec,
+                        }
                     ],
                 },
                 opts=workload_opts,
@@ -375,8 +387,15 @@ class VllmService(pulumi.ComponentResource):
             self.scaler = observability.custom_resource(
                 f"{name}-scaledobject",
                 autoscaling.scaled_object(
-                    name, ns, labels=labels, target_kind=self.kind, target_name=name, scope=self.scope,
-                    autoscaling=a, prometheus_url=mon.prometheus_url, wake_up_query=wake_up,
+                    name,
+                    ns,
+                    labels=labels,
+                    target_kind=self.kind,
+                    target_name=name,
+                    scope=self.scope,
+                    autoscaling=a,
+                    prometheus_url=mon.prometheus_url,
+                    wake_up_query=wake_up,
                 ),
                 child(self.workload, *ctx.addons.depends_for("keda.sh")),
             )
@@ -464,7 +483,9 @@ class VllmService(pulumi.ComponentResource):
         if res.shm_gib is not None:
             # NCCL between tensor-parallel workers goes through shared memory; the runtime's
             # default 64 MiB /dev/shm hangs it (seed 002)
-            volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity_gib(res.shm_gib)}})
+            volumes.append(
+                {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity_gib(res.shm_gib)}}
+            )
             mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
         volumes += [{"name": HOME_VOLUME, "emptyDir": {}}, {"name": TMP_VOLUME, "emptyDir": {}}]
         mounts += [*scratch, *token]
@@ -602,7 +623,9 @@ class VllmService(pulumi.ComponentResource):
             observability.custom_resource(f"{name}-{manifest['kind'].lower()}", manifest, child())
         if ctx.security.network_policy.enabled:
             lb = gke_gateway.load_balancer_network_policy(name, ns, labels, selector, PORT)
-            k8s.networking.v1.NetworkPolicy(f"{name}-allow-gke-lb", metadata=lb["metadata"], spec=lb["spec"], opts=child())
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-allow-gke-lb", metadata=lb["metadata"], spec=lb["spec"], opts=child()
+            )
 
     @staticmethod
     def _http_route(name: str, ns: str, labels: dict[str, str], model: VllmModelConfig) -> dict[str, Any]:

@@ -15,13 +15,20 @@ class AddonChecks(CheckerBase):
         addons = self.config.addons
         kr = addons.kuberay
         if kr.enabled and kr.already_installed:
-            self.add("addons.kuberay", "set either enabled (we install KubeRay) or alreadyInstalled (use the cluster's)")
+            self.add(
+                "addons.kuberay", "set either enabled (we install KubeRay) or alreadyInstalled (use the cluster's)"
+            )
         if self.config.ray_services:
             if kr.enabled is False and not kr.already_installed:
-                self.add("addons.kuberay.enabled", "rayServices need the KubeRay operator (enable it or set alreadyInstalled)")
+                self.add(
+                    "addons.kuberay.enabled",
+                    "rayServices need the KubeRay operator (enable it or set alreadyInstalled)",
+                )
         self.check_gpu_operator()
         if self.config.namespace in ADDON_NAMESPACES:
-            self.add("namespace", f"'{self.config.namespace}' is an add-on's namespace; serve the models from their own")
+            self.add(
+                "namespace", f"'{self.config.namespace}' is an add-on's namespace; serve the models from their own"
+            )
         mon = addons.monitoring
         if mon.mode == "existing" and not mon.selector_labels:
             self.add(
@@ -30,7 +37,10 @@ class AddonChecks(CheckerBase):
                 "and PrometheusRules by (e.g. {release: prometheus}); without them our monitors are silently ignored",
             )
         if mon.mode == "install" and mon.namespace in {self.config.namespace, *ADDON_NAMESPACES}:
-            self.add("addons.monitoring.namespace", f"'{mon.namespace}' is already used by {'the models' if mon.namespace == self.config.namespace else 'another add-on'}; kube-prometheus-stack needs its own")
+            self.add(
+                "addons.monitoring.namespace",
+                f"'{mon.namespace}' is already used by {'the models' if mon.namespace == self.config.namespace else 'another add-on'}; kube-prometheus-stack needs its own",
+            )
         if mon.mode == "existing" and mon.prometheus_url:
             host = (urlsplit(mon.prometheus_url).hostname or "").split(".")
             if len(host) >= 3 and host[2] == "svc" and host[1] != mon.namespace:
@@ -55,7 +65,10 @@ class AddonChecks(CheckerBase):
                 f"{'' if mon.mode != 'install' else ', grafana.enabled false'}); remove it with pulumi config rm grafanaAdminPassword",
             )
         if addons.prometheus_adapter.enabled and mon.mode == "none":
-            self.add("addons.prometheusAdapter.enabled", "reads metrics from Prometheus, but addons.monitoring.mode is 'none'")
+            self.add(
+                "addons.prometheusAdapter.enabled",
+                "reads metrics from Prometheus, but addons.monitoring.mode is 'none'",
+            )
         if addons.gpu_operator.mig_strategy != "none":
             for name, pool in self.pools.items():
                 if pool.mig_capable:
@@ -70,15 +83,27 @@ class AddonChecks(CheckerBase):
         gke_driver = c.gke.gpu_driver if c.gke else None
         if c.cloud == "gke" and gke_driver == "operator":
             if not op.enabled:
-                self.add("cluster.gke.gpuDriver", "'operator' leaves the nodes without a driver for the GPU Operator to install, but addons.gpuOperator.enabled is false")
+                self.add(
+                    "cluster.gke.gpuDriver",
+                    "'operator' leaves the nodes without a driver for the GPU Operator to install, but addons.gpuOperator.enabled is false",
+                )
             elif op.driver == "disabled":
-                self.add("addons.gpuOperator.driver", "cluster.gke.gpuDriver 'operator' turns GKE's driver installation off; the GPU Operator must install it (auto or enabled)")
+                self.add(
+                    "addons.gpuOperator.driver",
+                    "cluster.gke.gpuDriver 'operator' turns GKE's driver installation off; the GPU Operator must install it (auto or enabled)",
+                )
         if not op.enabled:
             return
         if op.driver == "enabled" and c.cloud == "eks":
-            self.add("addons.gpuOperator.driver", "the EKS NVIDIA AMIs (AL2023/Bottlerocket) ship the driver; a second, containerized driver conflicts (use auto or disabled)")
+            self.add(
+                "addons.gpuOperator.driver",
+                "the EKS NVIDIA AMIs (AL2023/Bottlerocket) ship the driver; a second, containerized driver conflicts (use auto or disabled)",
+            )
         if op.driver == "enabled" and c.cloud == "gke" and gke_driver == "gke":
-            self.add("addons.gpuOperator.driver", "GKE installs the driver (cluster.gke.gpuDriver 'gke'); set cluster.gke.gpuDriver 'operator' to let the GPU Operator install it")
+            self.add(
+                "addons.gpuOperator.driver",
+                "GKE installs the driver (cluster.gke.gpuDriver 'gke'); set cluster.gke.gpuDriver 'operator' to let the GPU Operator install it",
+            )
         if c.cloud == "existing":
             for i, p in enumerate(c.node_pools):
                 facts = self.pools.get(p.name)

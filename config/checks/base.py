@@ -37,4 +37,7 @@ class CheckerBase:
         configured = [p.name for p in self.config.cluster.node_pools]
         if name in configured:
             return
-        self.add(path, f"no node pool '{name}'{did_you_mean(name, configured)} (pools: {', '.join(sorted(configured)) or 'none'})")
+        self.add(
+            path,
+            f"no node pool '{name}'{did_you_mean(name, configured)} (pools: {', '.join(sorted(configured)) or 'none'})",
+        )

@@ -31,7 +31,9 @@ class ClusterChecks(CheckerBase):
             self.add("cluster.gke", "required for cloud 'gke' (at least gke.project)")
         if c.cloud == "existing":
             if c.existing_cluster_name:
-                self.add("cluster.existingClusterName", "only for eks/gke; an existing cluster is reached by kubeconfig")
+                self.add(
+                    "cluster.existingClusterName", "only for eks/gke; an existing cluster is reached by kubeconfig"
+                )
             has_path = c.existing is not None and c.existing.kubeconfig_path
             if not has_path and "kubeconfig" not in self.secrets:
                 self.add(
@@ -81,18 +83,32 @@ class ClusterChecks(CheckerBase):
             system = c.system_pool.machine_type(c.cloud)
             shaped = r"^[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+$" if c.cloud == "eks" else r"^[a-z][a-z0-9]*-[a-z0-9-]+$"
             if not re.match(shaped, system):
-                self.add("cluster.systemPool.instanceType", f"'{system}' is not an {'EC2 instance' if c.cloud == 'eks' else 'GCE machine'} type")
-            elif catalog.lookup(c.cloud, system) is not None or (c.cloud == "eks" and re.match(r"^(g|p|inf|trn|dl|f|vt)\d", system)):
-                self.add("cluster.systemPool.instanceType", f"{system} has accelerators; the system pool runs operators and monitoring on CPU nodes")
+                self.add(
+                    "cluster.systemPool.instanceType",
+                    f"'{system}' is not an {'EC2 instance' if c.cloud == 'eks' else 'GCE machine'} type",
+                )
+            elif catalog.lookup(c.cloud, system) is not None or (
+                c.cloud == "eks" and re.match(r"^(g|p|inf|trn|dl|f|vt)\d", system)
+            ):
+                self.add(
+                    "cluster.systemPool.instanceType",
+                    f"{system} has accelerators; the system pool runs operators and monitoring on CPU nodes",
+                )
             elif c.cloud == "eks" and re.match(r"^[a-z]+\d+[a-z]*g[a-z]*\.", system):
-                self.add("cluster.systemPool.instanceType", f"{system} is a Graviton (arm64) type; the system node group uses the x86_64 AL2023 AMI")
+                self.add(
+                    "cluster.systemPool.instanceType",
+                    f"{system} is a Graviton (arm64) type; the system node group uses the x86_64 AL2023 AMI",
+                )
             zones = sorted({z for p in c.node_pools for z in p.zones})
             for i, pool in enumerate(c.node_pools):
                 for j, zone in enumerate(pool.zones):
                     if c.region and not re.match(rf"^{re.escape(c.region)}-?[a-z]$", zone):
                         self.add(f"cluster.nodePools[{i}].zones[{j}]", f"'{zone}' is not a zone of region {c.region}")
             if c.cloud == "eks" and not c.existing_cluster_name and len(zones) > 3:
-                self.add("cluster.nodePools", f"the new VPC spans 3 availability zones, the pools name {len(zones)}: {', '.join(zones)}")
+                self.add(
+                    "cluster.nodePools",
+                    f"the new VPC spans 3 availability zones, the pools name {len(zones)}: {', '.join(zones)}",
+                )
         if c.eks:
             try:
                 net = ipaddress.IPv4Network(c.eks.vpc_cidr)
@@ -100,12 +116,18 @@ class ClusterChecks(CheckerBase):
                 self.add("cluster.eks.vpcCidr", f"not an IPv4 network: {err}")
             else:
                 if not 16 <= net.prefixlen <= 20:
-                    self.add("cluster.eks.vpcCidr", f"/{net.prefixlen}: use /16../20 (3 private subnets of a quarter each hold the pods' VPC CNI addresses)")
+                    self.add(
+                        "cluster.eks.vpcCidr",
+                        f"/{net.prefixlen}: use /16../20 (3 private subnets of a quarter each hold the pods' VPC CNI addresses)",
+                    )
             if c.existing_cluster_name and "vpc_cidr" in c.eks.model_fields_set:
                 self.add("cluster.eks.vpcCidr", "not used with existingClusterName (the cluster's VPC is used)")
             for field, alias in (("public_endpoint", "publicEndpoint"), ("public_access_cidrs", "publicAccessCidrs")):
                 if c.existing_cluster_name and field in c.eks.model_fields_set:
-                    self.add(f"cluster.eks.{alias}", "not used with existingClusterName (the cluster's endpoint is not changed)")
+                    self.add(
+                        f"cluster.eks.{alias}",
+                        "not used with existingClusterName (the cluster's endpoint is not changed)",
+                    )
             if not c.eks.public_endpoint and "public_access_cidrs" in c.eks.model_fields_set:
                 self.add("cluster.eks.publicAccessCidrs", "only with publicEndpoint: true")
             elif c.eks.public_endpoint and not c.eks.public_access_cidrs:
@@ -113,7 +135,10 @@ class ClusterChecks(CheckerBase):
         self.check_kubernetes_version()
         theirs = self.providers.get("aws:region")
         if c.cloud == "eks" and theirs is not None and c.region and theirs != c.region:
-            self.add("cluster.region", f"'{c.region}' differs from the provider setting aws:region '{theirs}': set both to the same value")
+            self.add(
+                "cluster.region",
+                f"'{c.region}' differs from the provider setting aws:region '{theirs}': set both to the same value",
+            )
         if c.cloud == "gke" and c.gke is not None:
             self.check_gke(c)
         names = [p.name for p in c.node_pools]
@@ -137,11 +162,17 @@ class ClusterChecks(CheckerBase):
 
     def check_gke(self, c) -> None:
         gke = c.gke
-        for key, mine, path in (("gcp:project", gke.project, "cluster.gke.project"), ("gcp:region", c.region, "cluster.region")):
+        for key, mine, path in (
+            ("gcp:project", gke.project, "cluster.gke.project"),
+            ("gcp:region", c.region, "cluster.region"),
+        ):
             theirs = self.providers.get(key)
             if theirs is not None and mine is not None and theirs != mine:
-                self.add(path, f"'{mine}' differs from the provider setting {key} '{theirs}': the provider would create "
-                         f"resources the cluster config does not describe; set both to the same value")
+                self.add(
+                    path,
+                    f"'{mine}' differs from the provider setting {key} '{theirs}': the provider would create "
+                    f"resources the cluster config does not describe; set both to the same value",
+                )
         if not c.existing_cluster_name and c.protect and gke.public_endpoint and not gke.master_authorized_networks:
             self.add(
                 "cluster.gke.masterAuthorizedNetworks",
@@ -157,12 +188,17 @@ class ClusterChecks(CheckerBase):
             self.add("cluster.gke.publicEndpoint", "a private endpoint needs privateNodes: true (GKE private clusters)")
         for field, alias in (("gpu_driver_version", "gpuDriverVersion"), ("gpu_driver_branch", "gpuDriverBranch")):
             if field in gke.model_fields_set and gke.gpu_driver != "gke":
-                self.add(f"cluster.gke.{alias}", "only used with gpuDriver 'gke' (the GPU Operator installs its own driver)")
+                self.add(
+                    f"cluster.gke.{alias}", "only used with gpuDriver 'gke' (the GPU Operator installs its own driver)"
+                )
         # every pinned serving image must run on the node driver (CUDA minor-version compatibility)
         need, image = drivers.required_branch()
         version = c.control_plane_version
         branch = drivers.gke_node_branch(
-            gke.gpu_driver, gke.gpu_driver_version, k8s_support.minor(version) if version else None, gke.gpu_driver_branch
+            gke.gpu_driver,
+            gke.gpu_driver_version,
+            k8s_support.minor(version) if version else None,
+            gke.gpu_driver_branch,
         )
         if branch is None:
             where = f"GKE {k8s_support.minor(version)}" if version else "the release channel's default GKE version"
@@ -177,7 +213,11 @@ class ClusterChecks(CheckerBase):
             self.add(
                 "cluster.gke.gpuDriver",
                 f"{image} needs an NVIDIA driver R{need} or newer (CUDA {versions.IMAGE_CUDA_MAJOR[image]}), the nodes get R{branch}: "
-                + ("set gpuDriverVersion: LATEST or gpuDriver: operator" if gke.gpu_driver == "gke" else "pin a newer GPU Operator"),
+                + (
+                    "set gpuDriverVersion: LATEST or gpuDriver: operator"
+                    if gke.gpu_driver == "gke"
+                    else "pin a newer GPU Operator"
+                ),
             )
 
     def check_pool(self, path: str, pool) -> None:
@@ -187,10 +227,17 @@ class ClusterChecks(CheckerBase):
             if pool.gpu is None:
                 self.add(f"{path}.gpu", "required on an existing cluster (model, count, memoryGib, productLabel)")
             if not pool.node_selector:
-                self.add(f"{path}.nodeSelector", "required on an existing cluster: labels that select this pool's nodes")
-            for field, alias in (("accelerator", "accelerator"), ("ami_type", "amiType"),
-                                 ("spot_instance_types", "spotInstanceTypes"), ("disk_size_gib", "diskSizeGib"),
-                                 ("zones", "zones"), ("labels", "labels")):
+                self.add(
+                    f"{path}.nodeSelector", "required on an existing cluster: labels that select this pool's nodes"
+                )
+            for field, alias in (
+                ("accelerator", "accelerator"),
+                ("ami_type", "amiType"),
+                ("spot_instance_types", "spotInstanceTypes"),
+                ("disk_size_gib", "diskSizeGib"),
+                ("zones", "zones"),
+                ("labels", "labels"),
+            ):
                 if field in explicit:
                     self.add(f"{path}.{alias}", "not used on an existing cluster (its nodes already exist)")
             return
@@ -205,16 +252,29 @@ class ClusterChecks(CheckerBase):
             family = (lambda name: name.split(".")[0]) if cloud == "eks" else (lambda name: name.split("-")[0])
             known = ", ".join(sorted({family(s.name) for s in catalog.shapes_for(cloud)}))
             # suggest only within the family typed: m5.large is not a misspelt g5.xlarge
-            hint = did_you_mean(pool.instance_type, [s.name for s in catalog.shapes_for(cloud) if family(s.name) == family(pool.instance_type)])
+            hint = did_you_mean(
+                pool.instance_type,
+                [s.name for s in catalog.shapes_for(cloud) if family(s.name) == family(pool.instance_type)],
+            )
             kind = "an EKS GPU instance type" if cloud == "eks" else "a GKE GPU machine type"
-            self.add(f"{path}.instanceType", f"'{pool.instance_type}' is not {kind} in the catalog{hint} (families: {known})")
+            self.add(
+                f"{path}.instanceType", f"'{pool.instance_type}' is not {kind} in the catalog{hint} (families: {known})"
+            )
             return
         for key in pool.labels:
             domain = key.split("/", 1)[0] if "/" in key else ""
             if key in (POOL_LABEL, "nvidia.com/gpu.present", "nvidia.com/gpu.product", DEVICE_PLUGIN_CONFIG_LABEL):
-                self.add(f"{path}.labels", f"'{key}' is set by this project or by GPU Feature Discovery; choose another key")
-            elif any(domain == d or domain.endswith("." + d) for d in ("kubernetes.io", "k8s.io", "karpenter.sh", "cloud.google.com", "eks.amazonaws.com")):
-                self.add(f"{path}.labels", f"'{key}': the {domain} prefix is reserved (kubelet, EKS, GKE or Karpenter own it)")
+                self.add(
+                    f"{path}.labels", f"'{key}' is set by this project or by GPU Feature Discovery; choose another key"
+                )
+            elif any(
+                domain == d or domain.endswith("." + d)
+                for d in ("kubernetes.io", "k8s.io", "karpenter.sh", "cloud.google.com", "eks.amazonaws.com")
+            ):
+                self.add(
+                    f"{path}.labels",
+                    f"'{key}': the {domain} prefix is reserved (kubelet, EKS, GKE or Karpenter own it)",
+                )
         if cloud == "gke":
             if pool.accelerator and pool.accelerator != shape.accelerator:
                 self.add(
@@ -224,8 +284,15 @@ class ClusterChecks(CheckerBase):
             for field, alias in (("ami_type", "amiType"), ("spot_instance_types", "spotInstanceTypes")):
                 if field in explicit:
                     self.add(f"{path}.{alias}", "EKS only")
-            if pool.taint and pool.taint.key == "nvidia.com/gpu" and (pool.taint.value, pool.taint.effect) != ("present", "NoSchedule"):
-                self.add(f"{path}.taint", "GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule itself; another value or effect for that key conflicts")
+            if (
+                pool.taint
+                and pool.taint.key == "nvidia.com/gpu"
+                and (pool.taint.value, pool.taint.effect) != ("present", "NoSchedule")
+            ):
+                self.add(
+                    f"{path}.taint",
+                    "GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule itself; another value or effect for that key conflicts",
+                )
         if cloud == "eks":
             if pool.accelerator:
                 self.add(f"{path}.accelerator", "GKE only (EKS instance types imply their GPUs)")
@@ -256,7 +323,10 @@ class ClusterChecks(CheckerBase):
                         "GPU Operator platform; use AL2023_x86_64_NVIDIA or set addons.gpuOperator.enabled false",
                     )
                 if pool.gpu_sharing.strategy != "none":
-                    self.add(f"{path}.gpuSharing", "sharing is configured through the GPU Operator's device plugin, which Bottlerocket nodes do not run")
+                    self.add(
+                        f"{path}.gpuSharing",
+                        "sharing is configured through the GPU Operator's device plugin, which Bottlerocket nodes do not run",
+                    )
             c = self.config.cluster
             eks = c.eks
             if eks is None or eks.gpu_autoscaler_choice != "karpenter":
@@ -265,8 +335,16 @@ class ClusterChecks(CheckerBase):
             if extended:
                 return
             desired = desired_nodes(pool)
-            users = [f"models[{k}]" for k, m in enumerate(self.config.models) if m.node_pool == pool.name and m.autoscaling.min_replicas > 0]
-            users += [f"rayServices[{k}]" for k, r in enumerate(self.config.ray_services) if r.worker_pool == pool.name and r.min_workers > 0]
+            users = [
+                f"models[{k}]"
+                for k, m in enumerate(self.config.models)
+                if m.node_pool == pool.name and m.autoscaling.min_replicas > 0
+            ]
+            users += [
+                f"rayServices[{k}]"
+                for k, r in enumerate(self.config.ray_services)
+                if r.worker_pool == pool.name and r.min_workers > 0
+            ]
             if desired == 0 and users:
                 self.add(
                     f"{path}.desiredNodes",

@@ -38,7 +38,10 @@ class CredentialChecks(CheckerBase):
                     "an existing cluster has no cloud secret manager this stack can wire: name the ClusterSecretStore to read from",
                 )
             if creds.create_secrets:
-                self.add("credentials.createSecrets", "cloud existing: the secrets live behind the named store, create them there")
+                self.add(
+                    "credentials.createSecrets",
+                    "cloud existing: the secrets live behind the named store, create them there",
+                )
         elif creds.cluster_secret_store is not None:
             manager = "AWS Secrets Manager" if cloud == "eks" else "Google Secret Manager"
             self.add(

@@ -11,10 +11,22 @@ from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_
 from ..serving import SPOT_NOTICE_SECONDS, SPOT_PRE_STOP_SECONDS, pool_zone_count
 from .base import CheckerBase
 
-CHECKPOINT_ONLY = frozenset({
-    "awq", "awq_marlin", "cpu_awq", "gptq", "gptq_marlin", "moe_wna16", "compressed-tensors", "gguf",
-    "modelopt", "modelopt_fp4", "modelopt_mxfp8", "modelopt_mixed",
-})
+CHECKPOINT_ONLY = frozenset(
+    {
+        "awq",
+        "awq_marlin",
+        "cpu_awq",
+        "gptq",
+        "gptq_marlin",
+        "moe_wna16",
+        "compressed-tensors",
+        "gguf",
+        "modelopt",
+        "modelopt_fp4",
+        "modelopt_mxfp8",
+        "modelopt_mixed",
+    }
+)
 """Methods that load weights already stored quantized (their configs are built from the
 checkpoint's quantization_config); fp8, bitsandbytes and the online shorthands quantize 16-bit
 weights while loading instead."""
@@ -33,9 +45,16 @@ class ModelChecks(CheckerBase):
                 self.add(f"{path}.architecture", "set architecture or modelSpec, not both")
             s = src.model_spec
             arch = ModelArchitecture(
-                params_billion=s.params, layers=s.layers, attention_heads=s.attention_heads, kv_heads=s.kv_heads,
-                head_dim=s.head_dim, hidden_size=s.hidden_size, vocab_size=s.vocab_size, max_context=s.max_context,
-                intermediate_size=s.intermediate_size, tied_embeddings=s.tied_embeddings,
+                params_billion=s.params,
+                layers=s.layers,
+                attention_heads=s.attention_heads,
+                kv_heads=s.kv_heads,
+                head_dim=s.head_dim,
+                hidden_size=s.hidden_size,
+                vocab_size=s.vocab_size,
+                max_context=s.max_context,
+                intermediate_size=s.intermediate_size,
+                tied_embeddings=s.tied_embeddings,
             )
             return arch, s.quantization
         checkpoint = checkpoint_for_repository(src.model)
@@ -78,8 +97,15 @@ class ModelChecks(CheckerBase):
         return src.quantization
 
     def plan_model(
-        self, path: str, name: str, kind: str, src: ModelSource, pool: NodePoolFacts,
-        gpus_available: int, min_replicas: int, max_replicas: int,
+        self,
+        path: str,
+        name: str,
+        kind: str,
+        src: ModelSource,
+        pool: NodePoolFacts,
+        gpus_available: int,
+        min_replicas: int,
+        max_replicas: int,
     ) -> ModelPlan | None:
         resolved = self.resolve_architecture(path, src)
         if resolved is None:
@@ -87,7 +113,10 @@ class ModelChecks(CheckerBase):
         arch, stored_quantization = resolved
         quantization = self.effective_quantization(path, src, stored_quantization)
         if src.requires_hf_token and not self.has_credential("hfToken"):
-            self.add(f"{path}.requiresHfToken", "gated model: set the secret hfToken (pulumi config set --secret hfToken) or credentials.hfToken.source secretManager")
+            self.add(
+                f"{path}.requiresHfToken",
+                "gated model: set the secret hfToken (pulumi config set --secret hfToken) or credentials.hfToken.source secretManager",
+            )
         max_len = src.max_model_len or min(arch.max_context, DEFAULT_MAX_MODEL_LEN)
         if max_len > arch.max_context:
             self.add(f"{path}.maxModelLen", f"{max_len} exceeds the model's context of {arch.max_context} tokens")
@@ -101,19 +130,31 @@ class ModelChecks(CheckerBase):
 
         def estimate(tp: int) -> CapacityEstimate:
             return estimate_capacity(
-                arch, gpu_memory_gib=memory, tensor_parallel_size=tp, gpu_memory_utilization=util,
-                max_model_len=max_len, dtype=src.dtype, quantization=quantization,
-                kv_cache_dtype=src.kv_cache_dtype, gpu_model=pool.gpu_model,
+                arch,
+                gpu_memory_gib=memory,
+                tensor_parallel_size=tp,
+                gpu_memory_utilization=util,
+                max_model_len=max_len,
+                dtype=src.dtype,
+                quantization=quantization,
+                kv_cache_dtype=src.kv_cache_dtype,
+                gpu_model=pool.gpu_model,
                 max_num_batched_tokens=getattr(src, "max_num_batched_tokens", None),
                 max_num_seqs=getattr(src, "max_num_seqs", None),
                 enable_chunked_prefill=getattr(src, "enable_chunked_prefill", True),
-                typical_request_tokens=typical, usage="serve" if kind == "vllm" else "llm",
+                typical_request_tokens=typical,
+                usage="serve" if kind == "vllm" else "llm",
             )
 
-        candidates = [d for d in range(1, gpus_available + 1) if gpus_available % d == 0 and arch.attention_heads % d == 0]
+        candidates = [
+            d for d in range(1, gpus_available + 1) if gpus_available % d == 0 and arch.attention_heads % d == 0
+        ]
         tp = src.tensor_parallel_size
         if pool.clients_per_gpu > 1 and (tp or 1) > 1:
-            self.add(f"{path}.tensorParallelSize", f"pool '{pool.name}' shares its GPUs ({pool.sharing_strategy}); tensor parallelism needs whole GPUs")
+            self.add(
+                f"{path}.tensorParallelSize",
+                f"pool '{pool.name}' shares its GPUs ({pool.sharing_strategy}); tensor parallelism needs whole GPUs",
+            )
             return None
         if tp is None:
             fitting = [d for d in candidates if estimate(d).fits]
@@ -137,7 +178,10 @@ class ModelChecks(CheckerBase):
                 )
                 return None
             if arch.attention_heads % tp:
-                self.add(f"{path}.tensorParallelSize", f"must divide the model's {arch.attention_heads} attention heads (got {tp})")
+                self.add(
+                    f"{path}.tensorParallelSize",
+                    f"must divide the model's {arch.attention_heads} attention heads (got {tp})",
+                )
                 return None
             cap = estimate(tp)
             if not cap.fits:
@@ -152,17 +196,33 @@ class ModelChecks(CheckerBase):
         price = pool.hourly_usd
         gpus_per_replica = tp
         return ModelPlan(
-            name=name, path=path, kind=kind, architecture=arch, pool=pool, tensor_parallel_size=tp,
-            max_model_len=max_len, capacity=cap, min_replicas=min_replicas, max_replicas=max_replicas,
-            hourly_cost_min=None if price is None else hourly_cost(min_replicas, gpus_per_replica, pool.gpus_per_node, price),
-            hourly_cost_max=None if price is None else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
+            name=name,
+            path=path,
+            kind=kind,
+            architecture=arch,
+            pool=pool,
+            tensor_parallel_size=tp,
+            max_model_len=max_len,
+            capacity=cap,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            hourly_cost_min=None
+            if price is None
+            else hourly_cost(min_replicas, gpus_per_replica, pool.gpus_per_node, price),
+            hourly_cost_max=None
+            if price is None
+            else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
             quantization=quantization,
         )
 
     def check_spot_shutdown(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
         """On GKE spot capacity the whole shutdown must fit the 15 s notice."""
         c = self.config.cluster
-        if c.cloud == "gke" and plan.pool.capacity_type == "spot" and m.pre_stop_sleep_seconds >= SPOT_NOTICE_SECONDS["gke"]:
+        if (
+            c.cloud == "gke"
+            and plan.pool.capacity_type == "spot"
+            and m.pre_stop_sleep_seconds >= SPOT_NOTICE_SECONDS["gke"]
+        ):
             self.add(
                 f"{path}.preStopSleepSeconds",
                 f"{m.pre_stop_sleep_seconds}s uses all of the {SPOT_NOTICE_SECONDS['gke']}s GKE gives pods when a spot VM "
@@ -175,7 +235,9 @@ class ModelChecks(CheckerBase):
         for i, m in enumerate(self.config.models):
             path = f"models[{i}]"
             if names.count(m.name) > 1:
-                self.add(f"{path}.name", f"duplicate serving name '{m.name}' (vLLM models and rayServices share a namespace)")
+                self.add(
+                    f"{path}.name", f"duplicate serving name '{m.name}' (vLLM models and rayServices share a namespace)"
+                )
             pool = self.pools.get(m.node_pool)
             if pool is None:
                 self.report_missing_pool(f"{path}.nodePool", m.node_pool)
@@ -264,7 +326,10 @@ class ModelChecks(CheckerBase):
             )
         self.check_spot_shutdown(path, m, plan)
         if m.cache.size_gib is not None and m.cache.size_gib < plan.capacity.weights_gib:
-            self.add(f"{path}.cache.sizeGib", f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights")
+            self.add(
+                f"{path}.cache.sizeGib",
+                f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights",
+            )
         if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class:
             if not c.has_rwx_storage:
                 self.add(
@@ -279,7 +344,10 @@ class ModelChecks(CheckerBase):
         if a.min_replicas == a.max_replicas:
             return  # fixed size: nothing scales, no autoscaler needed
         if addons.monitoring.mode == "none":
-            self.add(f"{path}.autoscaling", "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')")
+            self.add(
+                f"{path}.autoscaling",
+                "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')",
+            )
         if a.scale_to_zero and m.ingress is None:
             self.add(
                 f"{path}.autoscaling.scaleToZero",
@@ -298,7 +366,10 @@ class ModelChecks(CheckerBase):
                     "needs KEDA (addons.keda.enabled or alreadyInstalled): the HPA through prometheus-adapter scales on queue depth and KV cache only",
                 )
             if a.scale_to_zero:
-                self.add(f"{path}.autoscaling.scaleToZero", "needs KEDA (addons.keda.enabled or alreadyInstalled); an HPA cannot scale to zero")
+                self.add(
+                    f"{path}.autoscaling.scaleToZero",
+                    "needs KEDA (addons.keda.enabled or alreadyInstalled); an HPA cannot scale to zero",
+                )
             if not addons.prometheus_adapter.enabled:
                 self.add(
                     f"{path}.autoscaling",

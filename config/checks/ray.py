@@ -38,7 +38,10 @@ class RayChecks(CheckerBase):
                 continue
             gpus = svc.worker_gpus(pool)
             if gpus > pool.gpus_per_node:
-                self.add(f"{path}.gpusPerWorker", f"{gpus} exceeds the {pool.gpus_per_node} GPUs of one {pool.instance_type or pool.name} node")
+                self.add(
+                    f"{path}.gpusPerWorker",
+                    f"{gpus} exceeds the {pool.gpus_per_node} GPUs of one {pool.instance_type or pool.name} node",
+                )
                 continue
             if pool.gpus_per_node % gpus:
                 self.add(f"{path}.gpusPerWorker", f"must divide the {pool.gpus_per_node} GPUs per node (got {gpus})")
@@ -49,7 +52,9 @@ class RayChecks(CheckerBase):
             min_gpus = 0
             for j, model in enumerate(svc.models):
                 mpath = f"{path}.models[{j}]"
-                plan = self.plan_model(mpath, model.model_id, "ray", model, pool, gpus, model.min_replicas, model.max_replicas)
+                plan = self.plan_model(
+                    mpath, model.model_id, "ray", model, pool, gpus, model.min_replicas, model.max_replicas
+                )
                 if plan is None:
                     continue
                 self.ray_plans[f"{svc.name}/{model.model_id}"] = plan
@@ -70,7 +75,11 @@ class RayChecks(CheckerBase):
                 # a NewCluster upgrade runs a second, equal cluster until it is ready: without
                 # room for it the upgrade stalls (the old cluster keeps serving the old config)
                 own = max(svc.min_workers, -(-min_gpus // gpus)) * gpus
-                others = sum(p.tensor_parallel_size * p.min_replicas for p in self.model_plans.values() if p.pool.name == pool.name)
+                others = sum(
+                    p.tensor_parallel_size * p.min_replicas
+                    for p in self.model_plans.values()
+                    if p.pool.name == pool.name
+                )
                 pool_gpus = pool.max_nodes * pool.gpus_per_node
                 if 2 * own + others > pool_gpus:
                     self.add(
@@ -91,7 +100,10 @@ class RayChecks(CheckerBase):
             )
         weights = sum(p.capacity.weights_gib for k, p in self.ray_plans.items() if k.startswith(f"{svc.name}/"))
         if cache.size_gib is not None and cache.size_gib < weights:
-            self.add(f"{path}.cache.sizeGib", f"{cache.size_gib} GiB cannot hold the {weights:.0f} GiB of the models' weights")
+            self.add(
+                f"{path}.cache.sizeGib",
+                f"{cache.size_gib} GiB cannot hold the {weights:.0f} GiB of the models' weights",
+            )
 
     def check_ray_accelerator(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts) -> None:
         derived = ray_accelerator_type(pool)
@@ -103,7 +115,10 @@ class RayChecks(CheckerBase):
                     f"'{pool.name}': set acceleratorType ({', '.join(RAY_NVIDIA_ACCELERATOR_TYPES)})",
                 )
         elif derived is not None and svc.accelerator_type not in (derived, derived.split("-")[0]):
-            self.add(f"{path}.acceleratorType", f"'{svc.accelerator_type}' does not match the {pool.gpu_model} GPUs of pool '{pool.name}' ({derived})")
+            self.add(
+                f"{path}.acceleratorType",
+                f"'{svc.accelerator_type}' does not match the {pool.gpu_model} GPUs of pool '{pool.name}' ({derived})",
+            )
 
     def check_ray_worker_size(self, path: str, svc: RayServiceConfig, pool: NodePoolFacts, gpus: int) -> None:
         """Workers must fit their node (a pod that fits nowhere waits forever for a GPU node)."""
@@ -115,9 +130,15 @@ class RayChecks(CheckerBase):
         ):
             value = getattr(svc, field)
             if share is None and value is None:
-                self.add(f"{path}.{alias}", f"required: the {what} of pool '{pool.name}' nodes are not known (existing cluster)")
+                self.add(
+                    f"{path}.{alias}",
+                    f"required: the {what} of pool '{pool.name}' nodes are not known (existing cluster)",
+                )
             elif value is None and share is not None and share < (1 if field == "worker_cpu" else 8):
-                self.add(f"{path}.{alias}", f"a {gpus}-GPU worker's share of a {where} node is only {share} {what}: set it explicitly")
+                self.add(
+                    f"{path}.{alias}",
+                    f"a {gpus}-GPU worker's share of a {where} node is only {share} {what}: set it explicitly",
+                )
             elif share is not None and value is not None and value > share:
                 self.add(
                     f"{path}.{alias}",

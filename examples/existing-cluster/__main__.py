@@ -84,7 +84,10 @@ def plan_stack(cfg: pulumi.Config) -> StackPlan:
             "nodePools": [{"name": MODEL.node_pool, **cfg.require_object("gpuPool")}],
         },
         "namespace": cfg.get("namespace") or "llm-example",
-        "addons": {**(cfg.get_object("addons") or {}), "monitoring": {"mode": "existing", **cfg.require_object("prometheus")}},
+        "addons": {
+            **(cfg.get_object("addons") or {}),
+            "monitoring": {"mode": "existing", **cfg.require_object("prometheus")},
+        },
         "models": [with_cache_for(MODEL, cluster)],  # typed objects and stack-file values validate together
     }
     secrets = {key: _stored_encrypted(key) for key in CREDENTIALS if cfg.get_secret(key) is not None}
