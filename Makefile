@@ -32,10 +32,10 @@ install-test: $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
 	$(UV) sync --frozen --extra test --quiet
 
 render: install
-	$(PY) -m components render --stack $(STACK) --out $(OUT)/$(STACK)
+	$(PY) -m llm_infra render --stack $(STACK) --out $(OUT)/$(STACK)
 
 render-all: install
-	$(PY) -m components render --all --out $(OUT) --quiet
+	$(PY) -m llm_infra render --all --out $(OUT) --quiet
 
 # checkov pins many libraries of its own and parliament needs pkg_resources: they get a
 # virtualenv of their own, from their own

@@ -1,13 +1,13 @@
 """LLM inference on Kubernetes GPUs: one stack = cluster, add-ons, and serving stacks.
 
 The same program runs under `pulumi up` and under the offline render
-(`python -m components render --stack dev`).
+(`python -m llm_infra render --stack dev`).
 """
 
 import pulumi
 
-from components import LlmPlatform, read_stack_plan, secret
-from components.reports import capacity_report, hosts_report, node_pool_report, plan_warnings, system_pool_report
+from llm_infra.components import LlmPlatform, read_stack_plan, secret
+from llm_infra.components.reports import capacity_report, hosts_report, node_pool_report, plan_warnings, system_pool_report
 
 plan = read_stack_plan()  # validates everything before any resource is declared
 

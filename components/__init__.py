@@ -2,7 +2,7 @@
 
 Use them from any Pulumi program::
 
-    from components import LlmPlatform, read_stack_plan
+    from llm_infra.components import LlmPlatform, read_stack_plan
     platform = LlmPlatform("llm", read_stack_plan())
 
 or compose the pieces (a cluster, ClusterAddons, ServingNamespace, VllmService,
@@ -35,7 +35,7 @@ _CLOUD_CLUSTERS = {
     "GkeGpuCluster": ".cluster.gke",
     "GkeGpuClusterArgs": ".cluster.gke",
 }
-"""Imported on first use (``from components import EksGpuCluster``) and left out of ``__all__``:
+"""Imported on first use (``from llm_infra.components import EksGpuCluster``) and left out of ``__all__``:
 pulumi-eks / pulumi-gcp load slowly and a program needs one cloud at most."""
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-from config import StackPlan
+from llm_infra.config import StackPlan
 
 from .addons import AddonsArgs, ClusterAddons
 from .cluster import create_cluster

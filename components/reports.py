@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import StackPlan, k8s_support
-from config.cluster import EksConfig, karpenter_instance_types
-from config.serving import SPOT_NOTICE_SECONDS
+from llm_infra.config import StackPlan, k8s_support
+from llm_infra.config.cluster import EksConfig, karpenter_instance_types
+from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from config import SECRET_KEYS, ConfigError, StackPlan, load_stack_config
+from llm_infra.config import SECRET_KEYS, ConfigError, StackPlan, load_stack_config
 
 
 PROVIDER_KEYS = ("gcp:project", "gcp:region", "aws:region")

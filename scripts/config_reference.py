@@ -22,7 +22,7 @@ from pydantic_core import PydanticUndefined
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config.stack import SECRET_KEYS, StackConfig  # noqa: E402
+from llm_infra.config.stack import SECRET_KEYS, StackConfig  # noqa: E402
 
 OUT = ROOT / "docs" / "configuration.md"
 HEADER = """# Stack configuration reference

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.render import Project, Recording, manifests, run_program
+from llm_infra.components.render import Project, Recording, manifests, run_program
 from upstream import UPSTREAM, upstream_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def assert_rejected(
     """The stack config fails validation with a one-line error at ``path`` containing ``words``."""
     import pytest
 
-    from config import ConfigError, load_stack_config
+    from llm_infra.config import ConfigError, load_stack_config
 
     with pytest.raises(ConfigError) as info:
         load_stack_config(stack, values, secrets, providers)

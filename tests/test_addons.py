@@ -25,20 +25,20 @@ from pulumi.runtime import settings
 from pulumi.runtime.stack import run_in_stack
 from stackfiles import assert_rejected, stack_values
 
-from components.addons import AddonsArgs, ClusterAddons
-from components.addons.handles import (
+from llm_infra.components.addons import AddonsArgs, ClusterAddons
+from llm_infra.components.addons.handles import (
     EXTERNAL_SECRETS_GROUP,
     KEDA_GROUP,
     MONITORING_GROUP,
     RAY_GROUP,
     AddonsHandle,
 )
-from components.cluster.base import AwsIrsa, ClusterHandle
-from components.render import Recording, RenderError, helm_releases, run_program
-from components.render.mocks import FAKE_ACCOUNT, RecordingMonitor, RenderMocks, ResourceRecord, oidc_issuer_host
+from llm_infra.components.cluster.base import AwsIrsa, ClusterHandle
+from llm_infra.components.render import Recording, RenderError, helm_releases, run_program
+from llm_infra.components.render.mocks import FAKE_ACCOUNT, RecordingMonitor, RenderMocks, ResourceRecord, oidc_issuer_host
 import metric_names as metrics
-from config import StackPlan, load_stack_config, versions
-from config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
+from llm_infra.config import StackPlan, load_stack_config, versions
+from llm_infra.config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"

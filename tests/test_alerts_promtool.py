@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 import yaml
 
-from components.render import manifests
+from llm_infra.components.render import manifests
 import metric_names as metrics
-from components.serving.autoscaling import keda_hpa_name
-from components.serving.dashboards import panel_queries
-from components.serving.vllm import workload_kind
+from llm_infra.components.serving.autoscaling import keda_hpa_name
+from llm_infra.components.serving.dashboards import panel_queries
+from llm_infra.components.serving.vllm import workload_kind
 from test_vllm import STACKS_WITH_MODELS, VARIANTS, Served, models, served
 
 ABOVE, BELOW = 1.02, 0.98

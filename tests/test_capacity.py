@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from config import load_stack_config
-from config.architectures import ARCHITECTURES
-from config.capacity import GIB, default_batch_limits, estimate_capacity, hourly_cost, nodes_for
+from llm_infra.config import load_stack_config
+from llm_infra.config.architectures import ARCHITECTURES
+from llm_infra.config.capacity import GIB, default_batch_limits, estimate_capacity, hourly_cost, nodes_for
 from stackfiles import assert_rejected, stack_values
 
 L3_8B = ARCHITECTURES["llama-3-8b"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from config.architectures import ARCHITECTURES, ModelArchitecture
-from config.capacity import GIB, activation_peak_bytes, estimate_capacity
+from llm_infra.config.architectures import ARCHITECTURES, ModelArchitecture
+from llm_infra.config.capacity import GIB, activation_peak_bytes, estimate_capacity
 
 # Qwen/Qwen1.5-7B-Chat config.json: no grouped-query attention (32 KV heads)
 QWEN15_7B = ModelArchitecture(

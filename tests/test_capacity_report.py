@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.render.output import plan, summary
+from llm_infra.components.render.output import plan, summary
 from conftest import render
 
 

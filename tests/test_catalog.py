@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from config.catalog import (
+from llm_infra.config.catalog import (
     GPU_SHAPES,
     PRICE_DATE,
     GpuShape,

@@ -19,7 +19,7 @@ from conftest import PROJECT, find, objects, render
 from stackfiles import stack_values
 from upstream import CRDS_DIR, crd_schemas, is_custom, required
 
-from components.render import run_program
+from llm_infra.components.render import run_program
 
 
 def schemas() -> dict[tuple[str, str], dict[str, Any]]:

@@ -19,12 +19,12 @@ import yaml
 from conftest import PROJECT, STACKS, objects, render, requires_upstream, resources_of_type
 from stackfiles import assert_rejected, provider_values, stack_values
 
-from components.cluster.karpenter import RELEASE as KARPENTER_RELEASE
-from components.cluster.nodes import exec_kubeconfig
-from components.render import RenderError, helm_releases, run_program
-from config import ConfigError, StackPlan, catalog, load_stack_config, versions
-from config.cluster import POOL_LABEL, SYSTEM_POOL_NAME, Taint, karpenter_instance_types
-from config.facts import GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL, NodePoolFacts
+from llm_infra.components.cluster.karpenter import RELEASE as KARPENTER_RELEASE
+from llm_infra.components.cluster.nodes import exec_kubeconfig
+from llm_infra.components.render import RenderError, helm_releases, run_program
+from llm_infra.config import ConfigError, StackPlan, catalog, load_stack_config, versions
+from llm_infra.config.cluster import POOL_LABEL, SYSTEM_POOL_NAME, Taint, karpenter_instance_types
+from llm_infra.config.facts import GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL, NodePoolFacts
 
 EKS_NODE_GROUP = "eks:index:ManagedNodeGroup"
 EKS_PLAIN_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

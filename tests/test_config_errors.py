@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from stackfiles import ROOT, assert_rejected, stack_values
 
-from config import ConfigError, load_stack_config
+from llm_infra.config import ConfigError, load_stack_config
 
 Mutation = Callable[[dict[str, Any], dict[str, bool]], None]
 
@@ -318,7 +318,7 @@ def test_offline_render_reports_bad_config_without_traceback(bad_project, tmp_pa
         [
             sys.executable,
             "-m",
-            "components",
+            "llm_infra",
             "render",
             "--stack",
             "dev",
@@ -362,7 +362,7 @@ def test_a_broken_model_does_not_hide_cross_field_errors_of_the_others():
 # -- the first hour: one clean line per mistake -------------------------------------------------
 def cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "llm_infra", *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

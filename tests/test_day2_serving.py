@@ -18,9 +18,9 @@ from stackfiles import assert_rejected, stack_values
 from test_rayservice import ONPREM_RAY, Case, _render
 from upstream import UPSTREAM, required
 
-from components.render import run_program
-from components.serving import autoscaling
-from config import load_stack_config
+from llm_infra.components.render import run_program
+from llm_infra.components.serving import autoscaling
+from llm_infra.config import load_stack_config
 
 # ============================================================================ GPU quota
 EXPECTED_QUOTAS = {

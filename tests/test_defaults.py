@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.render import Recording, helm_releases, manifests, run_program
+from llm_infra.components.render import Recording, helm_releases, manifests, run_program
 
 from conftest import PROJECT
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
-from components.render import RenderError, run_program, write
+from llm_infra.components.render import RenderError, run_program, write
 from conftest import PROJECT, ROOT, STACKS
 from stackfiles import stack_values
 
@@ -46,7 +46,7 @@ def test_secrets_never_appear_in_any_output(stack, tmp_path):
         [
             sys.executable,
             "-m",
-            "components",
+            "llm_infra",
             "render",
             "--stack",
             stack,
@@ -140,7 +140,7 @@ def test_each_secret_reaches_only_its_kubernetes_secret_and_stays_marked(stack, 
     still marked secret there (so Pulumi encrypts them in state and masks them in output).
     With the secret manager no credential value passes through Pulumi: ESO writes the same
     Kubernetes Secrets, so Pulumi declares ExternalSecrets of those names and no Secret."""
-    from components.render import engine
+    from llm_infra.components.render import engine
 
     seen: list[tuple[str, dict]] = []
 
@@ -197,7 +197,7 @@ def test_renders_in_separate_processes_are_byte_identical(tmp_path):
     no stable order, so everything written must be ordered by the writer (summary.md was not)."""
     for seed in ("1", "2"):
         subprocess.run(
-            [sys.executable, "-m", "components", "render", "--stack", "prod", "--quiet", "--out", str(tmp_path / seed)],
+            [sys.executable, "-m", "llm_infra", "render", "--stack", "prod", "--quiet", "--out", str(tmp_path / seed)],
             cwd=ROOT,
             env={**os.environ, "PYTHONHASHSEED": seed},
             check=True,

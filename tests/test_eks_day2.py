@@ -17,9 +17,9 @@ from conftest import STACKS, objects, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
 from upstream import upstream_path
 
-from components.cluster.karpenter import CRD_RELEASE, RELEASE as KARPENTER_RELEASE
-from components.reports import plan_warnings
-from config import load_stack_config, versions
+from llm_infra.components.cluster.karpenter import CRD_RELEASE, RELEASE as KARPENTER_RELEASE
+from llm_infra.components.reports import plan_warnings
+from llm_infra.config import load_stack_config, versions
 
 NP_WARNING = "NetworkPolicies only isolate the model pods if the CNI enforces them"
 EXPECTED_ENFORCEMENT = {"prod": True, "dev": True, "onprem": "unknown"}

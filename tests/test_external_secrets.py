@@ -24,8 +24,8 @@ from conftest import PROJECT, STACKS, find, objects, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
 from upstream import crd_schemas, custom_resource_errors, in_ci
 
-from components.render import Recording, run_program
-from config import load_stack_config
+from llm_infra.components.render import Recording, run_program
+from llm_infra.config import load_stack_config
 
 ACCOUNT = "123456789012"
 ESO_SA = "system:serviceaccount:external-secrets:external-secrets"

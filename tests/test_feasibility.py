@@ -15,8 +15,8 @@ import pytest
 from conftest import PROJECT, STACKS, find, render
 from stackfiles import assert_rejected, stack_values
 
-from components.render import run_program, summary
-from config import load_stack_config
+from llm_infra.components.render import run_program, summary
+from llm_infra.config import load_stack_config
 
 SCENARIOS = ("min", "max", "rollout", "nodeLoss")
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.render import RenderError, manifests, run_program
-from config import ConfigError, load_stack_config
+from llm_infra.components.render import RenderError, manifests, run_program
+from llm_infra.config import ConfigError, load_stack_config
 from conftest import PROJECT, STACKS
 from stackfiles import stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION

@@ -9,8 +9,8 @@ import pytest
 from conftest import STACKS, render
 from stackfiles import assert_rejected, stack_values
 
-from components.reports import plan_warnings
-from config import k8s_support, load_stack_config, versions
+from llm_infra.components.reports import plan_warnings
+from llm_infra.config import k8s_support, load_stack_config, versions
 
 
 # -- Kubernetes versions ---------------------------------------------------------------------
@@ -112,7 +112,7 @@ def _merge(base, over):
 def test_chart_targets_match_what_the_cloud_runs(stack):
     import yaml
     from conftest import requires_upstream
-    from components.render import helm_releases
+    from llm_infra.components.render import helm_releases
 
     cloud = stack_values(stack)[0]["cluster"]["cloud"]
     if cloud not in CLOUD_RUNS:
@@ -320,7 +320,7 @@ EC2_GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}  # Service Qu
 
 def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
     from conftest import ROOT
-    from config import catalog
+    from llm_infra.config import catalog
 
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Cloud prerequisites per stack") :]

@@ -21,9 +21,9 @@ from test_iam import _excused, _parliament_executable
 from test_rendered_schemas import unknown_value_keys
 from upstream import documented_keys, in_ci
 
-from components.render import helm_releases, run_program
-from config import load_stack_config, versions
-from config.cluster import POOL_LABEL
+from llm_infra.components.render import helm_releases, run_program
+from llm_infra.config import load_stack_config, versions
+from llm_infra.config.cluster import POOL_LABEL
 
 MNG = "eks:index:ManagedNodeGroup"
 PLAIN_NG = "aws:eks/nodeGroup:NodeGroup"

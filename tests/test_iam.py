@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cluster.karpenter_iam import CONTROLLER_POLICIES, policy_name
-from components.render.mocks import FAKE_ACCOUNT, FAKE_REGION
-from config import load_stack_config, versions
+from llm_infra.components.cluster.karpenter_iam import CONTROLLER_POLICIES, policy_name
+from llm_infra.components.render.mocks import FAKE_ACCOUNT, FAKE_REGION
+from llm_infra.config import load_stack_config, versions
 
 from conftest import ROOT, STACKS, render, resources_of_type
 from stackfiles import stack_values

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-import components
-from components.render import Project, Recording, RenderError, helm_releases, run_program
-from config import load_stack_config
+from llm_infra import components
+from llm_infra.components.render import Project, Recording, RenderError, helm_releases, run_program
+from llm_infra.config import load_stack_config
 
 import test_rendered_schemas as schema_checks
 from conftest import ROOT, objects, resources_of_type
@@ -374,17 +374,16 @@ def test_public_api_names_resolve():
     for name in components.__all__:
         assert getattr(components, name) is not None, name
     assert isinstance(components.__version__, str) and components.__version__
-    for pkg in ("components", "config"):
-        assert (ROOT / pkg / "py.typed").is_file()
+    assert (ROOT / "llm_infra" / "py.typed").is_file()
 
 
 def test_cloud_clusters_are_exported_but_imported_on_first_use():
     probe = (
-        "import sys, components\n"
+        "import sys\nfrom llm_infra import components\n"
         "assert not {'pulumi_eks', 'pulumi_aws', 'pulumi_gcp'} & set(sys.modules), sorted(sys.modules)\n"
-        "from components import EksGpuCluster, EksGpuClusterArgs, GkeGpuCluster, GkeGpuClusterArgs\n"
-        "from components.cluster.eks import EksGpuCluster as E\n"
-        "from components.cluster.gke import GkeGpuCluster as G\n"
+        "from llm_infra.components import EksGpuCluster, EksGpuClusterArgs, GkeGpuCluster, GkeGpuClusterArgs\n"
+        "from llm_infra.components.cluster.eks import EksGpuCluster as E\n"
+        "from llm_infra.components.cluster.gke import GkeGpuCluster as G\n"
         "assert EksGpuCluster is E and GkeGpuCluster is G\n"
         "assert 'pulumi_eks' in sys.modules and 'pulumi_gcp' in sys.modules\n"
         "assert not {'EksGpuCluster', 'GkeGpuCluster'} & set(components.__all__)\n"
@@ -446,21 +445,23 @@ def test_wheel_contains_the_packages_and_their_type_markers(wheel):
     assert wheel.name == f"llm_infra-{project_version()}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
-        "components/__init__.py",
-        "components/py.typed",
-        "config/py.typed",
-        "config/catalog.py",
-        "components/render/cli.py",
-        "components/serving/vllm.py",
-        "config/versions.py",
+        "llm_infra/__init__.py",
+        "llm_infra/__main__.py",
+        "llm_infra/py.typed",
+        "llm_infra/components/__init__.py",
+        "llm_infra/config/catalog.py",
+        "llm_infra/components/render/cli.py",
+        "llm_infra/components/serving/vllm.py",
+        "llm_infra/config/versions.py",
     ):
         assert required in names, required
+    # one top-level package: nothing generic such as `components` or `config` at the top
     tops = {n.split("/", 1)[0] for n in names}
-    assert tops == {"components", "config", f"llm_infra-{project_version()}.dist-info"}, tops
-    # every module in the source tree ships (no subpackage forgotten by the package finder)
+    assert tops == {"llm_infra", f"llm_infra-{project_version()}.dist-info"}, tops
+    # every module in the source tree ships (no subpackage forgotten in pyproject's list)
     for pkg in ("components", "config"):
         for path in (ROOT / pkg).rglob("*.py"):
-            assert path.relative_to(ROOT).as_posix() in names, path
+            assert f"llm_infra/{path.relative_to(ROOT).as_posix()}" in names, path
 
 
 def test_wheel_metadata(wheel):
@@ -502,12 +503,12 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     elsewhere.mkdir()
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": sysconfig.get_paths()["purelib"], "PYTHONNOUSERSITE": "1"}
     probe = (
-        "import components, config, pathlib\n"
+        "import pathlib\nfrom llm_infra import components, config\n"
         "print(components.__version__)\n"
         "print(pathlib.Path(components.__file__).resolve())\n"
         "print(pathlib.Path(config.__file__).resolve())\n"
-        "from components import ExistingCluster, VllmService, ServingNamespace, ClusterAddons, LlmPlatform\n"
-        "from config.serving import VllmModelConfig\n"
+        "from llm_infra.components import ExistingCluster, VllmService, ServingNamespace, ClusterAddons, LlmPlatform\n"
+        "from llm_infra.config.serving import VllmModelConfig\n"
     )
     result = subprocess.run(
         [str(python), "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
@@ -516,9 +517,10 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     version, components_file, config_file = result.stdout.split()
     assert version == project_version()
     site = clean_site.resolve()
-    assert Path(components_file) == site / "components" / "__init__.py"
-    assert Path(config_file) == site / "config" / "__init__.py"
-    assert (site / "components" / "py.typed").is_file() and (site / "config" / "py.typed").is_file()
+    assert Path(components_file) == site / "llm_infra" / "components" / "__init__.py"
+    assert Path(config_file) == site / "llm_infra" / "config" / "__init__.py"
+    assert (site / "llm_infra" / "py.typed").is_file()
+    assert not (site / "components").exists() and not (site / "config").exists()
 
     # the installed library renders the example project (copied away from the repository)
     project = shutil.copytree(EXAMPLE_DIR, tmp_path / "llm-example", ignore=shutil.ignore_patterns("__pycache__"))
@@ -526,7 +528,7 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
         [
             str(python),
             "-m",
-            "components",
+            "llm_infra",
             "render",
             "--project-dir",
             str(project),

@@ -12,10 +12,10 @@ import pytest
 from conftest import PROJECT, render
 from stackfiles import stack_values
 
-from components.render import run_program
-from components.render.mocks import ResourceRecord
-from config import load_stack_config
-from config.cluster import POOL_LABEL
+from llm_infra.components.render import run_program
+from llm_infra.components.render.mocks import ResourceRecord
+from llm_infra.config import load_stack_config
+from llm_infra.config.cluster import POOL_LABEL
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"

@@ -20,8 +20,8 @@ import metric_names as names
 import pytest
 import yaml
 
-from components.serving import ray_observability as ro
-from config.stack import AlertThresholds
+from llm_infra.components.serving import ray_observability as ro
+from llm_infra.config.stack import AlertThresholds
 
 NS, SVC, APP = "llm-prod", "ray-llm", "ray-llm"
 ALERTS = AlertThresholds()

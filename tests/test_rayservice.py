@@ -26,13 +26,13 @@ from stackfiles import assert_rejected, stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
 from upstream import custom_resource_errors, is_custom
 
-import components.platform as platform_module
-from components.addons.handles import MONITORING_GROUP, RAY_GROUP, AddonsHandle
-from components.render import Recording, RenderError, manifests, run_program
-from components.serving import ray_observability as ro
-from config import StackPlan, load_stack_config
-from config.ray import RAY_NVIDIA_ACCELERATOR_TYPES, ray_accelerator_type
-from config.versions import RAY_LLM_IMAGE
+import llm_infra.components.platform as platform_module
+from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP, AddonsHandle
+from llm_infra.components.render import Recording, RenderError, manifests, run_program
+from llm_infra.components.serving import ray_observability as ro
+from llm_infra.config import StackPlan, load_stack_config
+from llm_infra.config.ray import RAY_NVIDIA_ACCELERATOR_TYPES, ray_accelerator_type
+from llm_infra.config.versions import RAY_LLM_IMAGE
 
 EXPECTED_ACCELERATOR = {
     # GPU of the pool -> Ray's name (ray.util.accelerators.accelerators)
@@ -750,8 +750,8 @@ def test_bad_ray_config_stops_the_program_without_a_traceback():
 
 
 def test_every_catalog_gpu_has_a_ray_accelerator_type():
-    from config import catalog
-    from config.facts import NodePoolFacts
+    from llm_infra.config import catalog
+    from llm_infra.config.facts import NodePoolFacts
 
     for cloud in ("eks", "gke"):
         for shape in catalog.shapes_for(cloud):

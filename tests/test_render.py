@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from components.render import helm_releases, manifests, run_program, write
+from llm_infra.components.render import helm_releases, manifests, run_program, write
 from conftest import PROJECT, ROOT, STACKS, render
 
 
@@ -64,7 +64,7 @@ def test_secrets_are_masked_in_outputs(recording):
 
 def test_cli_renders_dev_and_prints_the_plan(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "components", "render", "--stack", "dev", "--out", str(tmp_path / "dev")],
+        [sys.executable, "-m", "llm_infra", "render", "--stack", "dev", "--out", str(tmp_path / "dev")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -78,7 +78,7 @@ def test_cli_renders_dev_and_prints_the_plan(tmp_path):
 
 def test_cli_all_renders_every_stack(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "components", "render", "--all", "--quiet", "--out", str(tmp_path)],
+        [sys.executable, "-m", "llm_infra", "render", "--all", "--quiet", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -90,7 +90,7 @@ def test_cli_all_renders_every_stack(tmp_path):
 
 def test_unknown_stack_is_a_clear_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "components", "render", "--stack", "nope", "--out", str(tmp_path)],
+        [sys.executable, "-m", "llm_infra", "render", "--stack", "nope", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -110,8 +110,8 @@ def test_prod_renders_in_a_few_seconds():
 def test_summary_is_actionable(recording):
     """summary.md names the system pool, every endpoint with its hosts, whole sequences with their
     explanation, and a cost or why there is none."""
-    from components.render import summary
-    from config import load_stack_config
+    from llm_infra.components.render import summary
+    from llm_infra.config import load_stack_config
     from stackfiles import stack_values
 
     text = summary(recording)

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.render import helm_releases
-from config import versions
+from llm_infra.components.render import helm_releases
+from llm_infra.config import versions
 
 from conftest import objects
 from upstream import (

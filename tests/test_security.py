@@ -37,14 +37,14 @@ from typing import Any
 import pytest
 import yaml
 
-from components.render import Recording, run_program, write
-from components.render.engine import Project
-from components.serving.namespace import HF_TOKEN_DIR, HF_TOKEN_MODE
-from components.serving.rayservice import worker_service_account
-from components.serving.vllm import HOME_MOUNT, TMP_MOUNT, VLLM_UID
-from config import ConfigError, load_stack_config, versions
-from config.addons import KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE
-from config.security import NODE_LOCAL_DNS
+from llm_infra.components.render import Recording, run_program, write
+from llm_infra.components.render.engine import Project
+from llm_infra.components.serving.namespace import HF_TOKEN_DIR, HF_TOKEN_MODE
+from llm_infra.components.serving.rayservice import worker_service_account
+from llm_infra.components.serving.vllm import HOME_MOUNT, TMP_MOUNT, VLLM_UID
+from llm_infra.config import ConfigError, load_stack_config, versions
+from llm_infra.config.addons import KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE
+from llm_infra.config.security import NODE_LOCAL_DNS
 from conftest import PROJECT, ROOT, STACKS, objects, render
 from stackfiles import stack_values
 

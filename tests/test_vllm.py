@@ -36,22 +36,22 @@ from stackfiles import assert_rejected, stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
 from upstream import custom_resource_errors, is_custom
 
-from components.addons.handles import AddonsHandle, MonitoringHandle
-from components.render import Recording, manifests
-from components.render.mocks import RecordingMonitor, RenderMocks
+from llm_infra.components.addons.handles import AddonsHandle, MonitoringHandle
+from llm_infra.components.render import Recording, manifests
+from llm_infra.components.render.mocks import RecordingMonitor, RenderMocks
 import metric_names as metrics
-from components.serving.autoscaling import keda_hpa_name
-from components.serving.context import ServingContext
-from components.serving.dashboards import panel_queries
-from components.serving.vllm import (
+from llm_infra.components.serving.autoscaling import keda_hpa_name
+from llm_infra.components.serving.context import ServingContext
+from llm_infra.components.serving.dashboards import panel_queries
+from llm_infra.components.serving.vllm import (
     HF_HUB_CACHE,
     VllmService,
     VllmServiceArgs,
     pod_name_regex,
     workload_kind,
 )
-from config import StackPlan, load_stack_config, versions
-from config.serving import MANAGED_VLLM_FLAGS, VllmModelConfig, node_share
+from llm_infra.config import StackPlan, load_stack_config, versions
+from llm_infra.config.serving import MANAGED_VLLM_FLAGS, VllmModelConfig, node_share
 
 FAKE_PROMETHEUS = "http://prometheus.test.svc:9090"
 
@@ -947,7 +947,7 @@ def test_every_alert_has_a_runbook_section():
 def test_fractional_quantities_are_rendered_in_milli_units():
     """HPA targets and CPU overrides that are not whole numbers (literal expectations: Kubernetes
     quantities, 0.85 -> "850m")."""
-    from components.render import run_program
+    from llm_infra.components.render import run_program
     from conftest import PROJECT
 
     values, _ = stack_values("onprem")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.cluster.base import ClusterHandle
-from config import StackPlan, versions
+from llm_infra.components.cluster.base import ClusterHandle
+from llm_infra.config import StackPlan, versions
 
 from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .gpu_operator import GpuOperator, GpuOperatorArgs

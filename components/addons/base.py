@@ -13,10 +13,10 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import MANAGED_BY
-from config import NodePoolFacts
-from config.cluster import POOL_LABEL, SYSTEM_POOL_NAME
-from config.versions import Chart
+from llm_infra.components.k8s import MANAGED_BY
+from llm_infra.config import NodePoolFacts
+from llm_infra.config.cluster import POOL_LABEL, SYSTEM_POOL_NAME
+from llm_infra.config.versions import Chart
 
 PodSecurity = Literal["privileged", "baseline", "restricted"]
 

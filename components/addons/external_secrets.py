@@ -29,10 +29,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.base import ClusterHandle
-from components.k8s import MANAGED_BY
-from config import StackPlan, versions
-from config.credentials import CredentialSource
+from llm_infra.components.cluster.base import ClusterHandle
+from llm_infra.components.k8s import MANAGED_BY
+from llm_infra.config import StackPlan, versions
+from llm_infra.config.credentials import CredentialSource
 
 from .base import addon_namespace, helm_release, system_affinity
 

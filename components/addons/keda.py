@@ -15,8 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import versions
-from config.addons import KEDA_NAMESPACE
+from llm_infra.config import versions
+from llm_infra.config.addons import KEDA_NAMESPACE
 
 from .base import addon_namespace, helm_release, system_affinity
 from .handles import MonitoringHandle

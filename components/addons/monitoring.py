@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import MANAGED_BY
-from config import versions
-from config.addons import MonitoringConfig
-from config.credentials import CredentialSource
+from llm_infra.components.k8s import MANAGED_BY
+from llm_infra.config import versions
+from llm_infra.config.addons import MonitoringConfig
+from llm_infra.config.credentials import CredentialSource
 
 from .base import addon_namespace, helm_release, system_affinity
 from .handles import MonitoringHandle

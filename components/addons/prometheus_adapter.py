@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.serving import metrics
-from config import versions
-from config.addons import PROMETHEUS_ADAPTER_NAMESPACE
+from llm_infra.components.serving import metrics
+from llm_infra.config import versions
+from llm_infra.config.addons import PROMETHEUS_ADAPTER_NAMESPACE
 
 from .base import addon_namespace, helm_release, system_affinity
 

@@ -23,9 +23,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 
-from components.cluster.base import AwsIrsa
-from components.cluster.irsa import irsa_role
-from config.credentials import CredentialSource
+from llm_infra.components.cluster.base import AwsIrsa
+from llm_infra.components.cluster.irsa import irsa_role
+from llm_infra.config.credentials import CredentialSource
 
 SECRET_READ_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 GCP_SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pulumi
 
-from config import StackPlan
+from llm_infra.config import StackPlan
 
 from .base import ClusterHandle
 from .existing import ExistingCluster, ExistingClusterArgs

@@ -32,8 +32,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from config import NodePoolFacts, versions
-from config.cluster import ClusterAutoscalerConfig
+from llm_infra.config import NodePoolFacts, versions
+from llm_infra.config.cluster import ClusterAutoscalerConfig
 
 from .base import AwsIrsa
 from .irsa import irsa_role

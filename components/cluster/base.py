@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import NodePoolFacts
+from llm_infra.config import NodePoolFacts
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ with warnings.catch_warnings():
 
     aws.ec2.Vpc  # noqa: B018 (pulumi_aws loads submodules lazily, on first attribute access)
 
-from config import NodePoolFacts
-from config.cluster import ClusterConfig, EksConfig, karpenter_gpu_limit, karpenter_instance_types
+from llm_infra.config import NodePoolFacts
+from llm_infra.config.cluster import ClusterConfig, EksConfig, karpenter_gpu_limit, karpenter_instance_types
 
 from .autoscaler import AutoscaledGroup, ClusterAutoscaler, ClusterAutoscalerArgs
 from .base import AwsIrsa, ClusterHandle

@@ -8,8 +8,8 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config import NodePoolFacts
-from config.cluster import ClusterConfig
+from llm_infra.config import NodePoolFacts
+from llm_infra.config.cluster import ClusterConfig
 
 from .base import ClusterHandle
 

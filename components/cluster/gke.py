@@ -38,9 +38,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from config import NodePoolFacts, catalog
-from config.cluster import ClusterConfig, GkeConfig, NodePoolConfig
-from config.facts import GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
+from llm_infra.config import NodePoolFacts, catalog
+from llm_infra.config.cluster import ClusterConfig, GkeConfig, NodePoolConfig
+from llm_infra.config.facts import GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
 
 from .base import ClusterHandle
 from .nodes import SYSTEM_LABELS, cloud_taints, exec_kubeconfig

@@ -33,8 +33,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from config import NodePoolFacts, versions
-from config.cluster import KarpenterConfig, NodePoolConfig
+from llm_infra.config import NodePoolFacts, versions
+from llm_infra.config.cluster import KarpenterConfig, NodePoolConfig
 
 from .karpenter_iam import (
     CONTROLLER_POLICIES,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from config import NodePoolFacts
-from config.cluster import POOL_LABEL, SYSTEM_POOL_NAME
+from llm_infra.config import NodePoolFacts
+from llm_infra.config.cluster import POOL_LABEL, SYSTEM_POOL_NAME
 
 TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 """Kubernetes taint effect -> the spelling of the EKS node group and GKE node pool APIs."""

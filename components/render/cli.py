@@ -1,4 +1,4 @@
-"""Render a Pulumi stack of this project offline: python -m components render --stack NAME.
+"""Render a Pulumi stack of this project offline: python -m llm_infra render --stack NAME.
 
 Runs the real __main__.py under Pulumi's unit-test mocks (no cloud, no Pulumi CLI) and writes
 every Kubernetes object, Helm release and the plan to build/render/<stack>/ (or --out)."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from config.errors import did_you_mean
+from llm_infra.config.errors import did_you_mean
 
 from .engine import Project, RenderError, run_program, stack_config, yaml_error_line
 from .output import summary, write
@@ -20,7 +20,7 @@ from .output import summary, write
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m llm_infra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="render a stack offline (no cloud, no Pulumi CLI)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from config.serving import AutoscalingConfig
+from llm_infra.config.serving import AutoscalingConfig
 
 from . import metrics
 from .observability import ModelScope, kv_cache_usage_sum, label_selector, queue_depth, ttft_quantile

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.addons.handles import AddonsHandle
-from config.security import SecurityConfig
-from config.stack import AlertThresholds
+from llm_infra.components.addons.handles import AddonsHandle
+from llm_infra.config.security import SecurityConfig
+from llm_infra.config.stack import AlertThresholds
 
 
 @dataclass(frozen=True)

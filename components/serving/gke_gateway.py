@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import k8s as kube
+from llm_infra.components import k8s as kube
 
 GKE_POLICY_API = "networking.gke.io/v1"
 HEALTH_CHECK_INTERVAL_SECONDS = 15

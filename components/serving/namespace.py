@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import MANAGED_BY
-from config.credentials import CredentialSource
-from config.security import NODE_LOCAL_DNS, SecurityConfig
+from llm_infra.components.k8s import MANAGED_BY
+from llm_infra.config.credentials import CredentialSource
+from llm_infra.config.security import NODE_LOCAL_DNS, SecurityConfig
 
 if TYPE_CHECKING:
-    from components.addons.external_secrets import SecretSync
+    from llm_infra.components.addons.external_secrets import SecretSync
 
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"

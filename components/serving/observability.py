@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.stack import AlertThresholds
+from llm_infra.config.stack import AlertThresholds
 
 from . import metrics
 

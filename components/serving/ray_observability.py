@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components import k8s as kube
-from config.stack import AlertThresholds
+from llm_infra.components import k8s as kube
+from llm_infra.config.stack import AlertThresholds
 
 from . import metrics
 from .dashboards import dashboard_configmap as _dashboard_configmap

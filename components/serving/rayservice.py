@@ -43,11 +43,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import k8s as kube
-from components.addons.handles import MONITORING_GROUP, RAY_GROUP
-from config import ModelPlan, NodePoolFacts
-from config.ray import RayModelConfig, RayServiceConfig
-from config.versions import RAY_LLM_IMAGE
+from llm_infra.components import k8s as kube
+from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
+from llm_infra.config import ModelPlan, NodePoolFacts
+from llm_infra.config.ray import RayModelConfig, RayServiceConfig
+from llm_infra.config.versions import RAY_LLM_IMAGE
 
 from . import ray_observability
 from .context import ServingContext
@@ -588,7 +588,7 @@ class RayLlmService(pulumi.ComponentResource):
         )
         np = ctx.security.network_policy
         if np.enabled:
-            from components.addons.kuberay import NAMESPACE as KUBERAY_NAMESPACE
+            from llm_infra.components.addons.kuberay import NAMESPACE as KUBERAY_NAMESPACE
 
             for suffix, policy in (
                 ("allow-kuberay", kuberay_network_policy(svc.name, ns, KUBERAY_NAMESPACE)),

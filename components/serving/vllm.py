@@ -48,10 +48,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import k8s as kube
-from config import ModelPlan, versions
-from config.pods import host_resources
-from config.serving import VllmModelConfig
+from llm_infra.components import k8s as kube
+from llm_infra.config import ModelPlan, versions
+from llm_infra.config.pods import host_resources
+from llm_infra.config.serving import VllmModelConfig
 
 from . import autoscaling, dashboards, gke_gateway, observability
 from .context import ServingContext

@@ -5,7 +5,7 @@ a typed ``VllmModelConfig`` in code, cluster facts from the stack file, one
 ``config.load_stack_config`` call that validates both and derives the plan (tensor
 parallelism, capacity, cost), then ExistingCluster -> ClusterAddons -> ServingNamespace ->
 VllmService. Works the same under ``pulumi up`` and the offline render:
-``python -m components render --project-dir examples/existing-cluster --stack example``.
+``python -m llm_infra render --project-dir examples/existing-cluster --stack example``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from components import (
+from llm_infra.components import (
     AddonsArgs,
     ClusterAddons,
     ExistingCluster,
@@ -26,9 +26,9 @@ from components import (
     VllmServiceArgs,
     capacity_report,
 )
-from components.reports import node_pool_report, plan_warnings, system_pool_report
-from config import ConfigError, Issue, StackPlan, load_stack_config
-from config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
+from llm_infra.components.reports import node_pool_report, plan_warnings, system_pool_report
+from llm_infra.config import ConfigError, Issue, StackPlan, load_stack_config
+from llm_infra.config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
 
 MODEL = VllmModelConfig(
     name="qwen25-7b",
