@@ -34,6 +34,7 @@ plan's warnings say so).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -526,15 +527,32 @@ def api_server_network_policy(name: str, namespace: str, cidrs: list[str], ports
 
 @dataclass(frozen=True)
 class RayLlmServiceArgs:
+    """One RayService: its spec, the plans of its models on the worker pool, and where it runs."""
+
     service: RayServiceConfig
-    plans: list[ModelPlan]
+    """The Ray Serve LLM spec: models, workers, autoscaling, cache, upgrades."""
+    plans: Sequence[ModelPlan]
     """Plans of ``service.models`` (same model ids)."""
     pool: NodePoolFacts
+    """Facts of the worker pool: GPUs per node, taint, selector, node size."""
     context: ServingContext
+    """Namespace, add-ons (KubeRay CRDs, Prometheus), StorageClasses (``ServingContext.create``)."""
 
 
 class RayLlmService(pulumi.ComponentResource):
     """A RayService serving every model of one rayService, plus its monitoring."""
+
+    endpoint: pulumi.Output[str]
+    """OpenAI-compatible base URL of Ray Serve inside the cluster (``.../v1``)."""
+    service_name: pulumi.Output[str]
+    """Name of the Serve Service KubeRay keeps pointed at the healthy RayCluster."""
+    namespace: pulumi.Output[str]
+    """Namespace of the RayService."""
+    model_ids: pulumi.Output[list[str]]
+    """The ``model`` values clients send, one per served model."""
+    name: str
+    serve_service: str
+    models: list[str]
 
     def __init__(self, name: str, args: RayLlmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:RayLlmService", name, None, opts)
@@ -542,7 +560,6 @@ class RayLlmService(pulumi.ComponentResource):
         ns = ctx.namespace
         self.name = name
         self.serve_service = serve_service_name(svc.name)
-        self.endpoint = f"http://{self.serve_service}.{ns}.svc.cluster.local:{SERVE_PORT}/v1"
         self.models = [m.model_id for m in svc.models]
         inherited = _depends_on(opts)
 
@@ -610,7 +627,22 @@ class RayLlmService(pulumi.ComponentResource):
             cm = ray_observability.dashboard_configmap(svc.name, ns, mon.dashboard_labels)
             k8s.core.v1.ConfigMap(cm["metadata"]["name"], metadata=cm["metadata"], data=cm["data"], opts=child())
 
-        self.register_outputs({"endpoint": self.endpoint, "serveService": self.serve_service, "models": self.models})
+        serve = self.serve_service
+        # resolve once the RayService exists (KubeRay creates the Serve Service for it)
+        self.service_name = self.rayservice.id.apply(lambda _: serve)
+        self.namespace = self.rayservice.id.apply(lambda _: ns)
+        self.endpoint = self.rayservice.id.apply(lambda _: f"http://{serve}.{ns}.svc.cluster.local:{SERVE_PORT}/v1")
+        self.model_ids = pulumi.Output.from_input(list(self.models))
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "serviceName": self.service_name,
+                "namespace": self.namespace,
+                "modelIds": self.model_ids,
+                "serveService": self.serve_service,
+                "models": self.models,
+            }
+        )
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
