@@ -146,8 +146,11 @@ def build_addons(plan: StackPlan) -> tuple[AddonsHandle, dict[str, pulumi.Resour
         addons = ClusterAddons(
             "addons",
             AddonsArgs(
-                plan=plan,
+                addons=plan.config.addons,
                 cluster=cluster,
+                cluster_config=plan.config.cluster,
+                credentials=plan.config.credentials,
+                ray_services=bool(plan.config.ray_services),
                 serving_namespaces=[plan.config.namespace],
                 grafana_admin_password=pulumi.Output.secret(SENTINEL)
                 if "grafanaAdminPassword" in plan.secrets
