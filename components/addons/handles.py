@@ -60,5 +60,39 @@ class AddonsHandle:
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpu_ready", tuple(self.gpu_ready))
 
+    @classmethod
+    def existing(
+        cls,
+        *,
+        autoscaler: Literal["keda", "hpa", "none"] = "none",
+        prometheus_url: str | None = None,
+        monitor_labels: dict[str, str] | None = None,
+        dashboard_labels: dict[str, str] | None = None,
+        prometheus_namespace: str | None = None,
+        operator_crds: bool | None = None,
+    ) -> AddonsHandle:
+        """The handle for add-ons that already run on the cluster (nothing installed here): KEDA
+        (``keda``) or prometheus-adapter (``hpa``), and a Prometheus at ``prometheus_url`` that
+        selects monitors by ``monitor_labels``. Their CRDs exist, so nothing is waited for.
+        ``operator_crds`` (default: whether a Prometheus is given) says the prometheus-operator
+        CRDs exist (ServiceMonitor, PrometheusRule)."""
+        crds = prometheus_url is not None if operator_crds is None else operator_crds
+        owners: dict[str, list[pulumi.Resource]] = {}
+        if autoscaler == "keda":
+            owners[KEDA_GROUP] = []
+        if crds:
+            owners[MONITORING_GROUP] = []
+        return cls(
+            monitoring=MonitoringHandle(
+                prometheus_url=prometheus_url,
+                monitor_labels=dict(monitor_labels or {}),
+                dashboard_labels=dict(dashboard_labels or {}),
+                operator_crds=crds,
+                namespace=prometheus_namespace,
+            ),
+            autoscaler=autoscaler,
+            crd_owners=owners,
+        )
+
     def depends_for(self, api_group: str) -> list[pulumi.Resource]:
         return list(self.crd_owners.get(api_group, []))
