@@ -73,7 +73,7 @@ _EXPORTS: dict[str, str] = {
 }
 """Public name -> the module that defines it."""
 
-__all__ = sorted(_EXPORTS)
+__all__ = [name for name in sorted(_EXPORTS)]  # a list, as __all__ must be
 
 
 def __getattr__(name: str) -> Any:

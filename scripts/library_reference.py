@@ -32,13 +32,14 @@ def attribute_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, following in zip(body, [*body[1:], None]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if (
-                isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(following.value.value.split())
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
     return docs
 
 
@@ -48,7 +49,7 @@ def _cell(text: str) -> str:
 
 def _annotation(cls: type, name: str) -> str:
     for klass in cls.__mro__:
-        raw = klass.__dict__.get("__annotations__", {}).get(name)
+        raw = inspect.get_annotations(klass).get(name)
         if raw is not None:
             return raw if isinstance(raw, str) else getattr(raw, "__name__", str(raw))
     return "?"
@@ -61,8 +62,10 @@ def args_rows(args: type) -> list[tuple[str, str, str, str]]:
     for f in dataclasses.fields(args):
         if f.default is not dataclasses.MISSING:
             default = repr(f.default) if not hasattr(f.default, "model_dump") else f"{type(f.default).__name__}()"
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = repr(f.default_factory())  # type: ignore[misc]
+        elif isinstance(f.default_factory, type) and hasattr(f.default_factory, "model_fields"):
+            default = f"{f.default_factory.__name__}()"  # a config model's defaults
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
         else:
             default = "required"
         rows.append((f.name, _annotation(args, f.name), default, docs.get(f.name, "")))
@@ -105,9 +108,8 @@ def components() -> list[tuple[type, type | None]]:
 
 
 def package_schema() -> dict[str, Any]:
-    from pulumi.provider.experimental.component import ComponentProvider
-
     from llm_infra.components.hosted import HOSTED
+    from pulumi.provider.experimental.component import ComponentProvider
 
     return json.loads(ComponentProvider(HOSTED, "llm-infra", version="0.0.0").schema or "{}")
 

@@ -31,6 +31,7 @@ from llm_infra.config.model_planning import plan_model
 import test_rendered_schemas as schema_checks
 from conftest import ROOT, objects, resources_of_type
 
+
 def _load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -291,7 +292,11 @@ def test_example_derives_gpus_per_replica_from_other_facts(tmp_path):
             'gpu=GpuFacts(model="X", count=1, memory_gib=8, product_label="X"),',
             "spec.model: does not fit",
         ),
-        ("    max_nodes=2,\n)", "    max_nodes=2,\n    zones=['us-east-1a'],\n)", "pool.zones: not used on an existing cluster"),
+        (
+            "    max_nodes=2,\n)",
+            "    max_nodes=2,\n    zones=['us-east-1a'],\n)",
+            "pool.zones: not used on an existing cluster",
+        ),
         ('    node_pool="gpu",', '    node_pool="gpus",', "spec.nodePool: no node pool 'gpus' (did you mean 'gpu'?)"),
     ],
     ids=["too-long", "does-not-fit", "cloud-field-on-existing-nodes", "unknown-pool"],

@@ -22,11 +22,6 @@ import pulumi
 import pytest
 import yaml
 from conftest import ROOT, objects
-from pulumi.provider.experimental.component import ComponentProvider
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_in_stack
-from upstream import upstream_path
-
 from llm_infra.components.addons.handles import AddonsHandle
 from llm_infra.components.hosted import HOSTED, GpuArgs, TaintArgs, VllmModel, VllmModelArgs
 from llm_infra.components.render import Recording
@@ -38,6 +33,10 @@ from llm_infra.config import ConfigError
 from llm_infra.config.cluster import GpuFacts, NodePoolConfig, Taint
 from llm_infra.config.model_planning import plan_model
 from llm_infra.config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_in_stack
+from upstream import upstream_path
 
 PROVIDER_DIR = ROOT / "provider"
 YAML_EXAMPLE = ROOT / "examples" / "yaml-vllm" / "Pulumi.yaml"
@@ -81,7 +80,9 @@ def test_plugin_manifest_runs_the_provider_in_python():
     source = (PROVIDER_DIR / "__main__.py").read_text()
     assert "component_provider_host(name=PACKAGE, components=HOSTED" in source
     # the plugin's virtualenv installs this repository (the folder above provider/)
-    requirements = [line for line in (PROVIDER_DIR / "requirements.txt").read_text().splitlines() if line[:1] not in "#"]
+    requirements = [
+        line for line in (PROVIDER_DIR / "requirements.txt").read_text().splitlines() if line[:1] not in "#"
+    ]
     assert requirements == [".."]
 
 

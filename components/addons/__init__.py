@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -47,7 +47,7 @@ class AddonsArgs:
     """Namespaces the models run in: dashboards, prometheus-adapter rules and scrapes cover them."""
     grafana_admin_password: pulumi.Input[str] | None = None
     """Secret: Grafana's admin password when Grafana is installed and the password is not synced."""
-    credentials: CredentialsConfig = CredentialsConfig()
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     """Credentials from the cloud's secret manager (installs the External Secrets Operator)."""
     ray_services: bool = False
     """Whether RayLlmServices will run: KubeRay is installed for them unless ``addons.kuberay.enabled``

@@ -7,7 +7,7 @@ and by programs that compose the components themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_infra.components.addons.handles import AddonsHandle
@@ -27,9 +27,9 @@ class ServingContext:
     queries and dashboards, which are text)."""
     addons: AddonsHandle
     """Prometheus, autoscaler and CRD owners (``ClusterAddons.handle`` or ``AddonsHandle.existing``)."""
-    alerts: AlertThresholds = AlertThresholds()
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
     """Thresholds of the models' alert rules."""
-    security: SecurityConfig = SecurityConfig()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     """Pod hardening and NetworkPolicies (the serving namespace's settings)."""
     hf_token_secret: str | None = None
     """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any."""

@@ -62,7 +62,7 @@ def hf_token_mount() -> dict:
 class ServingNamespaceArgs:
     namespace: str
     """Name of the namespace to create (a DNS label)."""
-    security: SecurityConfig = SecurityConfig()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     """Pod Security level, GPU quota and NetworkPolicies (``security`` of the stack config)."""
     hf_token: pulumi.Input[str] | None = None
     """Secret: the Hugging Face token; written to the Secret ``hf-token`` (key ``token``)."""
