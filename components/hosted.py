@@ -127,7 +127,7 @@ class VllmModelArgs(TypedDict):
     """Create the namespace with its guard rails (default true); false: it exists."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Secret: a Hugging Face token, stored in the Secret ``hf-token`` of the namespace."""
-    hf_token_secret_name: NotRequired[str]
+    hf_token_secret_name: NotRequired[pulumi.Input[str]]
     """An existing Secret (key ``token``) with the Hugging Face token, instead of ``hfToken``."""
     kubeconfig: NotRequired[pulumi.Input[str]]
     """Secret: kubeconfig of the cluster (default: the program's Kubernetes provider)."""

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -627,3 +628,37 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     assert render.returncode == 0, render.stderr
     assert list((tmp_path / "out" / "manifests").rglob("deployment-*.yaml"))
     assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("stack", ["onprem", "prod"])
+def test_llm_platform_outputs_name_every_service(stack):
+    """LlmPlatform's outputs, resolved under mocks, against names derived here: a Service's DNS
+    name is <service>.<namespace>.svc.cluster.local; a RayService's Serve Service is
+    <name>-serve-svc (KubeRay); vLLM serves on 8000, Ray Serve on 8000 too."""
+    from stackfiles import stack_values
+    from test_provider import capture, run
+
+    values, secrets = stack_values(stack)
+    plan = load_stack_config(stack, values, secrets)
+
+    def program(seen):
+        platform = components.LlmPlatform(
+            "llm",
+            plan,
+            hf_token=pulumi.Output.secret("token") if "hfToken" in secrets else None,
+            grafana_admin_password=pulumi.Output.secret("pw") if "grafanaAdminPassword" in secrets else None,
+            kubeconfig=pulumi.Output.secret("{}") if plan.config.cluster.cloud == "existing" else None,
+        )
+        capture(seen, platform, ["endpoints", "namespace", "prometheus_url"])
+
+    _, seen = run(program)
+    ns = plan.config.namespace
+    expected = {m.name: f"http://{m.name}.{ns}.svc.cluster.local:8000/v1" for m in plan.config.models}
+    expected |= {s.name: f"http://{s.name}-serve-svc.{ns}.svc.cluster.local:8000/v1" for s in plan.config.ray_services}
+    assert seen["endpoints"] == expected
+    assert seen["namespace"] == ns
+    mon = plan.config.addons.monitoring
+    if mon.mode == "existing":
+        assert seen["prometheus_url"] == mon.prometheus_url
+    elif mon.mode == "install":
+        assert seen["prometheus_url"].endswith(f".{mon.namespace}.svc:9090")

@@ -159,7 +159,9 @@ def test_every_args_field_is_in_the_schema_with_its_type(args_type):
     assert required == {camel(f) for f in args_type.__required_keys__}
     if args_type is VllmModelArgs:
         # credentials and the kubeconfig may come from other resources (secrets): never plain
-        assert {"hfToken", "kubeconfig"} <= {p for p, body in props.items() if not body.get("plain")}
+        assert {"hfToken", "hfTokenSecretName", "kubeconfig"} <= {
+            p for p, body in props.items() if not body.get("plain")
+        }
         assert props["nodeSelector"]["additionalProperties"]["type"] == "string"
         assert required == {"name", "model", "namespace", "nodeSelector"}
 
@@ -372,3 +374,24 @@ def test_yaml_example_sets_the_same_model_as_the_mocked_args():
 
     expected = {camel(k): schema_spelling(v) for k, v in ARGS.items() if k != "namespace"}
     assert {k: v for k, v in props.items() if k != "namespace"} == expected
+
+
+def test_hf_token_secret_name_may_come_from_another_resource():
+    """A Secret the program manages itself: its name, an output, reaches the pods' volume."""
+
+    def program(seen):
+        import pulumi_kubernetes as k8s
+
+        token = k8s.core.v1.Secret(
+            "token", metadata={"name": "my-hf-token", "namespace": ARGS["namespace"]}, string_data={"token": "x"}
+        )
+        args = {**ARGS, "create_namespace": False, "hf_token_secret_name": token.metadata.apply(lambda m: m.name)}
+        VllmModel("qwen", typing.cast(VllmModelArgs, args))
+
+    rec, _ = run(program)
+    [deployment] = objects(rec, "Deployment", ARGS["namespace"])
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"key": "token", "path": "token"} in next(v for v in volumes if "secret" in v)["secret"]["items"]
+    assert [v["secret"]["secretName"] for v in volumes if "secret" in v] == ["my-hf-token"]
+    # no namespace created here (it exists): only the model's objects and the Secret
+    assert not objects(rec, "Namespace")

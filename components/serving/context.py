@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pulumi
+
 from llm_infra.components.addons.handles import AddonsHandle
 from llm_infra.config.security import SecurityConfig
 from llm_infra.config.stack import AlertThresholds
@@ -31,8 +33,10 @@ class ServingContext:
     """Thresholds of the models' alert rules."""
     security: SecurityConfig = field(default_factory=SecurityConfig)
     """Pod hardening and NetworkPolicies (the serving namespace's settings)."""
-    hf_token_secret: str | None = None
-    """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any."""
+    hf_token_secret: pulumi.Input[str] | None = None
+    """Name of the Kubernetes Secret (key ``token``) with the Hugging Face token, if any; may be
+    another resource's output (e.g. ``ServingNamespace.hf_token_secret_name``, or a Secret you
+    manage: ``secret.metadata.name``)."""
     storage_class: str | None = None
     """StorageClass of ReadWriteOnce model caches (None: the cluster default)."""
     rwx_storage_class: str | None = None
