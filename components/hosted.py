@@ -163,7 +163,7 @@ def _property(path: str) -> str:
 
 
 def _fail(name: str, issues: list[Issue]) -> ConfigError:
-    return ConfigError(f"VllmModel {name}", [Issue(_property(i.path), i.message) for i in issues])
+    return ConfigError(f"VllmModel {name}", [Issue(_property(i.path), i.message) for i in issues], subject="component")
 
 
 def _spec_and_pool(args: VllmModelArgs) -> tuple[VllmModelConfig, NodePoolConfig]:

@@ -49,7 +49,9 @@ def gpu_from_catalog(cloud: str, instance_type: str, *, hourly_usd: float | None
     shape = lookup(cloud, instance_type)
     if shape is None:
         raise ConfigError(
-            "gpu_from_catalog", [Issue("instance_type", f"'{instance_type}' is not in the {cloud} GPU catalog")]
+            instance_type,
+            [Issue("instance_type", f"'{instance_type}' is not in the {cloud} GPU catalog")],
+            subject="instance type",
         )
     return GpuFacts(
         model=shape.gpu_model,
@@ -109,7 +111,7 @@ def plan_model(
         plan = load_stack_config(spec.name, values, {"hfToken": True} if hf_token else {})
     except ConfigError as err:
         issues = [Issue(_caller_path(i.path), i.message) for i in err.issues]
-        raise ConfigError(err.stack, sorted(set(issues), key=issues.index)) from None
+        raise ConfigError(err.stack, sorted(set(issues), key=issues.index), subject="model") from None
     return plan.models[spec.name]
 
 

@@ -43,7 +43,7 @@ def hf_token_env() -> dict[str, str]:
     return {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"}
 
 
-def hf_token_volume(secret: str) -> dict:
+def hf_token_volume(secret: pulumi.Input[str]) -> dict:
     return {
         "name": HF_TOKEN_VOLUME,
         "secret": {

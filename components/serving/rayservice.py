@@ -271,7 +271,7 @@ def worker_service_account(name: str) -> str:
 
 
 # -- RayCluster ------------------------------------------------------------------------
-def _hf_token(hf_token_secret: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _hf_token(hf_token_secret: pulumi.Input[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(container fields, pod volumes) giving Ray the Hugging Face token of the namespace's
     Secret (gated models, rate limits) as a file. On the pod, not in ``runtime_env``: the
     token never appears in the RayService; raylet-spawned workers inherit ``HF_TOKEN_PATH``."""
@@ -292,7 +292,7 @@ def _quantity_cpu(cpu: float) -> str:
     return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
 
 
-def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None) -> dict[str, Any]:
+def head_group(service: RayServiceConfig, name: str, hf_token_secret: pulumi.Input[str] | None) -> dict[str, Any]:
     """CPU-only head: no GPUs, no replicas (num-cpus 0), no GPU-pool toleration."""
     res = {"cpu": _quantity_cpu(service.head.cpu), "memory": f"{service.head.memory_gib}Gi"}
     token, token_volumes = _hf_token(hf_token_secret)
@@ -346,7 +346,11 @@ def accelerator_resources(accelerator_type: str) -> str:
 
 
 def worker_group(
-    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None, shared_cache: bool = False
+    service: RayServiceConfig,
+    name: str,
+    pool: NodePoolFacts,
+    hf_token_secret: pulumi.Input[str] | None,
+    shared_cache: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
     the shared model cache as ``HF_HOME`` when there is one."""
@@ -441,7 +445,7 @@ def rayservice_spec(
     service: RayServiceConfig,
     plans: list[ModelPlan],
     pool: NodePoolFacts,
-    hf_token_secret: str | None,
+    hf_token_secret: pulumi.Input[str] | None,
     shared_cache: bool = False,
 ) -> dict[str, Any]:
     name = service.name
@@ -568,12 +572,12 @@ class RayLlmService(pulumi.ComponentResource):
 
         storage_class = svc.cache.storage_class or ctx.rwx_storage_class
         shared_cache = svc.cache.shared(ctx.rwx_storage_class is not None)
-        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache)
+        spec = rayservice_spec(svc, list(args.plans), args.pool, ctx.hf_token_secret, shared_cache)
         self.cache_claim = None
         if shared_cache:
             claim_spec: dict[str, Any] = {
                 "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": f"{cache_size_gib(svc, args.plans)}Gi"}},
+                "resources": {"requests": {"storage": f"{cache_size_gib(svc, list(args.plans))}Gi"}},
             }
             if storage_class:
                 claim_spec["storageClassName"] = storage_class
