@@ -10,8 +10,8 @@ import pulumi
 
 from llm_infra.config import StackPlan
 
-from .addons import AddonsArgs, ClusterAddons
-from .cluster import create_cluster
+from .addons import AddonsArgs, AddonsHandle, ClusterAddons
+from .cluster import ClusterHandle, create_cluster
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
@@ -25,14 +25,29 @@ class LlmPlatform(pulumi.ComponentResource):
     the Kubernetes provider of the cluster component and the handles of the steps before it.
     """
 
+    namespace: pulumi.Output[str]
+    """Namespace of the serving workloads."""
+    endpoints: pulumi.Output[dict[str, str]]
+    """In-cluster OpenAI-compatible base URL of every vLLM model and RayService, by name."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: the cluster's kubeconfig."""
+    prometheus_url: pulumi.Output[str | None]
+    """Where Prometheus answers queries (None without monitoring)."""
+    cluster: ClusterHandle
+    """The cluster component's handle (frozen)."""
+    addons: AddonsHandle
+    """The add-ons' handle (frozen)."""
+    vllm: list[VllmService]
+    ray: list[RayLlmService]
+
     def __init__(
         self,
         name: str,
         plan: StackPlan,
         *,
-        hf_token: pulumi.Output[str] | None = None,
-        grafana_admin_password: pulumi.Output[str] | None = None,
-        kubeconfig: pulumi.Output[str] | None = None,
+        hf_token: pulumi.Input[str] | None = None,
+        grafana_admin_password: pulumi.Input[str] | None = None,
+        kubeconfig: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("llm-infra:index:LlmPlatform", name, None, opts)
@@ -44,10 +59,13 @@ class LlmPlatform(pulumi.ComponentResource):
         addons = ClusterAddons(
             f"{name}-addons",
             AddonsArgs(
-                plan=plan,
+                addons=cfg.addons,
                 cluster=self.cluster,
+                cluster_config=cfg.cluster,
                 serving_namespaces=[cfg.namespace],
                 grafana_admin_password=grafana_admin_password,
+                credentials=cfg.credentials,
+                ray_services=bool(cfg.ray_services),
             ),
             opts=k8s_opts,
         )
@@ -65,16 +83,8 @@ class LlmPlatform(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
-        context = ServingContext(
-            namespace=cfg.namespace,
-            addons=self.addons,
-            alerts=cfg.alerts,
-            security=cfg.security,
-            hf_token_secret=serving_ns.hf_token_secret,
-            storage_class=self.cluster.storage_class,
-            rwx_storage_class=self.cluster.rwx_storage_class,
-            cloud=cfg.cluster.cloud,
-            protect=cfg.cluster.protect,
+        context = ServingContext.create(
+            serving_ns, self.addons, cluster=self.cluster, alerts=cfg.alerts, cloud=cfg.cluster.cloud
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,
@@ -99,4 +109,16 @@ class LlmPlatform(pulumi.ComponentResource):
             )
             for svc in cfg.ray_services
         ]
-        self.register_outputs({"namespace": cfg.namespace})
+        self.namespace = serving_ns.namespace_name
+        endpoints = {s.name: s.endpoint for s in [*self.vllm, *self.ray]}
+        self.endpoints = pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
+        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig)
+        self.prometheus_url = addons.prometheus_url
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "endpoints": self.endpoints,
+                "kubeconfig": self.kubeconfig,
+                "prometheusUrl": self.prometheus_url,
+            }
+        )

@@ -8,41 +8,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_infra.config import StackPlan, k8s_support
+from llm_infra.config import ModelPlan, StackPlan, k8s_support
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:
     """The capacity and cost estimate per model (exported, and printed by the offline render)."""
-    report = {}
-    for key, m in [*plan.models.items(), *plan.ray_models.items()]:
-        c = m.capacity
-        report[key] = {
-            "kind": m.kind,
-            "pool": m.pool.name,
-            "gpu": m.pool.gpu_model,
-            "tensorParallelSize": m.tensor_parallel_size,
-            "maxModelLen": m.max_model_len,
-            "weightsGib": round(c.weights_gib, 2),
-            "kvCacheGib": round(c.kv_cache_gib, 2),
-            "kvCacheTokens": c.kv_cache_tokens,
-            "maxConcurrentSequences": round(c.max_concurrent_sequences, 2),
-            "quantization": m.quantization,
-            # vLLM's KV-cache budget per GPU, term by term (config/capacity.py)
-            "budgetPerGpuGib": c.budget_lines(),
-            "concurrentSequences": {
-                "atMaxModelLen": c.sequences_at_max_len,
-                "atTypicalRequest": c.sequences_at_typical,
-                "typicalRequestTokens": c.typical_request_tokens,
-                "maxNumSeqs": c.max_num_seqs,
-            },
-            "minReplicas": m.min_replicas,
-            "maxReplicas": m.max_replicas,
-            "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
-            "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
-        }
-    return report
+    return {key: model_capacity(m) for key, m in [*plan.models.items(), *plan.ray_models.items()]}
+
+
+def model_capacity(m: ModelPlan) -> dict[str, Any]:
+    """One model's capacity and cost estimate (an entry of ``capacity_report``; a plan from
+    ``plan_model`` gives the same report without a stack)."""
+    c = m.capacity
+    return {
+        "kind": m.kind,
+        "pool": m.pool.name,
+        "gpu": m.pool.gpu_model,
+        "tensorParallelSize": m.tensor_parallel_size,
+        "maxModelLen": m.max_model_len,
+        "weightsGib": round(c.weights_gib, 2),
+        "kvCacheGib": round(c.kv_cache_gib, 2),
+        "kvCacheTokens": c.kv_cache_tokens,
+        "maxConcurrentSequences": round(c.max_concurrent_sequences, 2),
+        "quantization": m.quantization,
+        # vLLM's KV-cache budget per GPU, term by term (config/capacity.py)
+        "budgetPerGpuGib": c.budget_lines(),
+        "concurrentSequences": {
+            "atMaxModelLen": c.sequences_at_max_len,
+            "atTypicalRequest": c.sequences_at_typical,
+            "typicalRequestTokens": c.typical_request_tokens,
+            "maxNumSeqs": c.max_num_seqs,
+        },
+        "minReplicas": m.min_replicas,
+        "maxReplicas": m.max_replicas,
+        "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
+        "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
+    }
 
 
 def node_pool_report(plan: StackPlan) -> dict[str, Any]:

@@ -22,9 +22,11 @@ class Issue:
 class ConfigError(Exception):
     """Every problem found in a stack's configuration, reported at once."""
 
-    def __init__(self, stack: str, issues: Sequence[Issue]):
+    def __init__(self, stack: str, issues: Sequence[Issue], subject: str = "stack"):
         self.stack = stack
         self.issues = list(issues)
+        self.subject = subject
+        """What ``stack`` names: a stack, or a model planned without one (``plan_model``)."""
         super().__init__(self.render())
 
     def lines(self) -> list[str]:
@@ -32,7 +34,7 @@ class ConfigError(Exception):
 
     def render(self) -> str:
         count = len(self.issues)
-        head = f"{count} configuration error{'s' if count != 1 else ''} in stack '{self.stack}':"
+        head = f"{count} configuration error{'s' if count != 1 else ''} in {self.subject} '{self.stack}':"
         return "\n".join([head, *self.lines()])
 
 

@@ -1,10 +1,91 @@
 """llm_infra: Pulumi components for LLM inference on Kubernetes GPUs.
 
-The one importable package of the ``llm-infra`` distribution. Its two halves live at the
-repository's top level, where the Pulumi program (``__main__.py``) uses them too:
+The public API, importable from here (``from llm_infra import VllmService, plan_model``):
 
-- ``llm_infra.components``: the ComponentResources (clusters, add-ons, vLLM and Ray serving);
-- ``llm_infra.config``: the typed configuration, GPU catalog and capacity arithmetic.
+- components: ``LlmPlatform`` (a whole stack), the cluster components, ``ClusterAddons``,
+  ``ServingNamespace``, ``VllmService``, ``RayLlmService``, and ``VllmModel`` (the component
+  the provider in ``provider/`` hosts for other Pulumi languages);
+- planning without a stack file: ``plan_model(spec, pool)`` -> ``ModelPlan``;
+- the typed specs they take: ``VllmModelConfig``, ``NodePoolConfig``, ``GpuFacts``, ...
 
+Its two halves live at the repository's top level, where the Pulumi program (``__main__.py``)
+uses them too: ``llm_infra.components`` (the ComponentResources) and ``llm_infra.config``
+(typed configuration, GPU catalog, capacity arithmetic; no Pulumi resources).
 ``python -m llm_infra render --stack dev`` renders a stack offline.
+
+Names are imported on first use, so ``python -m llm_infra`` and ``import llm_infra.config``
+do not load Pulumi's SDKs they do not need.
 """
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # components
+    "LlmPlatform": "llm_infra.components",
+    "read_stack_plan": "llm_infra.components",
+    "secret": "llm_infra.components",
+    "create_cluster": "llm_infra.components",
+    "ClusterHandle": "llm_infra.components",
+    "ExistingCluster": "llm_infra.components",
+    "ExistingClusterArgs": "llm_infra.components",
+    "EksGpuCluster": "llm_infra.components",
+    "EksGpuClusterArgs": "llm_infra.components",
+    "GkeGpuCluster": "llm_infra.components",
+    "GkeGpuClusterArgs": "llm_infra.components",
+    "ClusterAddons": "llm_infra.components",
+    "AddonsArgs": "llm_infra.components",
+    "AddonsHandle": "llm_infra.components",
+    "MonitoringHandle": "llm_infra.components",
+    "ServingNamespace": "llm_infra.components",
+    "ServingNamespaceArgs": "llm_infra.components",
+    "ServingContext": "llm_infra.components",
+    "VllmService": "llm_infra.components",
+    "VllmServiceArgs": "llm_infra.components",
+    "RayLlmService": "llm_infra.components",
+    "RayLlmServiceArgs": "llm_infra.components",
+    "VllmModel": "llm_infra.components.hosted",
+    "VllmModelArgs": "llm_infra.components.hosted",
+    "capacity_report": "llm_infra.components.reports",
+    "model_capacity": "llm_infra.components.reports",
+    # planning and typed specs
+    "plan_model": "llm_infra.config.model_planning",
+    "gpu_from_catalog": "llm_infra.config.model_planning",
+    "ModelPlan": "llm_infra.config",
+    "NodePoolFacts": "llm_infra.config",
+    "StackPlan": "llm_infra.config",
+    "StackConfig": "llm_infra.config",
+    "load_stack_config": "llm_infra.config",
+    "ConfigError": "llm_infra.config",
+    "VllmModelConfig": "llm_infra.config.serving",
+    "AutoscalingConfig": "llm_infra.config.serving",
+    "CacheConfig": "llm_infra.config.serving",
+    "IngressConfig": "llm_infra.config.serving",
+    "HttpRouteConfig": "llm_infra.config.serving",
+    "NodePoolConfig": "llm_infra.config.cluster",
+    "GpuFacts": "llm_infra.config.cluster",
+    "Taint": "llm_infra.config.cluster",
+    "RayServiceConfig": "llm_infra.config.ray",
+    "SecurityConfig": "llm_infra.config.security",
+    "AlertThresholds": "llm_infra.config.stack",
+}
+"""Public name -> the module that defines it."""
+
+__all__ = [name for name in sorted(_EXPORTS)]  # a list, as __all__ must be
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "__version__":
+            return import_module("llm_infra.components").__version__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

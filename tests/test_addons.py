@@ -35,7 +35,13 @@ from llm_infra.components.addons.handles import (
 )
 from llm_infra.components.cluster.base import AwsIrsa, ClusterHandle
 from llm_infra.components.render import Recording, RenderError, helm_releases, run_program
-from llm_infra.components.render.mocks import FAKE_ACCOUNT, RecordingMonitor, RenderMocks, ResourceRecord, oidc_issuer_host
+from llm_infra.components.render.mocks import (
+    FAKE_ACCOUNT,
+    RecordingMonitor,
+    RenderMocks,
+    ResourceRecord,
+    oidc_issuer_host,
+)
 import metric_names as metrics
 from llm_infra.config import StackPlan, load_stack_config, versions
 from llm_infra.config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
@@ -146,8 +152,11 @@ def build_addons(plan: StackPlan) -> tuple[AddonsHandle, dict[str, pulumi.Resour
         addons = ClusterAddons(
             "addons",
             AddonsArgs(
-                plan=plan,
+                addons=plan.config.addons,
                 cluster=cluster,
+                cluster_config=plan.config.cluster,
+                credentials=plan.config.credentials,
+                ray_services=bool(plan.config.ray_services),
                 serving_namespaces=[plan.config.namespace],
                 grafana_admin_password=pulumi.Output.secret(SENTINEL)
                 if "grafanaAdminPassword" in plan.secrets

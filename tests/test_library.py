@@ -6,6 +6,8 @@ stacks; the wheel is built, installed into a clean virtualenv and imported from 
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import re
 import shutil
@@ -18,16 +20,28 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
 from llm_infra import components
 from llm_infra.components.render import Project, Recording, RenderError, helm_releases, run_program
-from llm_infra.config import load_stack_config
+from llm_infra.config import ConfigError, load_stack_config
+from llm_infra.config.model_planning import plan_model
 
 import test_rendered_schemas as schema_checks
 from conftest import ROOT, objects, resources_of_type
 
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+library_reference = _load_script("library_reference")
 EXAMPLE_DIR = ROOT / "examples" / "existing-cluster"
 EXAMPLE = Project.load(EXAMPLE_DIR)
 STACK = "example"
@@ -38,18 +52,29 @@ def example() -> Recording:
     return run_program(EXAMPLE, STACK)
 
 
-def example_config() -> dict[str, Any]:
-    data = yaml.safe_load(EXAMPLE.stack_file(STACK).read_text())["config"]
-    return {k.split(":", 1)[1]: v for k, v in data.items()}
-
-
-def example_model():
-    """The MODEL object of the example program (typed VllmModelConfig), read from its source."""
+def example_definitions() -> dict[str, Any]:
+    """The example's definitions (MODEL, POOL, constants, the plan), executed from its source
+    up to the first resource."""
     namespace: dict[str, Any] = {}
     source = (EXAMPLE_DIR / "__main__.py").read_text()
     head = source.split("\ncfg = pulumi.Config()", 1)[0]  # definitions only, no resources
     exec(compile(head, str(EXAMPLE_DIR / "__main__.py"), "exec"), namespace)
-    return namespace["MODEL"]
+    return namespace
+
+
+def example_model():
+    """The MODEL object of the example program (typed VllmModelConfig), read from its source."""
+    return example_definitions()["MODEL"]
+
+
+def example_variant(tmp_path: Path, old: str, new: str) -> Recording:
+    """The example with one line of its source changed, rendered like the original."""
+    project = shutil.copytree(EXAMPLE_DIR, tmp_path / "variant", ignore=shutil.ignore_patterns("__pycache__"))
+    main = project / "__main__.py"
+    source = main.read_text()
+    assert source.count(old) == 1, old
+    main.write_text(source.replace(old, new))
+    return run_program(Project.load(project), STACK)
 
 
 def flag(args: list[str], name: str) -> str | None:
@@ -95,16 +120,14 @@ def test_example_is_its_own_pulumi_project():
     assert (EXAMPLE_DIR / "README.md").is_file()
 
 
-def test_example_composes_the_components_without_llm_platform():
+def test_example_uses_one_model_component_and_no_stack_config():
     rec = example()
     kinds = {r.type for r in rec.resources if not r.custom}
-    assert {
-        "llm-infra:cluster:ExistingCluster",
-        "llm-infra:addons:ClusterAddons",
-        "llm-infra:serving:ServingNamespace",
-        "llm-infra:serving:VllmService",
-    } <= kinds
-    assert "llm-infra:index:LlmPlatform" not in kinds
+    assert kinds == {"llm-infra:serving:ServingNamespace", "llm-infra:serving:VllmService"}
+    # no stack config describes the model or the cluster: the stack file sets nothing
+    assert not (yaml.safe_load(EXAMPLE.stack_file(STACK).read_text()) or {}).get("config")
+    source = (EXAMPLE_DIR / "__main__.py").read_text()
+    assert "load_stack_config" not in source and "SCHEMA_TO_STACK_FILE" not in source
     # an existing cluster: nothing in any cloud, one Kubernetes provider for everything
     assert not [r for r in rec.resources if r.type.split(":")[0] in {"aws", "gcp", "eks"}]
     providers = resources_of_type(rec, "pulumi:providers:kubernetes")
@@ -116,10 +139,8 @@ def test_example_composes_the_components_without_llm_platform():
 
 def test_example_serves_one_model_with_gpus_from_the_pool_facts():
     rec = example()
-    cfg = example_config()
-    model = example_model()
-    pool = cfg["gpuPool"]
-    ns = cfg["namespace"]
+    defs = example_definitions()
+    model, pool, ns = defs["MODEL"], defs["POOL"], defs["NAMESPACE"]
     deployment = model_workload(rec, ns, "Deployment")
     assert deployment["metadata"]["name"] == model.name
     pod = deployment["spec"]["template"]["spec"]
@@ -132,28 +153,26 @@ def test_example_serves_one_model_with_gpus_from_the_pool_facts():
     assert flag(args, "--max-model-len") == str(model.max_model_len)
     assert flag(args, "--tensor-parallel-size") in (None, "1")
     # lands on the pool's nodes and tolerates exactly its taint
-    assert pod["nodeSelector"].items() >= pool["nodeSelector"].items()
-    taint = pool["taint"]
-    assert {"key": taint["key"], "operator": "Equal", "value": taint["value"], "effect": "NoSchedule"} in pod[
-        "tolerations"
-    ]
+    assert pod["nodeSelector"].items() >= pool.node_selector.items()
+    taint = pool.taint
+    assert {"key": taint.key, "operator": "Equal", "value": taint.value, "effect": "NoSchedule"} in pod["tolerations"]
     # the cluster has a ReadWriteMany class: one weight cache shared by every replica
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
     assert len(claims) == 1
     [pvc] = [o for o in objects(rec, "PersistentVolumeClaim", ns) if o["metadata"]["name"] == claims[0]]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert pvc["spec"]["storageClassName"] == cfg["cluster"]["rwxStorageClass"]
+    assert pvc["spec"]["storageClassName"] == defs["RWX_STORAGE_CLASS"]
 
 
-def test_example_without_a_shared_storage_class_keeps_one_cache_per_replica():
-    cfg = example_config()
-    cluster = {k: v for k, v in cfg["cluster"].items() if k != "rwxStorageClass"}
-    rec = run_program(EXAMPLE, STACK, config_overrides={"cluster": cluster})
-    ns = cfg["namespace"]
+def test_example_without_a_shared_storage_class_keeps_one_cache_per_replica(tmp_path):
+    rec = example_variant(
+        tmp_path, 'RWX_STORAGE_CLASS: str | None = "nfs-client"', "RWX_STORAGE_CLASS: str | None = None"
+    )
+    ns = example_definitions()["NAMESPACE"]
     workload = model_workload(rec, ns, "StatefulSet")
     [template] = workload["spec"]["volumeClaimTemplates"]
     assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert template["spec"]["storageClassName"] == cfg["cluster"]["storageClass"]
+    assert "storageClassName" not in template["spec"]  # the cluster's default class
     assert not objects(rec, "PersistentVolumeClaim", ns)
     [scaled] = objects(rec, "ScaledObject", ns)
     assert scaled["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
@@ -162,7 +181,7 @@ def test_example_without_a_shared_storage_class_keeps_one_cache_per_replica():
 
 def test_example_service_and_endpoint_reach_the_model():
     rec = example()
-    ns = example_config()["namespace"]
+    ns = example_definitions()["NAMESPACE"]
     deployment = model_workload(rec, ns)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     endpoint = rec.outputs["endpoint"]
@@ -180,28 +199,25 @@ def test_example_service_and_endpoint_reach_the_model():
             assert p.get("targetPort", port) in container_ports | {
                 pp.get("name") for pp in vllm_container(deployment)["ports"]
             }
+    assert rec.outputs["namespace"] == ns
 
 
-def test_example_namespace_and_addons_follow_the_stack_file():
+def test_example_namespace_installs_nothing_on_the_cluster_and_lets_prometheus_scrape():
     rec = example()
-    cfg = example_config()
-    ns = cfg["namespace"]
+    defs = example_definitions()
+    ns = defs["NAMESPACE"]
     [namespace] = [o for o in objects(rec, "Namespace") if o["metadata"]["name"] == ns]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert rec.outputs["namespace"] == ns
-    # gpuOperator disabled, Prometheus exists: only KEDA is installed
-    charts = {r["chart"] for r in helm_releases(rec)}
-    assert "keda" in charts
-    assert not charts & {"gpu-operator", "kube-prometheus-stack"}
+    # Prometheus and KEDA already run: no Helm release, nothing outside the namespace
+    assert not helm_releases(rec)
+    assert {o["metadata"].get("namespace") for o in objects(rec) if o["kind"] != "Namespace"} == {ns}
     # no hfToken set: no token Secret
     assert not objects(rec, "Secret", ns)
-    # the NetworkPolicies let the given Prometheus namespace scrape the model port
-    assert objects(rec, "NetworkPolicy", ns)
     scrapers = [
         rule
         for policy in objects(rec, "NetworkPolicy", ns)
         for rule in policy["spec"].get("ingress", [])
-        if {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": cfg["prometheus"]["namespace"]}}}
+        if {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": defs["PROMETHEUS_NAMESPACE"]}}}
         in rule.get("from", [])
     ]
     assert scrapers and all({"protocol": "TCP", "port": 8000} in rule["ports"] for rule in scrapers)
@@ -209,9 +225,8 @@ def test_example_namespace_and_addons_follow_the_stack_file():
 
 def test_example_autoscales_on_queue_depth_from_the_given_prometheus():
     rec = example()
-    cfg = example_config()
-    model = example_model()
-    ns = cfg["namespace"]
+    defs = example_definitions()
+    model, ns = defs["MODEL"], defs["NAMESPACE"]
     deployment = model_workload(rec, ns)
     [scaled] = objects(rec, "ScaledObject", ns)
     spec = scaled["spec"]
@@ -224,15 +239,15 @@ def test_example_autoscales_on_queue_depth_from_the_given_prometheus():
     prometheus = [t for t in spec["triggers"] if t["type"] == "prometheus"]
     assert prometheus, spec["triggers"]
     for trigger in prometheus:
-        assert trigger["metadata"]["serverAddress"] == cfg["prometheus"]["prometheusUrl"]
+        assert trigger["metadata"]["serverAddress"] == defs["PROMETHEUS_URL"]
     assert any("vllm:num_requests_waiting" in t["metadata"]["query"] for t in prometheus)
     assert not [t for t in spec["triggers"] if t["type"] in {"cpu", "memory"}]
 
 
 def test_example_monitors_carry_the_labels_prometheus_selects():
     rec = example()
-    cfg = example_config()
-    ns = cfg["namespace"]
+    defs = example_definitions()
+    ns = defs["NAMESPACE"]
     monitors = [
         *objects(rec, "ServiceMonitor", ns),
         *objects(rec, "PodMonitor", ns),
@@ -240,79 +255,56 @@ def test_example_monitors_carry_the_labels_prometheus_selects():
     ]
     assert monitors
     for obj in monitors:
-        assert obj["metadata"]["labels"].items() >= cfg["prometheus"]["selectorLabels"].items(), obj["metadata"]["name"]
+        assert obj["metadata"]["labels"].items() >= defs["PROMETHEUS_SELECTOR"].items(), obj["metadata"]["name"]
 
 
 def test_example_exports_the_capacity_plan():
     capacity = example().outputs["capacity"]
-    gpu = example_config()["gpuPool"]["gpu"]
-    assert capacity["gpu"] == gpu["model"]
+    gpu = example_definitions()["POOL"].gpu
+    assert capacity["gpu"] == gpu.model
     assert capacity["tensorParallelSize"] == 1
     assert capacity["maxModelLen"] == example_model().max_model_len
     assert capacity["kvCacheTokens"] >= capacity["maxModelLen"]
     # one replica of one GPU and four of them both fit on one 4-GPU node: one node's price
-    assert capacity["hourlyCostMin"] == capacity["hourlyCostMax"] == pytest.approx(gpu["hourlyUsd"], abs=0.01)
+    assert capacity["hourlyCostMin"] == capacity["hourlyCostMax"] == pytest.approx(gpu.hourly_usd, abs=0.01)
 
 
-def test_example_derives_gpus_per_replica_from_other_facts():
+def test_example_derives_gpus_per_replica_from_other_facts(tmp_path):
     """16 GiB GPUs cannot hold the weights plus a 16k sequence: two GPUs per replica."""
-    cfg = example_config()
-    pool = {
-        **cfg["gpuPool"],
-        "gpu": {"model": "NVIDIA T4", "count": 4, "memoryGib": 16, "productLabel": "Tesla-T4"},
-        "nodeSelector": {"nvidia.com/gpu.product": "Tesla-T4"},
-    }
-    rec = run_program(EXAMPLE, STACK, config_overrides={"gpuPool": pool})
-    deployment = model_workload(rec, cfg["namespace"])
+    rec = example_variant(
+        tmp_path,
+        'gpu=GpuFacts(model="NVIDIA L4", count=4, memory_gib=24, product_label="NVIDIA-L4", hourly_usd=3.4),',
+        'gpu=GpuFacts(model="NVIDIA T4", count=4, memory_gib=16, product_label="Tesla-T4"),',
+    )
+    deployment = model_workload(rec, example_definitions()["NAMESPACE"])
     container = vllm_container(deployment)
     assert container["resources"]["limits"]["nvidia.com/gpu"] in (2, "2")
     args = [*container.get("command", []), *container.get("args", [])]
     assert flag(args, "--tensor-parallel-size") == "2"
-    assert deployment["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == "Tesla-T4"
     assert rec.outputs["capacity"]["tensorParallelSize"] == 2
 
 
 @pytest.mark.parametrize(
-    ("override", "expected"),
+    ("old", "new", "expected"),
     [
+        ("max_model_len=16384,", "max_model_len=1_000_000,", "spec.maxModelLen: 1000000 exceeds the model's context"),
         (
-            {
-                "gpuPool": {
-                    "gpu": {"model": "X", "count": 4, "memoryGib": "lots", "productLabel": "X"},
-                    "nodeSelector": {"a": "b"},
-                }
-            },
-            "example: gpuPool.gpu.memoryGib:",
+            'gpu=GpuFacts(model="NVIDIA L4", count=4, memory_gib=24, product_label="NVIDIA-L4", hourly_usd=3.4),',
+            'gpu=GpuFacts(model="X", count=1, memory_gib=8, product_label="X"),',
+            "spec.model: does not fit",
         ),
         (
-            {
-                "gpuPool": {
-                    "gpu": {"model": "X", "count": 1, "memoryGib": 8, "productLabel": "X"},
-                    "nodeSelector": {"a": "b"},
-                }
-            },
-            "example: MODEL.",
+            "    max_nodes=2,\n)",
+            "    max_nodes=2,\n    zones=['us-east-1a'],\n)",
+            "pool.zones: not used on an existing cluster",
         ),
-        ({"prometheus": {"prometheusUrl": "http://prometheus:9090"}}, "example: prometheus.selectorLabels:"),
-        (
-            {"cluster": {"name": "c", "kubeconfigPath": "~/.kube/config", "typo": 1}},
-            "example: cluster.typo: unknown field",
-        ),
-        ({"cluster": {"name": "c"}}, "example: cluster.kubeconfigPath:"),
-        ({"cluster": {"name": "c"}, "kubeconfig": "apiVersion: v1"}, "example: kubeconfig: must be stored encrypted"),
+        ('    node_pool="gpu",', '    node_pool="gpus",', "spec.nodePool: no node pool 'gpus' (did you mean 'gpu'?)"),
     ],
-    ids=[
-        "bad-gpu-facts",
-        "model-does-not-fit",
-        "prometheus-labels",
-        "unknown-field",
-        "no-kubeconfig",
-        "plain-kubeconfig",
-    ],
+    ids=["too-long", "does-not-fit", "cloud-field-on-existing-nodes", "unknown-pool"],
 )
-def test_example_reports_config_errors_in_its_own_terms(override, expected):
+def test_example_reports_planning_errors_in_its_own_terms(tmp_path, old, new, expected):
     with pytest.raises(RenderError) as err:
-        run_program(EXAMPLE, STACK, config_overrides=override)
+        example_variant(tmp_path, old, new)
     message = str(err.value)
     assert expected in message, message
     assert "Traceback" not in message and "cluster.nodePools" not in message and "models[0]" not in message
@@ -325,24 +317,35 @@ def test_example_objects_pass_the_same_schema_checks_as_the_stacks():
     schema_checks.test_helm_values_keys_exist_upstream(rec)
 
 
-def test_example_model_plan_matches_the_library_validation():
-    """The example's typed MODEL goes through the same load_stack_config as a stack file."""
-    cfg = example_config()
-    plan = load_stack_config(
+def test_plan_model_equals_the_stack_plan_of_the_same_model():
+    """plan_model runs the stack path: the example's MODEL on POOL inside a whole stack config
+    (load_stack_config, as a stack file would give it) gets the same plan."""
+    defs = example_definitions()
+    model, pool = defs["MODEL"], defs["POOL"]
+    stack = load_stack_config(
         "example",
         {
             "cluster": {
                 "cloud": "existing",
                 "name": "c",
-                "existing": {"kubeconfigPath": "x"},
-                "nodePools": [{"name": "gpu", **cfg["gpuPool"]}],
+                "existing": {"kubeconfigPath": "x", "rwxStorageClass": defs["RWX_STORAGE_CLASS"]},
+                "nodePools": [pool.model_dump(by_alias=True, exclude_unset=True)],
             },
-            "addons": {"monitoring": {"mode": "existing", **cfg["prometheus"]}, **cfg["addons"]},
-            "models": [example_model()],
+            "addons": {
+                "gpuOperator": {"enabled": False},
+                "keda": {"enabled": True},
+                "monitoring": {
+                    "mode": "existing",
+                    "prometheusUrl": defs["PROMETHEUS_URL"],
+                    "selectorLabels": defs["PROMETHEUS_SELECTOR"],
+                },
+            },
+            "models": [model],
         },
         {},
     )
-    assert plan.models["qwen25-7b"].tensor_parallel_size == example().outputs["capacity"]["tensorParallelSize"]
+    assert defs["plan"] == stack.models[model.name]
+    assert defs["plan"].tensor_parallel_size == example().outputs["capacity"]["tensorParallelSize"]
 
 
 def test_readme_library_snippet_runs(tmp_path):
@@ -352,14 +355,12 @@ def test_readme_library_snippet_runs(tmp_path):
     [snippet] = re.findall(r"```python\n(.*?)```", section, re.S)
     (tmp_path / "__main__.py").write_text(snippet)
     (tmp_path / "Pulumi.yaml").write_text("name: snippet\nruntime: python\n")
-    cfg = example_config()
-    stack_file = {"config": {f"snippet:{k}": cfg[k] for k in ("gpuPool", "prometheus")}}
-    (tmp_path / "Pulumi.readme.yaml").write_text(yaml.safe_dump(stack_file))
+    (tmp_path / "Pulumi.readme.yaml").write_text("config: {}\n")
     rec = run_program(Project.load(tmp_path), "readme")
     workload = model_workload(rec, "llm-inference", "StatefulSet")
     assert vllm_container(workload)["resources"]["limits"]["nvidia.com/gpu"] in (1, "1")
-    assert rec.outputs["endpoint"].startswith("http://")
-    # Prometheus (namespace "monitoring" by default) may scrape the model through the NetworkPolicies
+    assert rec.outputs["endpoint"] == "http://qwen25-7b.llm-inference.svc.cluster.local:8000/v1"
+    # Prometheus (namespace "monitoring") may scrape the model through the NetworkPolicies
     assert any(
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in rule.get("from", [])
         for policy in objects(rec, "NetworkPolicy", "llm-inference")
@@ -368,6 +369,86 @@ def test_readme_library_snippet_runs(tmp_path):
 
 
 # -- the public API ------------------------------------------------------------------------
+
+
+def test_llm_infra_is_the_public_api_surface():
+    import llm_infra
+
+    for name in llm_infra.__all__:
+        assert getattr(llm_infra, name) is not None, name
+    # the same objects as where they are defined, and llm_infra.components keeps its exports
+    assert llm_infra.VllmService is components.VllmService
+    assert llm_infra.plan_model is plan_model
+    assert set(components.__all__) - {"read_stack_plan", "secret"} <= set(llm_infra.__all__)
+    assert llm_infra.__version__ == components.__version__
+
+
+def test_handles_and_args_are_frozen():
+    """Nothing a component hands on can change afterwards."""
+    from llm_infra.components import AddonsHandle, ClusterHandle, MonitoringHandle, ServingContext
+
+    for cls in (
+        ClusterHandle,
+        AddonsHandle,
+        MonitoringHandle,
+        ServingContext,
+        components.VllmServiceArgs,
+        components.RayLlmServiceArgs,
+        components.ServingNamespaceArgs,
+        components.AddonsArgs,
+        components.ExistingClusterArgs,
+    ):
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls.__name__  # type: ignore[attr-defined]
+    handle = AddonsHandle.existing(autoscaler="keda", prometheus_url="http://p:9090", monitor_labels={"a": "b"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        handle.autoscaler = "none"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        handle.monitoring.gpu_metrics = True  # type: ignore[misc]
+    # sequences handed on are tuples: appending to them is impossible, not just discouraged
+    assert isinstance(handle.gpu_ready, tuple)
+    assert handle.crd_owners == {"keda.sh": [], "monitoring.coreos.com": []}  # CRDs exist: nothing to wait for
+
+
+def test_component_args_hold_no_stack_plan():
+    from llm_infra.config import StackPlan
+
+    for args in (
+        components.VllmServiceArgs,
+        components.RayLlmServiceArgs,
+        components.ServingNamespaceArgs,
+        components.AddonsArgs,
+        components.ExistingClusterArgs,
+    ):
+        annotations = " ".join(str(f.type) for f in dataclasses.fields(args))
+        assert StackPlan.__name__ not in annotations, args.__name__
+
+
+def test_every_component_documents_its_args_and_outputs():
+    for component, args in library_reference.components():
+        if args is not None:
+            rows = library_reference.args_rows(args)
+            assert rows and all(doc for *_, doc in rows), [(component.__name__, n) for n, _, _, doc in rows if not doc]
+        outputs = library_reference.output_rows(component)
+        typed = [n for n, t, _ in outputs if t.startswith("pulumi.Output[")]
+        assert typed, f"{component.__name__} has no typed pulumi.Output attribute"
+
+
+def test_readme_library_reference_is_generated_from_the_code():
+    readme = (ROOT / "README.md").read_text()
+    assert library_reference.BEGIN in readme
+    assert library_reference.updated(readme) == readme, "run scripts/library_reference.py"
+
+
+def test_plan_model_errors_name_the_callers_fields():
+    defs = example_definitions()
+    with pytest.raises(ConfigError) as err:
+        plan_model(defs["MODEL"].model_copy(update={"max_model_len": 1_000_000}), defs["POOL"])
+    [issue] = err.value.issues
+    assert issue.path == "spec.maxModelLen"
+    assert "exceeds the model's context of 32768 tokens" in issue.message  # Qwen2.5-7B: max_position_embeddings
+    with pytest.raises(ConfigError) as err:
+        plan_model(defs["MODEL"], defs["POOL"], prometheus=False)  # and no ReadWriteMany class
+    assert [i.path for i in err.value.issues] == ["spec.cache.accessMode", "spec.autoscaling"]
 
 
 def test_public_api_names_resolve():
@@ -547,3 +628,37 @@ def test_wheel_installs_and_imports_in_a_clean_virtualenv(wheel, tmp_path):
     assert render.returncode == 0, render.stderr
     assert list((tmp_path / "out" / "manifests").rglob("deployment-*.yaml"))
     assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("stack", ["onprem", "prod"])
+def test_llm_platform_outputs_name_every_service(stack):
+    """LlmPlatform's outputs, resolved under mocks, against names derived here: a Service's DNS
+    name is <service>.<namespace>.svc.cluster.local; a RayService's Serve Service is
+    <name>-serve-svc (KubeRay); vLLM serves on 8000, Ray Serve on 8000 too."""
+    from stackfiles import stack_values
+    from test_provider import capture, run
+
+    values, secrets = stack_values(stack)
+    plan = load_stack_config(stack, values, secrets)
+
+    def program(seen):
+        platform = components.LlmPlatform(
+            "llm",
+            plan,
+            hf_token=pulumi.Output.secret("token") if "hfToken" in secrets else None,
+            grafana_admin_password=pulumi.Output.secret("pw") if "grafanaAdminPassword" in secrets else None,
+            kubeconfig=pulumi.Output.secret("{}") if plan.config.cluster.cloud == "existing" else None,
+        )
+        capture(seen, platform, ["endpoints", "namespace", "prometheus_url"])
+
+    _, seen = run(program)
+    ns = plan.config.namespace
+    expected = {m.name: f"http://{m.name}.{ns}.svc.cluster.local:8000/v1" for m in plan.config.models}
+    expected |= {s.name: f"http://{s.name}-serve-svc.{ns}.svc.cluster.local:8000/v1" for s in plan.config.ray_services}
+    assert seen["endpoints"] == expected
+    assert seen["namespace"] == ns
+    mon = plan.config.addons.monitoring
+    if mon.mode == "existing":
+        assert seen["prometheus_url"] == mon.prometheus_url
+    elif mon.mode == "install":
+        assert seen["prometheus_url"].endswith(f".{mon.namespace}.svc:9090")

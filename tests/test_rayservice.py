@@ -12,6 +12,7 @@ CRD owners) so every builder is exercised; bad configs are checked with their pa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -133,17 +134,23 @@ def _addons_with_every_piece():
     class Addons(real):  # type: ignore[misc, valid-type]
         def __init__(self, name, args, opts=None):
             super().__init__(name, args, opts)
+            # handles are frozen: the test swaps in an adjusted copy before anything reads it
             mon = self.handle.monitoring
-            mon.operator_crds = True
-            mon.monitor_labels = mon.monitor_labels or {"release": "test"}
-            mon.dashboard_labels = mon.dashboard_labels or {"grafana_dashboard": "1"}
+            mon = dataclasses.replace(
+                mon,
+                operator_crds=True,
+                monitor_labels=mon.monitor_labels or {"release": "test"},
+                dashboard_labels=mon.dashboard_labels or {"grafana_dashboard": "1"},
+            )
+            owners = dict(self.handle.crd_owners)
             for group in (RAY_GROUP, MONITORING_GROUP):
-                if not self.handle.crd_owners.get(group):
+                if not owners.get(group):
                     # a custom resource: depending on a childless component would expand to nothing
                     owner = pulumi.CustomResource(
                         "test:index:CrdOwner", f"{name}-{group}", {}, pulumi.ResourceOptions(parent=self)
                     )
-                    self.handle.crd_owners[group] = [owner]
+                    owners[group] = [owner]
+            self.handle = dataclasses.replace(self.handle, monitoring=mon, crd_owners=owners)
             seen["handle"] = self.handle
 
     return Addons, seen

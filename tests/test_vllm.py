@@ -16,6 +16,7 @@ the objects under test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import copy
 import math
 import re
@@ -142,7 +143,7 @@ def context_for(plan: StackPlan, handle: AddonsHandle) -> ServingContext:
 def serve(
     stack: str,
     mutate: Callable[[dict[str, Any], dict[str, bool]], None] | None = None,
-    adjust_handle: Callable[[AddonsHandle], None] | None = None,
+    adjust_handle: Callable[[AddonsHandle], AddonsHandle] | None = None,
 ) -> Served:
     """Render the stack's VllmServices (optionally on a mutated config) under mocks."""
     values, secrets = stack_values(stack)
@@ -160,7 +161,7 @@ def serve(
         }
         handle = handle_from_config(plan, owners)
         if adjust_handle:
-            adjust_handle(handle)
+            handle = adjust_handle(handle)
         ctx = context_for(plan, handle)
         holder["context"] = ctx
         holder["owners"] = owners
@@ -749,9 +750,9 @@ def test_dashboard_panels_and_queries(sv):
 
 
 def test_no_monitoring_objects_without_prometheus():
-    def no_monitoring(handle: AddonsHandle) -> None:
-        handle.monitoring = MonitoringHandle(prometheus_url=None)
-        handle.crd_owners.pop("monitoring.coreos.com", None)
+    def no_monitoring(handle: AddonsHandle) -> AddonsHandle:
+        owners = {g: o for g, o in handle.crd_owners.items() if g != "monitoring.coreos.com"}
+        return dataclasses.replace(handle, monitoring=MonitoringHandle(prometheus_url=None), crd_owners=owners)
 
     def fixed(v, s):
         v["addons"] = {**v.get("addons", {}), "monitoring": {"mode": "none"}, "keda": {"enabled": False}}

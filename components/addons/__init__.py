@@ -11,12 +11,17 @@ and prometheus-adapter (queries that Prometheus).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 
 from llm_infra.components.cluster.base import ClusterHandle
-from llm_infra.config import StackPlan, versions
+from llm_infra.config import versions
+from llm_infra.config.addons import AddonsConfig
+from llm_infra.config.cluster import ClusterConfig
+from llm_infra.config.credentials import CredentialsConfig
 
 from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .gpu_operator import GpuOperator, GpuOperatorArgs
@@ -30,33 +35,63 @@ from .prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
 
 @dataclass(frozen=True)
 class AddonsArgs:
-    plan: StackPlan
+    """What ``ClusterAddons`` needs: the add-on config and facts about the cluster, not the stack."""
+
+    addons: AddonsConfig
+    """Which add-ons to install and how (``addons`` of the stack config)."""
     cluster: ClusterHandle
-    serving_namespaces: list[str]
-    grafana_admin_password: pulumi.Output[str] | None
+    """The cluster component's handle: provider, node-pool facts, StorageClasses, readiness."""
+    cluster_config: ClusterConfig
+    """The cluster's config: cloud (managed control plane, GPU driver), region, names, protect."""
+    serving_namespaces: Sequence[str]
+    """Namespaces the models run in: dashboards, prometheus-adapter rules and scrapes cover them."""
+    grafana_admin_password: pulumi.Input[str] | None = None
+    """Secret: Grafana's admin password when Grafana is installed and the password is not synced."""
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    """Credentials from the cloud's secret manager (installs the External Secrets Operator)."""
+    ray_services: bool = False
+    """Whether RayLlmServices will run: KubeRay is installed for them unless ``addons.kuberay.enabled``
+    says otherwise (``StackPlan.needs_kuberay``)."""
+
+    @property
+    def needs_kuberay(self) -> bool:
+        enabled = self.addons.kuberay.enabled
+        return self.ray_services if enabled is None else enabled
 
 
 class ClusterAddons(pulumi.ComponentResource):
     """Every add-on the stack enables; ``handle`` is what serving components need from them."""
 
     handle: AddonsHandle
+    """Frozen: built once every add-on is declared."""
+    prometheus_url: pulumi.Output[str | None]
+    """Where Prometheus answers queries (installed or existing); None without monitoring."""
+    autoscaler: pulumi.Output[str]
+    """``keda``, ``hpa`` (prometheus-adapter) or ``none``: how models scale."""
+    releases: dict[str, pulumi.Resource]
+    """Helm releases by chart name."""
 
     def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:addons:ClusterAddons", name, None, opts)
-        addons = args.plan.config.addons
-        cloud = args.plan.config.cluster.cloud
+        addons = args.addons
+        cloud = args.cluster_config.cloud
         child = pulumi.ResourceOptions(parent=self)
-        installs_kuberay = args.plan.needs_kuberay and not addons.kuberay.already_installed
+        installs_kuberay = args.needs_kuberay and not addons.kuberay.already_installed
         # every release waits for the system nodes, the CSI add-on and the StorageClasses
         ready = list(args.cluster.platform_ready)
 
         # credentials from the cloud's secret manager: ESO first, its ExternalSecrets feed Grafana and the models
         self.external_secrets: ExternalSecrets | None = None
-        synced = args.plan.config.credentials.from_secret_manager()
+        synced = args.credentials.from_secret_manager()
         if synced:
             self.external_secrets = ExternalSecrets(
                 f"{name}-external-secrets",
-                ExternalSecretsArgs(plan=args.plan, cluster=args.cluster, cluster_ready=ready),
+                ExternalSecretsArgs(
+                    cluster_config=args.cluster_config,
+                    credentials=args.credentials,
+                    cluster=args.cluster,
+                    cluster_ready=ready,
+                ),
                 opts=child,
             )
         sync = self.external_secrets.sync if self.external_secrets is not None else None
@@ -87,7 +122,16 @@ class ClusterAddons(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        mon = self.monitoring.handle
+        installed = self.monitoring.handle
+        # DCGM exporter metrics (with the workload's pod labels) reach Prometheus: decided here,
+        # before any add-on receives the handle, so no one sees it change
+        mon = dataclasses.replace(
+            installed,
+            gpu_metrics=addons.gpu_operator.enabled
+            and addons.gpu_operator.dcgm_exporter
+            and installed.prometheus_url is not None
+            and installed.operator_crds,
+        )
         mon_crds = [self.monitoring.release] if self.monitoring.release is not None else []
 
         self.releases: dict[str, pulumi.Resource] = {}
@@ -101,7 +145,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 f"{name}-gpu-operator",
                 GpuOperatorArgs(
                     config=addons.gpu_operator,
-                    cluster=args.plan.config.cluster,
+                    cluster=args.cluster_config,
                     pools=args.cluster.pools,
                     monitoring=mon,
                     monitoring_crds=mon_crds,
@@ -111,7 +155,6 @@ class ClusterAddons(pulumi.ComponentResource):
             )
             self.releases[versions.GPU_OPERATOR.name] = op.release
             gpu_ready.append(op.release)
-            mon.gpu_metrics = addons.gpu_operator.dcgm_exporter and mon.prometheus_url is not None and mon.operator_crds
 
         keda_owners: list[pulumi.Resource] = []
         if addons.keda.enabled:
@@ -148,7 +191,7 @@ class ClusterAddons(pulumi.ComponentResource):
         crd_owners: dict[str, list[pulumi.Resource]] = {}
         if addons.keda.available:
             crd_owners[KEDA_GROUP] = keda_owners
-        if args.plan.needs_kuberay or addons.kuberay.already_installed:
+        if args.needs_kuberay or addons.kuberay.already_installed:
             crd_owners[RAY_GROUP] = ray_owners
         if mon.operator_crds:
             crd_owners[MONITORING_GROUP] = mon_crds
@@ -164,11 +207,13 @@ class ClusterAddons(pulumi.ComponentResource):
         self.handle = AddonsHandle(
             monitoring=mon, autoscaler=autoscaler, crd_owners=crd_owners, gpu_ready=gpu_ready, secret_sync=sync
         )
+        self.prometheus_url = pulumi.Output.from_input(mon.prometheus_url)
+        self.autoscaler = pulumi.Output.from_input(autoscaler)
         self.register_outputs(
             {
                 "releases": sorted(self.releases),
-                "autoscaler": autoscaler,
-                "prometheusUrl": mon.prometheus_url,
+                "autoscaler": self.autoscaler,
+                "prometheusUrl": self.prometheus_url,
             }
         )
 

@@ -31,8 +31,9 @@ import pulumi_kubernetes as k8s
 
 from llm_infra.components.cluster.base import ClusterHandle
 from llm_infra.components.k8s import MANAGED_BY
-from llm_infra.config import StackPlan, versions
-from llm_infra.config.credentials import CredentialSource
+from llm_infra.config import versions
+from llm_infra.config.cluster import ClusterConfig
+from llm_infra.config.credentials import CredentialsConfig, CredentialSource
 
 from .base import addon_namespace, helm_release, system_affinity
 
@@ -56,9 +57,8 @@ def external_secrets_values(annotations: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def store_spec(plan: StackPlan) -> dict[str, Any]:
+def store_spec(c: ClusterConfig) -> dict[str, Any]:
     """The ClusterSecretStore's ``spec`` for an EKS or GKE stack."""
-    c = plan.config.cluster
     sa_ref = {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
     if c.cloud == "eks":
         return {
@@ -131,7 +131,10 @@ class SecretSync:
 
 @dataclass(frozen=True)
 class ExternalSecretsArgs:
-    plan: StackPlan
+    cluster_config: ClusterConfig
+    """The cluster's config: cloud, region, names and project the secret store and identity use."""
+    credentials: CredentialsConfig
+    """Which credentials come from the secret manager, and how they are synced."""
     cluster: ClusterHandle
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -144,9 +147,9 @@ class ExternalSecrets(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:addons:ExternalSecrets", name, None, opts)
-        cfg = args.plan.config
-        creds = cfg.credentials
-        cloud = cfg.cluster.cloud
+        cluster_cfg = args.cluster_config
+        creds = args.credentials
+        cloud = cluster_cfg.cloud
         child = pulumi.ResourceOptions(parent=self)
         annotations: dict[str, Any] = {}
         identity_ready: list[pulumi.Resource] = []
@@ -162,10 +165,10 @@ class ExternalSecrets(pulumi.ComponentResource):
                     namespace=NAMESPACE,
                     service_account=SERVICE_ACCOUNT,
                     create_secrets=creds.create_secrets,
-                    protect=cfg.cluster.protect,
-                    cluster_name=cfg.cluster.existing_cluster_name or cfg.cluster.name,
+                    protect=cluster_cfg.protect,
+                    cluster_name=cluster_cfg.existing_cluster_name or cluster_cfg.name,
                     aws_irsa=args.cluster.aws_irsa,
-                    gcp_project=cfg.cluster.gke.project if cfg.cluster.gke is not None else None,
+                    gcp_project=cluster_cfg.gke.project if cluster_cfg.gke is not None else None,
                 ),
                 opts=child,
             )
@@ -190,7 +193,7 @@ class ExternalSecrets(pulumi.ComponentResource):
                     api_version=API_VERSION,
                     kind="ClusterSecretStore",
                     metadata={"name": store_name, "labels": MANAGED_BY},
-                    spec=store_spec(args.plan),
+                    spec=store_spec(cluster_cfg),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *identity_ready]),
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -22,8 +23,10 @@ class AwsIrsa:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterHandle:
+    """What a cluster component hands on, built once when the cluster is complete (frozen)."""
+
     provider: k8s.Provider
     """Kubernetes provider for this cluster; pass it to components as providers={"kubernetes": ...}."""
     pools: dict[str, NodePoolFacts]
@@ -34,11 +37,15 @@ class ClusterHandle:
     """StorageClass for ReadWriteOnce model caches (None: the cluster default)."""
     rwx_storage_class: str | None = None
     """ReadWriteMany StorageClass (EFS / Filestore / given), if the stack has one."""
-    gpu_capacity: list[pulumi.Resource] = field(default_factory=list)
+    gpu_capacity: Sequence[pulumi.Resource] = ()
     """Resources that create GPU nodes (node groups, Karpenter pools); GPU workloads wait for them."""
-    platform_ready: list[pulumi.Resource] = field(default_factory=list)
+    platform_ready: Sequence[pulumi.Resource] = ()
     """What every Helm release and every PVC waits for on a new cluster: the system nodes (chart
     pods schedule there), the CSI driver add-on and the StorageClasses (PVCs bind through them).
     Without it the first ``pulumi up`` races: PVC-backed charts time out on an empty cluster."""
     aws_irsa: AwsIrsa | None = None
     """EKS: the OIDC provider and account, for add-ons that need an IRSA role (ESO)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gpu_capacity", tuple(self.gpu_capacity))
+        object.__setattr__(self, "platform_ready", tuple(self.platform_ready))

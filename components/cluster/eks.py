@@ -69,7 +69,9 @@ CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT"}
 @dataclass(frozen=True)
 class EksGpuClusterArgs:
     cluster: ClusterConfig
+    """The cluster's config (``cluster`` of the stack config): cloud, names, node pools, protect."""
     pools: dict[str, NodePoolFacts]
+    """GPU node-pool facts by pool name (``StackPlan.pools``)."""
 
 
 @dataclass
@@ -199,6 +201,9 @@ class EksGpuCluster(pulumi.ComponentResource):
     """An EKS cluster (new or existing) with a system node group and GPU node groups."""
 
     handle: ClusterHandle
+    """Provider, node-pool facts, StorageClasses, readiness (frozen): what the other components take."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: the kubeconfig of the cluster."""
 
     def __init__(self, name: str, args: EksGpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:cluster:EksGpuCluster", name, None, opts)
@@ -341,8 +346,10 @@ class EksGpuCluster(pulumi.ComponentResource):
             platform_ready=platform_ready,
             aws_irsa=self._irsa,
         )
+        self.kubeconfig = self.handle.kubeconfig
         self.register_outputs(
             {
+                "kubeconfig": self.kubeconfig,
                 "clusterName": target.name,
                 "nodePools": sorted(args.pools),
                 "storageClass": storage_class,

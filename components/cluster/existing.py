@@ -17,9 +17,11 @@ from .base import ClusterHandle
 @dataclass(frozen=True)
 class ExistingClusterArgs:
     cluster: ClusterConfig
+    """The cluster's config (``cluster`` of the stack config): cloud, names, node pools, protect."""
     pools: dict[str, NodePoolFacts]
-    kubeconfig: pulumi.Output[str] | None
-    """The secret config 'kubeconfig', if set; else cluster.existing.kubeconfigPath is read."""
+    """GPU node-pool facts by pool name (``StackPlan.pools``)."""
+    kubeconfig: pulumi.Input[str] | None = None
+    """Secret: the kubeconfig (e.g. the secret config 'kubeconfig'); None: cluster.existing.kubeconfigPath is read."""
 
 
 def _offline() -> bool:
@@ -37,6 +39,9 @@ class ExistingCluster(pulumi.ComponentResource):
     exactly those. ``gpu_capacity`` is empty (the nodes exist already)."""
 
     handle: ClusterHandle
+    """Provider, node-pool facts, StorageClasses (frozen): what the other components take."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: the kubeconfig the Kubernetes provider uses."""
 
     def __init__(self, name: str, args: ExistingClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:cluster:ExistingCluster", name, None, opts)
@@ -68,4 +73,5 @@ class ExistingCluster(pulumi.ComponentResource):
             storage_class=existing.storage_class if existing else None,
             rwx_storage_class=existing.rwx_storage_class if existing else None,
         )
-        self.register_outputs({"nodePools": sorted(args.pools)})
+        self.kubeconfig = self.handle.kubeconfig
+        self.register_outputs({"nodePools": sorted(args.pools), "kubeconfig": self.kubeconfig})

@@ -74,7 +74,9 @@ SHARING_STRATEGY = {"time-slicing": "TIME_SHARING", "mps": "MPS"}
 @dataclass(frozen=True)
 class GkeGpuClusterArgs:
     cluster: ClusterConfig
+    """The cluster's config (``cluster`` of the stack config): cloud, names, node pools, protect."""
     pools: dict[str, NodePoolFacts]
+    """GPU node-pool facts by pool name (``StackPlan.pools``)."""
     gateway_api: bool = False
     """Something routes through a Gateway: enable GKE's Gateway API."""
 
@@ -88,6 +90,9 @@ class GkeGpuCluster(pulumi.ComponentResource):
     """A GKE cluster (new or existing) with a system pool and GPU node pools."""
 
     handle: ClusterHandle
+    """Provider, node-pool facts, StorageClasses, readiness (frozen): what the other components take."""
+    kubeconfig: pulumi.Output[str]
+    """Secret: the kubeconfig of the cluster."""
 
     def __init__(self, name: str, args: GkeGpuClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:cluster:GkeGpuCluster", name, None, opts)
@@ -298,8 +303,10 @@ class GkeGpuCluster(pulumi.ComponentResource):
             gpu_capacity=list(self.gpu_node_pools.values()),
             platform_ready=platform_ready,
         )
+        self.kubeconfig = self.handle.kubeconfig
         self.register_outputs(
             {
+                "kubeconfig": self.kubeconfig,
                 "clusterName": cluster_name,
                 "nodePools": sorted(args.pools),
                 "storageClass": RWO_STORAGE_CLASS,

@@ -7,6 +7,7 @@ every model cache volume in it, whatever their own options say."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,7 @@ def hf_token_env() -> dict[str, str]:
     return {"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"}
 
 
-def hf_token_volume(secret: str) -> dict:
+def hf_token_volume(secret: pulumi.Input[str]) -> dict:
     return {
         "name": HF_TOKEN_VOLUME,
         "secret": {
@@ -60,15 +61,19 @@ def hf_token_mount() -> dict:
 @dataclass(frozen=True)
 class ServingNamespaceArgs:
     namespace: str
-    security: SecurityConfig
-    hf_token: pulumi.Output[str] | None
-    monitoring_namespaces: list[str] = field(default_factory=list)
+    """Name of the namespace to create (a DNS label)."""
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    """Pod Security level, GPU quota and NetworkPolicies (``security`` of the stack config)."""
+    hf_token: pulumi.Input[str] | None = None
+    """Secret: the Hugging Face token; written to the Secret ``hf-token`` (key ``token``)."""
+    monitoring_namespaces: Sequence[str] = field(default_factory=list)
     """Namespaces whose Prometheus scrapes the model pods."""
     protect: bool = False
     """``cluster.protect``: keep the namespace (and the model caches in it) on delete."""
     hf_token_source: CredentialSource | None = None
     """Set when the token comes from the secret manager: an ExternalSecret writes the Secret."""
     secret_sync: SecretSync | None = None
+    """The External Secrets store (``ClusterAddons.handle.secret_sync``), with ``hf_token_source``."""
 
 
 def _from_namespaces(names: list[str]) -> list[dict]:
@@ -76,10 +81,22 @@ def _from_namespaces(names: list[str]) -> list[dict]:
 
 
 class ServingNamespace(pulumi.ComponentResource):
+    """The namespace models run in, with its guard rails and the Hugging Face token Secret."""
+
+    args: ServingNamespaceArgs
+    """What it was built from (``ServingContext.create`` reads name, security and protect)."""
+    namespace: k8s.core.v1.Namespace
+    """The Namespace object (a dependency of everything inside it)."""
+    namespace_name: pulumi.Output[str]
+    """Name of the namespace, known once the Namespace exists."""
     hf_token_secret: str | None
+    """Name of the Secret holding the Hugging Face token (key ``token``), if any."""
+    hf_token_secret_name: pulumi.Output[str | None]
+    """``hf_token_secret`` as an output that resolves once the Secret (or its ExternalSecret) exists."""
 
     def __init__(self, name: str, args: ServingNamespaceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:ServingNamespace", name, None, opts)
+        self.args = args
         ns = args.namespace
         sec = args.security
         # Baseline is enforced: GPU pods need what "restricted" forbids (seed 000); restricted
@@ -131,14 +148,15 @@ class ServingNamespace(pulumi.ComponentResource):
             self._network_policies(name, args, meta, in_ns)
 
         self.hf_token_secret = None
+        token_object = None
         if args.hf_token_source is not None:
             assert args.secret_sync is not None, "ESO is installed when a credential uses it"
-            args.secret_sync.external_secret(
+            token_object: pulumi.Resource | None = args.secret_sync.external_secret(
                 f"{name}-hf-token-sync", ns, HF_TOKEN_SECRET, args.hf_token_source, HF_TOKEN_KEY, in_ns
             )
             self.hf_token_secret = HF_TOKEN_SECRET
         elif args.hf_token is not None:
-            k8s.core.v1.Secret(
+            token_object = k8s.core.v1.Secret(
                 f"{name}-hf-token",
                 metadata=meta(HF_TOKEN_SECRET),
                 type="Opaque",
@@ -146,7 +164,13 @@ class ServingNamespace(pulumi.ComponentResource):
                 opts=in_ns,
             )
             self.hf_token_secret = HF_TOKEN_SECRET
-        self.register_outputs({"namespace": ns})
+        self.namespace_name = self.namespace.id.apply(lambda _: ns)
+        self.hf_token_secret_name = (
+            token_object.id.apply(lambda _: HF_TOKEN_SECRET)
+            if token_object is not None
+            else pulumi.Output.from_input(None)
+        )
+        self.register_outputs({"namespace": self.namespace_name, "hfTokenSecretName": self.hf_token_secret_name})
 
     def _network_policies(self, name: str, args: ServingNamespaceArgs, meta, opts: pulumi.ResourceOptions) -> None:
         np = args.security.network_policy

@@ -34,6 +34,7 @@ plan's warnings say so).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,7 +271,7 @@ def worker_service_account(name: str) -> str:
 
 
 # -- RayCluster ------------------------------------------------------------------------
-def _hf_token(hf_token_secret: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _hf_token(hf_token_secret: pulumi.Input[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(container fields, pod volumes) giving Ray the Hugging Face token of the namespace's
     Secret (gated models, rate limits) as a file. On the pod, not in ``runtime_env``: the
     token never appears in the RayService; raylet-spawned workers inherit ``HF_TOKEN_PATH``."""
@@ -291,7 +292,7 @@ def _quantity_cpu(cpu: float) -> str:
     return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
 
 
-def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None) -> dict[str, Any]:
+def head_group(service: RayServiceConfig, name: str, hf_token_secret: pulumi.Input[str] | None) -> dict[str, Any]:
     """CPU-only head: no GPUs, no replicas (num-cpus 0), no GPU-pool toleration."""
     res = {"cpu": _quantity_cpu(service.head.cpu), "memory": f"{service.head.memory_gib}Gi"}
     token, token_volumes = _hf_token(hf_token_secret)
@@ -345,7 +346,11 @@ def accelerator_resources(accelerator_type: str) -> str:
 
 
 def worker_group(
-    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None, shared_cache: bool = False
+    service: RayServiceConfig,
+    name: str,
+    pool: NodePoolFacts,
+    hf_token_secret: pulumi.Input[str] | None,
+    shared_cache: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
     the shared model cache as ``HF_HOME`` when there is one."""
@@ -440,7 +445,7 @@ def rayservice_spec(
     service: RayServiceConfig,
     plans: list[ModelPlan],
     pool: NodePoolFacts,
-    hf_token_secret: str | None,
+    hf_token_secret: pulumi.Input[str] | None,
     shared_cache: bool = False,
 ) -> dict[str, Any]:
     name = service.name
@@ -526,15 +531,32 @@ def api_server_network_policy(name: str, namespace: str, cidrs: list[str], ports
 
 @dataclass(frozen=True)
 class RayLlmServiceArgs:
+    """One RayService: its spec, the plans of its models on the worker pool, and where it runs."""
+
     service: RayServiceConfig
-    plans: list[ModelPlan]
+    """The Ray Serve LLM spec: models, workers, autoscaling, cache, upgrades."""
+    plans: Sequence[ModelPlan]
     """Plans of ``service.models`` (same model ids)."""
     pool: NodePoolFacts
+    """Facts of the worker pool: GPUs per node, taint, selector, node size."""
     context: ServingContext
+    """Namespace, add-ons (KubeRay CRDs, Prometheus), StorageClasses (``ServingContext.create``)."""
 
 
 class RayLlmService(pulumi.ComponentResource):
     """A RayService serving every model of one rayService, plus its monitoring."""
+
+    endpoint: pulumi.Output[str]
+    """OpenAI-compatible base URL of Ray Serve inside the cluster (``.../v1``)."""
+    service_name: pulumi.Output[str]
+    """Name of the Serve Service KubeRay keeps pointed at the healthy RayCluster."""
+    namespace: pulumi.Output[str]
+    """Namespace of the RayService."""
+    model_ids: pulumi.Output[list[str]]
+    """The ``model`` values clients send, one per served model."""
+    name: str
+    serve_service: str
+    models: list[str]
 
     def __init__(self, name: str, args: RayLlmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:RayLlmService", name, None, opts)
@@ -542,7 +564,6 @@ class RayLlmService(pulumi.ComponentResource):
         ns = ctx.namespace
         self.name = name
         self.serve_service = serve_service_name(svc.name)
-        self.endpoint = f"http://{self.serve_service}.{ns}.svc.cluster.local:{SERVE_PORT}/v1"
         self.models = [m.model_id for m in svc.models]
         inherited = _depends_on(opts)
 
@@ -551,12 +572,12 @@ class RayLlmService(pulumi.ComponentResource):
 
         storage_class = svc.cache.storage_class or ctx.rwx_storage_class
         shared_cache = svc.cache.shared(ctx.rwx_storage_class is not None)
-        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache)
+        spec = rayservice_spec(svc, list(args.plans), args.pool, ctx.hf_token_secret, shared_cache)
         self.cache_claim = None
         if shared_cache:
             claim_spec: dict[str, Any] = {
                 "accessModes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": f"{cache_size_gib(svc, args.plans)}Gi"}},
+                "resources": {"requests": {"storage": f"{cache_size_gib(svc, list(args.plans))}Gi"}},
             }
             if storage_class:
                 claim_spec["storageClassName"] = storage_class
@@ -610,7 +631,22 @@ class RayLlmService(pulumi.ComponentResource):
             cm = ray_observability.dashboard_configmap(svc.name, ns, mon.dashboard_labels)
             k8s.core.v1.ConfigMap(cm["metadata"]["name"], metadata=cm["metadata"], data=cm["data"], opts=child())
 
-        self.register_outputs({"endpoint": self.endpoint, "serveService": self.serve_service, "models": self.models})
+        serve = self.serve_service
+        # resolve once the RayService exists (KubeRay creates the Serve Service for it)
+        self.service_name = self.rayservice.id.apply(lambda _: serve)
+        self.namespace = self.rayservice.id.apply(lambda _: ns)
+        self.endpoint = self.rayservice.id.apply(lambda _: f"http://{serve}.{ns}.svc.cluster.local:{SERVE_PORT}/v1")
+        self.model_ids = pulumi.Output.from_input(list(self.models))
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "serviceName": self.service_name,
+                "namespace": self.namespace,
+                "modelIds": self.model_ids,
+                "serveService": self.serve_service,
+                "models": self.models,
+            }
+        )
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:

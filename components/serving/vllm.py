@@ -95,9 +95,15 @@ LIVENESS_FAILURES = 4
 
 @dataclass(frozen=True)
 class VllmServiceArgs:
+    """One model: its spec, its plan on a node pool, and where it runs."""
+
     model: VllmModelConfig
+    """The model spec: repository, vLLM engine settings, cache, autoscaling, routing."""
     plan: ModelPlan
+    """What the spec implies on its node pool (``llm_infra.plan_model(model, pool)``, or
+    ``StackPlan.models[name]``): tensor parallelism, max length, capacity, the pool's facts."""
     context: ServingContext
+    """Namespace, add-ons (Prometheus, autoscaler), StorageClasses (``ServingContext.create``)."""
 
 
 def cache_size_gib(model: VllmModelConfig, plan: ModelPlan) -> int:
@@ -217,8 +223,21 @@ def gateway_network_policy(
 class VllmService(pulumi.ComponentResource):
     """One served model: workload, cache, Service, PDB, routing, autoscaling, monitoring."""
 
+    endpoint: pulumi.Output[str]
+    """OpenAI-compatible base URL inside the cluster: ``http://<service>.<namespace>.svc.cluster.local:8000/v1``."""
+    service_name: pulumi.Output[str]
+    """Name of the ClusterIP Service in front of the model's pods."""
+    namespace: pulumi.Output[str]
+    """Namespace of the model's objects."""
+    served_model_name: pulumi.Output[str]
+    """The ``model`` value clients send (``servedModelName``)."""
+    workload_kind: pulumi.Output[str]
+    """``Deployment`` (shared ReadWriteMany cache) or ``StatefulSet`` (a cache per replica)."""
+    tensor_parallel_size: pulumi.Output[int]
+    """GPUs per replica."""
+    autoscaler: str
+    """``keda``, ``hpa`` or ``none`` (fixed replicas)."""
     name: str
-    endpoint: str
     kind: str
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
@@ -227,7 +246,6 @@ class VllmService(pulumi.ComponentResource):
         ns = ctx.namespace
         self.name = name
         self.kind = workload_kind(model)
-        self.endpoint = f"http://{name}.{ns}.svc.cluster.local:{PORT}/v1"
         inherited = _depends(opts)
 
         def child(*extra: Any, **kw: Any) -> pulumi.ResourceOptions:
@@ -444,7 +462,25 @@ class VllmService(pulumi.ComponentResource):
             )
             k8s.core.v1.ConfigMap(f"{name}-dashboard", metadata=cm["metadata"], data=cm["data"], opts=child())
 
-        self.register_outputs({"endpoint": self.endpoint, "kind": self.kind, "autoscaler": autoscaler})
+        # resolve once the Service exists: a caller depending on the endpoint waits for it
+        self.service_name = self.service.id.apply(lambda _: name)
+        self.namespace = self.service.id.apply(lambda _: ns)
+        self.endpoint = self.service.id.apply(lambda _: f"http://{name}.{ns}.svc.cluster.local:{PORT}/v1")
+        self.served_model_name = pulumi.Output.from_input(model.served_name)
+        self.workload_kind = pulumi.Output.from_input(self.kind)
+        self.tensor_parallel_size = pulumi.Output.from_input(plan.tensor_parallel_size)
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "serviceName": self.service_name,
+                "namespace": self.namespace,
+                "servedModelName": self.served_model_name,
+                "workloadKind": self.workload_kind,
+                "tensorParallelSize": self.tensor_parallel_size,
+                "kind": self.kind,
+                "autoscaler": autoscaler,
+            }
+        )
 
     # -- pieces ------------------------------------------------------------------------------------
     @staticmethod

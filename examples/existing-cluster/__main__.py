@@ -1,34 +1,47 @@
 """Serve one model with vLLM on a Kubernetes cluster that already exists.
 
-Uses llm-infra as a library and wires its components by hand instead of ``LlmPlatform``:
-a typed ``VllmModelConfig`` in code, cluster facts from the stack file, one
-``config.load_stack_config`` call that validates both and derives the plan (tensor
-parallelism, capacity, cost), then ExistingCluster -> ClusterAddons -> ServingNamespace ->
-VllmService. Works the same under ``pulumi up`` and the offline render:
+llm-infra as a library, with no stack file to describe anything: the model is a typed
+``VllmModelConfig``, the GPU nodes a ``NodePoolConfig``, and ``plan_model`` derives what the
+model needs on them (GPUs per replica, max length, KV-cache capacity, cost) with the same
+checks a stack runs; errors name this program's own fields (``spec.maxModelLen``,
+``pool.gpu.memoryGib``). Then a ``ServingNamespace`` and one ``VllmService``, on the
+Prometheus and KEDA the cluster already runs (``AddonsHandle.existing``).
+Works the same under ``pulumi up`` and the offline render:
 ``python -m llm_infra render --project-dir examples/existing-cluster --stack example``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
+import pulumi_kubernetes as k8s
 
-from llm_infra.components import (
-    AddonsArgs,
-    ClusterAddons,
-    ExistingCluster,
-    ExistingClusterArgs,
+from llm_infra import (
+    AddonsHandle,
+    AutoscalingConfig,
+    CacheConfig,
+    ConfigError,
+    GpuFacts,
+    NodePoolConfig,
     ServingContext,
     ServingNamespace,
     ServingNamespaceArgs,
+    Taint,
+    VllmModelConfig,
     VllmService,
     VllmServiceArgs,
-    capacity_report,
+    model_capacity,
+    plan_model,
 )
-from llm_infra.components.reports import node_pool_report, plan_warnings, system_pool_report
-from llm_infra.config import ConfigError, Issue, StackPlan, load_stack_config
-from llm_infra.config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
+
+NAMESPACE = "llm-example"
+RWX_STORAGE_CLASS: str | None = "nfs-client"
+"""A ReadWriteMany class makes the weight cache shared (one Deployment, one download); None:
+a ReadWriteOnce cache per replica (a StatefulSet)."""
+PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+PROMETHEUS_NAMESPACE = "monitoring"
+"""NetworkPolicies let Prometheus in this namespace scrape the model."""
+PROMETHEUS_SELECTOR = {"release": "prometheus"}
+"""Labels your Prometheus selects ServiceMonitors and PrometheusRules by."""
 
 MODEL = VllmModelConfig(
     name="qwen25-7b",
@@ -36,128 +49,66 @@ MODEL = VllmModelConfig(
     node_pool="gpu",
     max_model_len=16384,
     autoscaling=AutoscalingConfig(min_replicas=1, max_replicas=4, queue_depth_target=5),
+    cache=CacheConfig(access_mode="ReadWriteMany" if RWX_STORAGE_CLASS else "ReadWriteOnce"),
 )
-"""The one model. GPUs per replica, memory and capacity follow from the gpuPool facts."""
+"""The one model. GPUs per replica, memory and capacity follow from the pool's GPUs."""
 
+POOL = NodePoolConfig(
+    name="gpu",
+    gpu=GpuFacts(model="NVIDIA L4", count=4, memory_gib=24, product_label="NVIDIA-L4", hourly_usd=3.4),
+    node_selector={"nvidia.com/gpu.product": "NVIDIA-L4"},
+    taint=Taint(key="nvidia.com/gpu", value="true"),
+    min_nodes=1,
+    max_nodes=2,
+)
+"""The GPU nodes the model runs on (nothing is created for them): four 24 GiB L4s per node,
+selected by GPU Feature Discovery's product label, tainted for GPU workloads only."""
 
-def with_cache_for(model: VllmModelConfig, cluster: dict[str, Any]) -> VllmModelConfig:
-    """One shared ReadWriteMany weight cache where the cluster has such a class (a Deployment:
-    new replicas start without downloading), else one ReadWriteOnce cache per replica (a
-    StatefulSet)."""
-    if cluster.get("rwxStorageClass"):
-        return model.model_copy(update={"cache": CacheConfig(access_mode="ReadWriteMany")})
-    return model
+try:
+    plan = plan_model(MODEL, POOL, autoscaler="keda", rwx_storage_class=RWX_STORAGE_CLASS)
+except ConfigError as err:  # every problem at once, no traceback
+    raise pulumi.RunError(err.render()) from None
 
-
-CREDENTIALS = ("kubeconfig", "hfToken")
-"""Optional secrets: pulumi config set --secret kubeconfig < file / hfToken (gated models)."""
-
-SCHEMA_TO_STACK_FILE = {
-    "cluster.existing": "cluster",
-    "cluster.nodePools[0]": "gpuPool",
-    "addons.monitoring": "prometheus",
-    "models[0]": "MODEL",
-}
-"""Where our stack-file keys (and MODEL) sit in the StackConfig schema, for error paths."""
-
-
-def _user_path(path: str) -> str:
-    for schema, ours in SCHEMA_TO_STACK_FILE.items():
-        if path == schema or path.startswith((f"{schema}.", f"{schema}[")):
-            return ours + path[len(schema) :]
-    return path
-
-
-def _stored_encrypted(key: str) -> bool:
-    full = f"{pulumi.get_project()}:{key}"
-    return pulumi.runtime.is_config_secret(full) or full in pulumi.runtime.get_config_secret_keys_env()
-
-
-def plan_stack(cfg: pulumi.Config) -> StackPlan:
-    """Validate the stack file + MODEL as one StackConfig; every problem at once, no traceback."""
-    cluster: dict[str, Any] = dict(cfg.get_object("cluster") or {})
-    values = {
-        "cluster": {
-            "cloud": "existing",
-            "name": cluster.pop("name", "existing"),
-            "existing": cluster,
-            "nodePools": [{"name": MODEL.node_pool, **cfg.require_object("gpuPool")}],
-        },
-        "namespace": cfg.get("namespace") or "llm-example",
-        "addons": {
-            **(cfg.get_object("addons") or {}),
-            "monitoring": {"mode": "existing", **cfg.require_object("prometheus")},
-        },
-        "models": [with_cache_for(MODEL, cluster)],  # typed objects and stack-file values validate together
-    }
-    secrets = {key: _stored_encrypted(key) for key in CREDENTIALS if cfg.get_secret(key) is not None}
-    try:
-        return load_stack_config(pulumi.get_stack(), values, secrets)
-    except ConfigError as err:
-        issues = [Issue(_user_path(i.path), i.message) for i in err.issues]
-        raise pulumi.RunError(ConfigError(err.stack, issues).render()) from None
-
-
+# The cluster: kubeconfig as a secret (pulumi config set --secret kubeconfig < file), else
+# the ambient one (KUBECONFIG / ~/.kube/config).
 cfg = pulumi.Config()
-plan = plan_stack(cfg)
-stack = plan.config
-[model] = stack.models
+provider = k8s.Provider("cluster", kubeconfig=cfg.get_secret("kubeconfig"))
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
-# 1. The cluster: a Kubernetes provider plus the GPU node-pool facts; creates nothing.
-cluster = ExistingCluster(
-    "cluster",
-    ExistingClusterArgs(cluster=stack.cluster, pools=plan.pools, kubeconfig=cfg.get_secret("kubeconfig")),
-).handle
-k8s = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
-
-# 2. Add-ons as configured (here: KEDA; Prometheus exists). The handle tells the serving
-#    components where Prometheus is, which labels it selects and which CRDs to wait for.
-addons = ClusterAddons(
-    "addons",
-    AddonsArgs(plan=plan, cluster=cluster, serving_namespaces=[stack.namespace], grafana_admin_password=None),
-    opts=k8s,
-).handle
-
-# 3. The serving namespace: Pod Security labels, guard rails, the Hugging Face token Secret.
+# The serving namespace: Pod Security labels, guard rails, the Hugging Face token Secret.
 namespace = ServingNamespace(
     "serving",
     ServingNamespaceArgs(
-        namespace=stack.namespace,
-        security=stack.security,
-        hf_token=cfg.get_secret("hfToken"),
-        monitoring_namespaces=[addons.monitoring.namespace] if addons.monitoring.namespace else [],
+        namespace=NAMESPACE,
+        hf_token=cfg.get_secret("hfToken"),  # only for gated models
+        monitoring_namespaces=[PROMETHEUS_NAMESPACE],
     ),
-    opts=k8s,
+    opts=in_cluster,
 )
 
-# 4. The model: Deployment, Service, autoscaling, monitors, alert rules, dashboard.
+# The model: workload, cache, Service, PDB, KEDA ScaledObject, monitors, alert rules.
 service = VllmService(
-    model.name,
+    MODEL.name,
     VllmServiceArgs(
-        model=model,
-        plan=plan.models[model.name],
-        context=ServingContext(
-            namespace=stack.namespace,
-            addons=addons,
-            alerts=stack.alerts,
-            security=stack.security,
-            hf_token_secret=namespace.hf_token_secret,
-            storage_class=cluster.storage_class,
-            rwx_storage_class=cluster.rwx_storage_class,
+        model=MODEL,
+        plan=plan,
+        context=ServingContext.create(
+            namespace,
+            AddonsHandle.existing(
+                autoscaler="keda",
+                prometheus_url=PROMETHEUS_URL,
+                monitor_labels=PROMETHEUS_SELECTOR,
+                prometheus_namespace=PROMETHEUS_NAMESPACE,
+            ),
+            rwx_storage_class=RWX_STORAGE_CLASS,
         ),
     ),
-    opts=pulumi.ResourceOptions(
-        providers={"kubernetes": cluster.provider},
-        depends_on=[namespace, *cluster.gpu_capacity, *addons.gpu_ready],
-    ),
+    opts=pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace]),
 )
 
 pulumi.export("endpoint", service.endpoint)
-pulumi.export("namespace", stack.namespace)
-pulumi.export("capacity", capacity_report(plan)[model.name])
-# the same report keys as the main program, so the offline render prints the same summary
-pulumi.export("systemPool", system_pool_report(plan))
-pulumi.export("nodePools", node_pool_report(plan))
-pulumi.export("models", capacity_report(plan))
-pulumi.export("endpoints", {model.name: service.endpoint})
-pulumi.export("warnings", plan_warnings(plan))
+pulumi.export("namespace", service.namespace)
+pulumi.export("capacity", model_capacity(plan))
+# the report keys of the main program, so the offline render prints the same summary
+pulumi.export("models", {MODEL.name: model_capacity(plan)})
+pulumi.export("endpoints", {MODEL.name: service.endpoint})
