@@ -9,9 +9,11 @@ from __future__ import annotations
 import pulumi
 
 from llm_infra.config import StackPlan
+from llm_infra.config.canary_model import canary_name
 
 from .addons import AddonsArgs, ClusterAddons
 from .cluster import create_cluster
+from .serving.canary import VllmCanary, VllmCanaryArgs
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
@@ -85,6 +87,15 @@ class LlmPlatform(pulumi.ComponentResource):
         self.vllm = [
             VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=context), opts=serving_opts)
             for m in cfg.models
+        ]
+        self.canaries = [
+            VllmCanary(
+                canary_name(m.name),
+                VllmCanaryArgs(model=m, plan=plan.models[canary_name(m.name)], stable=svc, context=context),
+                opts=serving_opts,
+            )
+            for m, svc in zip(cfg.models, self.vllm)
+            if m.canary is not None
         ]
         self.ray = [
             RayLlmService(
