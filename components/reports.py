@@ -42,6 +42,9 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
             "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
             "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
         }
+        if c.lora_slots:
+            # GPU slots vLLM preallocates for adapters (--max-loras x --max-lora-rank), per GPU
+            report[key]["lora"] = {"maxLoras": c.lora_slots, "maxLoraRank": c.lora_rank, "gibPerGpu": round(c.lora_gib, 3)}
     return report
 
 

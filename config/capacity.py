@@ -159,6 +159,8 @@ class CapacityEstimate:
     max_num_seqs: int
     typical_request_tokens: int
     lora_gib: float = 0.0  # per GPU: preallocated LoRA slots (config/lora.py), 0 without adapters
+    lora_slots: int = 0  # --max-loras
+    lora_rank: int = 0  # --max-lora-rank
 
     @property
     def kv_cache_gib(self) -> float:
@@ -310,6 +312,8 @@ def estimate_capacity(
         max_num_seqs=seqs,
         typical_request_tokens=typical_request_tokens,
         lora_gib=lora / GIB,
+        lora_slots=lora_slots,
+        lora_rank=lora_rank if lora_slots else 0,
     )
 
 
