@@ -44,7 +44,11 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
         }
         if c.lora_slots:
             # GPU slots vLLM preallocates for adapters (--max-loras x --max-lora-rank), per GPU
-            report[key]["lora"] = {"maxLoras": c.lora_slots, "maxLoraRank": c.lora_rank, "gibPerGpu": round(c.lora_gib, 3)}
+            report[key]["lora"] = {
+                "maxLoras": c.lora_slots,
+                "maxLoraRank": c.lora_rank,
+                "gibPerGpu": round(c.lora_gib, 3),
+            }
     return report
 
 

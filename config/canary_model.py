@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import math
 
-
 from . import versions
 from .serving import AutoscalingConfig, VllmModelConfig
 
 CANARY_SUFFIX = "-canary"
 MAX_STABLE_NAME = 40 - len(CANARY_SUFFIX)
 """Longest model name that still leaves room for ``-canary`` in a DNS label (config/base.py)."""
-
 
 
 def canary_name(name: str) -> str:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import copy
 import math
 
+import metric_names as metrics
 import pytest
 import yaml
+from llm_infra.components.serving.vllm import workload_kind
+from llm_infra.config import load_stack_config, versions
 from stackfiles import assert_rejected, stack_values
 from test_alerts_promtool import STEP, expand, run_promtool, seconds, series
 from test_vllm import STACKS_WITH_MODELS, container, flags, pod_spec, served
-
-import metric_names as metrics
-from llm_infra.components.serving.vllm import workload_kind
-from llm_infra.config import load_stack_config, versions
 
 CANARY_ALERTS = {"VllmCanaryErrorRatioWorse", "VllmCanaryTimeToFirstTokenWorse"}
 
@@ -200,7 +199,10 @@ def _inputs(alert: str, ns: str, stable: str, canary: str, served_name: str, lev
             base = {**_target(namespace, service, served_name), "handler": "/v1/chat/completions", "method": "POST"}
             base.pop("model_name")
             out.append(
-                {"series": series(metrics.HTTP_REQUESTS, {**base, "status": "5xx"}), "values": f"0+{1000 * ratio}x{samples}"}
+                {
+                    "series": series(metrics.HTTP_REQUESTS, {**base, "status": "5xx"}),
+                    "values": f"0+{1000 * ratio}x{samples}",
+                }
             )
             out.append(
                 {
@@ -259,12 +261,16 @@ def test_comparison_alerts_fire_when_the_canary_is_worse_and_stay_silent_otherwi
                     "name": f"{r['alert']} stays silent within the margin",
                     "interval": "1m",
                     "input_series": below,
-                    "alert_rule_test": [{"eval_time": f"{fire_at // STEP}m", "alertname": r["alert"], "exp_alerts": []}],
+                    "alert_rule_test": [
+                        {"eval_time": f"{fire_at // STEP}m", "alertname": r["alert"], "exp_alerts": []}
+                    ],
                 },
             ]
         test_file = tmp_path / f"{m.name}-comparison-test.yaml"
         test_file.write_text(
-            yaml.safe_dump({"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": tests}, sort_keys=False)
+            yaml.safe_dump(
+                {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": tests}, sort_keys=False
+            )
         )
         out = run_promtool("test", "rules", test_file.name, cwd=tmp_path)
         assert "SUCCESS" in out, out

@@ -16,14 +16,13 @@ import copy
 import json
 
 import pytest
-from stackfiles import assert_rejected, stack_values
-from test_vllm import STACKS_WITH_MODELS, container, flags, models, pod_spec, served
-
 from llm_infra.components.serving.vllm import workload_kind
 from llm_infra.config import load_stack_config, versions
 from llm_infra.config.architectures import ARCHITECTURES
 from llm_infra.config.capacity import GIB, estimate_capacity
 from llm_infra.config.lora import lora_bytes_per_gpu
+from stackfiles import assert_rejected, stack_values
+from test_vllm import STACKS_WITH_MODELS, container, flags, models, pod_spec, served
 
 VLLM_MAX_LORA_RANKS = [1, 8, 16, 32, 64, 128, 256, 320, 512]
 LORA_FLAGS = ("--enable-lora", "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules")
@@ -142,7 +141,7 @@ def test_lora_slot_memory_real_numbers_for_llama_31_8b():
 
 def test_lora_slots_come_out_of_the_kv_cache():
     arch = ARCHITECTURES["llama-3.1-8b"]
-    kw = dict(gpu_memory_gib=22.06, tensor_parallel_size=1, gpu_memory_utilization=0.9, max_model_len=8192)
+    kw = {"gpu_memory_gib": 22.06, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "max_model_len": 8192}
     plain = estimate_capacity(arch, **kw)
     lora = estimate_capacity(arch, **kw, lora_slots=4, lora_rank=16)
     assert lora.lora_gib * GIB == pytest.approx(335_544_320)
@@ -153,9 +152,9 @@ def test_lora_slots_come_out_of_the_kv_cache():
 
 
 def test_plan_json_and_summary_show_the_lora_slots(tmp_path):
+    from conftest import PROJECT
     from llm_infra.components.render import run_program
     from llm_infra.components.render.output import write
-    from conftest import PROJECT
 
     rec = run_program(PROJECT, "prod")
     write(rec, tmp_path)
@@ -196,12 +195,18 @@ def _prod_with(change) -> tuple[dict, dict]:
         (lambda m: m["lora"]["adapters"][0].update(rank=1024), "models[0].lora.adapters[0].rank", "512"),
         (lambda m: m["lora"].update(maxLoras=3), "models[0].lora", "exceeds the 1 adapters"),
         (
-            lambda m: m["lora"]["adapters"].append({"name": "b", "repo": "x/y", "rank": 8})
-            or m["lora"].update(maxLoras=2, maxCpuLoras=1),
+            lambda m: (
+                m["lora"]["adapters"].append({"name": "b", "repo": "x/y", "rank": 8})
+                or m["lora"].update(maxLoras=2, maxCpuLoras=1)
+            ),
             "models[0].lora",
             "maxCpuLoras (1) must be >= maxLoras (2)",
         ),
-        (lambda m: m["lora"]["adapters"][0].update(name="llama31-70b-awq"), "models[0].lora.adapters[0].name", "already served"),
+        (
+            lambda m: m["lora"]["adapters"][0].update(name="llama31-70b-awq"),
+            "models[0].lora.adapters[0].name",
+            "already served",
+        ),
         (lambda m: m.update(extraArgs=["--max-lora-rank", "64"]), "models[0].extraArgs", "typed field"),
         (lambda m: m["lora"]["adapters"][0].update(repo="not a repo"), "models[0].lora.adapters[0].repo", ""),
     ],

@@ -87,8 +87,10 @@ def _budget_table(models: dict[str, Any]) -> list[str]:
         "",
         "## Models: GPU memory budget (per GPU, GiB)",
         "",
-        f"| model | usable x util | weights |{' LoRA slots |' if lora else ''} activation peak | other | KV cache "
-        "| KV tokens | sequences at maxModelLen | at typical request |",
+        (
+            f"| model | usable x util | weights |{' LoRA slots |' if lora else ''} activation peak | other | KV cache "
+            "| KV tokens | sequences at maxModelLen | at typical request |"
+        ),
         f"|---|---:|---:|{'---:|' if lora else ''}---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in models.items():
@@ -105,7 +107,8 @@ def _budget_table(models: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "_vLLM gives the KV cache what is left of the GPU's memory (as CUDA reports it) x gpuMemoryUtilization after "
-        "the weights (and the LoRA slots it preallocates with them), the activation peak of its profiling run and other memory (workspaces, NCCL, CUDA graphs); "
+        f"the weights{' (and the LoRA slots it preallocates with them)' if lora else ''}, the activation peak of its "
+        "profiling run and other memory (workspaces, NCCL, CUDA graphs); "
         "sequences are whole sequences that fit at once, at most maxNumSeqs._",
     ]
     return lines

@@ -22,7 +22,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan
 from llm_infra.config.canary_model import canary_image, canary_model
@@ -48,7 +47,12 @@ its own backend."""
 def comparison_rules(stable: ModelScope, canary: ModelScope, alerts: AlertThresholds) -> list[dict[str, Any]]:
     """The two alerts that fire while the canary does worse than the stable model."""
     model = canary.model_name
-    labels = {"severity": "warning", "model_name": model, "llm_service": canary.service, "stable_service": stable.service}
+    labels = {
+        "severity": "warning",
+        "model_name": model,
+        "llm_service": canary.service,
+        "stable_service": stable.service,
+    }
     margin, ratio, for_ = alerts.canary_error_ratio_margin, alerts.canary_ttft_ratio, alerts.canary_for
 
     def rule(alert: str, expr: str, summary: str, description: str) -> dict[str, Any]:
@@ -84,16 +88,12 @@ def comparison_rules(stable: ModelScope, canary: ModelScope, alerts: AlertThresh
     ]
 
 
-def canary_ingress(
-    name: str, namespace: str, labels: dict[str, str], stable: VllmModelConfig
-) -> dict[str, Any] | None:
+def canary_ingress(name: str, namespace: str, labels: dict[str, str], stable: VllmModelConfig) -> dict[str, Any] | None:
     """The ingress-nginx canary Ingress of a stable model exposed by an nginx Ingress."""
     if stable.ingress is None or stable.canary is None or stable.ingress.class_name != "nginx":
         return None
     manifest = VllmService._ingress(name, namespace, labels, stable)
-    manifest["metadata"]["annotations"].update(
-        {NGINX_CANARY: "true", NGINX_CANARY_WEIGHT: str(stable.canary.weight)}
-    )
+    manifest["metadata"]["annotations"].update({NGINX_CANARY: "true", NGINX_CANARY_WEIGHT: str(stable.canary.weight)})
     return manifest
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from .. import versions
 from ..architectures import ARCHITECTURES, KNOWN_REPOSITORIES, ModelArchitecture, checkpoint_for_repository
-from ..errors import did_you_mean
+from ..canary_model import MAX_STABLE_NAME, canary_model, canary_name, canary_replicas
 from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
+from ..errors import did_you_mean
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
-from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
-from ..serving import SPOT_NOTICE_SECONDS, SPOT_PRE_STOP_SECONDS, check_extra_args, pool_zone_count
-from .. import versions
-from ..canary_model import MAX_STABLE_NAME, canary_model, canary_name, canary_replicas
+from ..serving import (
+    DEFAULT_MAX_MODEL_LEN,
+    SPOT_NOTICE_SECONDS,
+    SPOT_PRE_STOP_SECONDS,
+    ModelSource,
+    VllmModelConfig,
+    check_extra_args,
+    node_share,
+    pool_zone_count,
+)
 from .base import CheckerBase
 
 CHECKPOINT_ONLY = frozenset(
@@ -300,7 +308,9 @@ class ModelChecks(CheckerBase):
         same_revision = c.revision is None or c.revision == m.revision
         same_image = c.image is None or c.image == versions.VLLM_IMAGE
         if same_revision and same_image and not c.extra_args:
-            self.add(where, "changes nothing: set a revision, an image or extraArgs that differ from the stable model's")
+            self.add(
+                where, "changes nothing: set a revision, an image or extraArgs that differ from the stable model's"
+            )
         canary = canary_model(m)
         plan = self.plan_model(where, canary.name, "vllm", canary, pool, pool.gpus_per_node, 1, canary_replicas(m))
         if plan:
