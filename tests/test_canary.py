@@ -333,7 +333,7 @@ def test_a_canary_of_a_statefulset_model_gets_its_own_caches():
     from test_vllm import serve
 
     def mutate(v, s):
-        v["models"][0]["canary"] = {"weight": 20, "extraArgs": ["--async-scheduling"]}
+        v["models"][0]["canary"] = {"weight": 20, "extraArgs": ["--stream-interval", "8"]}
         pool = next(p for p in v["cluster"]["nodePools"] if p["name"] == v["models"][0]["nodePool"])
         pool["maxNodes"] += 2  # the canary's GPU and its rollout (the plan checks it: see above)
 
@@ -345,5 +345,5 @@ def test_a_canary_of_a_statefulset_model_gets_its_own_caches():
         (tpl,) = canary["spec"]["volumeClaimTemplates"]
         assert tpl["metadata"]["name"] == "model-cache"
         assert canary["spec"]["serviceName"] == f"{m.name}-canary"
-    assert container(canary)["args"][-1] == "--async-scheduling"
+    assert container(canary)["args"][-2:] == ["--stream-interval", "8"]
     assert sv.get("PrometheusRule", f"{m.name}-canary-comparison")
