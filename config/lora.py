@@ -1,7 +1,8 @@
 """LoRA adapters served on top of a base model (vLLM multi-LoRA), and the GPU memory they take.
 
-vLLM side (pinned v0.31; sources read at vllm-project/vllm main of the v0.31 era, the tag itself
-is not in the stored snapshots):
+vLLM side (pinned v0.31; the tag itself is not in the stored snapshots, so the sources were read at
+vllm-project/vllm main: vllm/config/lora.py @01230b4, vllm/lora/layers/base_linear.py @01235a4,
+vllm/lora/model_manager.py @01533aa):
 
 * ``vllm/config/lora.py`` ``LoRAConfig``: ``max_lora_rank`` is one of ``MaxLoRARanks`` =
   1, 8, 16, 32, 64, 128, 256, 320, 512 (default 16); ``max_loras`` >= 1 (default 1: one adapter
@@ -110,8 +111,9 @@ MaxLoraRank = Literal[1, 8, 16, 32, 64, 128, 256, 320, 512]
 
 
 class RayLoraConfig(ConfigModel):
-    """``rayServices[].models[].lora``: Ray Serve LLM's multiplexed LoRA (``LLMConfig.lora_config``,
-    ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, ray-2.58.0).
+    """``rayServices[].models[].lora``: Ray Serve LLM's multiplexed LoRA (``LLMConfig.lora_config``:
+    ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, read at a 2026 master
+    snapshot, commit 1190ecb; the ray-2.58.0 tag itself could not be fetched here).
 
     Ray Serve LLM loads adapters on demand from ``dynamicLoadingPath/<adapter>`` (cloud storage
     only: its validator accepts s3://, gs://, abfss:// and azure://) when a request names

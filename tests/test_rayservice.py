@@ -286,7 +286,7 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
             raw = _raw_model(rendered.case, svc.name, model.model_id)
             if "lora" in raw:
                 # vLLM engine arguments of LoRA and Ray Serve LLM's LLMConfig.lora_config
-                # (ray-2.58.0 python/ray/llm/_internal/serve/core/configs/llm_config.py LoraConfig)
+                # (ray python/ray/llm/_internal/serve/core/configs/llm_config.py LoraConfig, master 1190ecb)
                 lora = raw["lora"]
                 expected_engine |= {
                     "enable_lora": True,

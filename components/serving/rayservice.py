@@ -208,7 +208,8 @@ def llm_config(
     model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
 ) -> dict[str, Any]:
     """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; ``lora_config``
-    (ray-2.58.0 python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``) when
+    (ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, read at a
+    2026 master snapshot, commit 1190ecb; the ray-2.58.0 tag could not be fetched here) when
     the model serves LoRA adapters, requested as ``<model_id>:<adapter>``."""
     config = {
         "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
