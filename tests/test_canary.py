@@ -297,6 +297,11 @@ def _prod_canary(change) -> tuple[dict, dict]:
         (lambda m: m.update(canary={"weight": 10}), "models[0].canary", "changes nothing"),
         (lambda m: m["canary"].update(replicas=2), "models[0].canary.replicas", ""),
         (lambda m: m.update(name="a" * 34), "models[0].name", "no room for the canary"),
+        (
+            lambda m: m.update(autoscaling={"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True}),
+            "models[0].canary",
+            "scaleToZero",
+        ),
     ],
 )
 def test_bad_canary_config_is_rejected_at_its_path(change, path, words):

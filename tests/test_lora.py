@@ -236,3 +236,25 @@ def test_lora_memory_can_make_a_model_not_fit():
     with pytest.raises(Exception) as info:
         load_stack_config("prod", values, secrets)
     assert "LoRA slots" in str(info.value)
+
+
+def test_ray_lora_slots_are_counted_in_the_ray_models_plan():
+    """The fixture stack's Ray model (onprem+ray in test_rayservice.py) preallocates its slots too."""
+    from test_rayservice import ONPREM_RAY
+
+    values, secrets = stack_values("onprem")
+    values["rayServices"] = copy.deepcopy(ONPREM_RAY)
+    plan = load_stack_config("onprem", values, secrets)
+    found = 0
+    for svc in ONPREM_RAY:
+        for raw in svc["models"]:
+            p = plan.ray_models[f"{svc['name']}/{raw['modelId']}"]
+            if "lora" not in raw:
+                assert p.capacity.lora_slots == 0 and p.capacity.lora_gib == 0
+                continue
+            found += 1
+            slots, rank = raw["lora"]["maxLoras"], raw["lora"]["maxLoraRank"]
+            assert (p.capacity.lora_slots, p.capacity.lora_rank) == (slots, rank)
+            expected = independent_lora_bytes(LLAMA_31_8B, slots, rank, p.tensor_parallel_size)
+            assert p.capacity.lora_gib * GIB == pytest.approx(expected)
+    assert found

@@ -311,6 +311,12 @@ class ModelChecks(CheckerBase):
             self.add(
                 where, "changes nothing: set a revision, an image or extraArgs that differ from the stable model's"
             )
+        if m.autoscaling.scale_to_zero:
+            self.add(
+                where,
+                "cannot accompany autoscaling.scaleToZero: the canary keeps a replica serving its share while the "
+                "stable model may have none, so the comparison alerts have nothing to compare",
+            )
         canary = canary_model(m)
         plan = self.plan_model(where, canary.name, "vllm", canary, pool, pool.gpus_per_node, 1, canary_replicas(m))
         if plan:
