@@ -629,6 +629,7 @@ def test_scale_to_zero_only_when_enabled_and_woken_by_the_ingress():
             "scaleToZero": True,
             "activationQueueDepth": 1,
         }
+        v["models"][0].pop("canary", None)  # a canary cannot accompany scale to zero (test_canary.py)
 
     sv = serve("prod", mutate)
     m = sv.plan.config.models[0]
@@ -807,7 +808,10 @@ VARIANTS: dict[str, Callable[[], Served]] = {
     ),
     "prod-scale-to-zero": lambda: serve(
         "prod",
-        lambda v, s: v["models"][0].update(autoscaling={"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True}),
+        lambda v, s: (
+            v["models"][0].update(autoscaling={"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True}),
+            v["models"][0].pop("canary", None),  # a canary cannot accompany scale to zero
+        ),
     ),
 }
 
