@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llm_infra.config import StackPlan, k8s_support
+from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
@@ -167,7 +168,7 @@ def spot_warnings(plan: StackPlan) -> list[str]:
     if notice is None:
         return []
     out = []
-    for m in plan.config.models:
+    for _, m in serving_models(plan.config.models):  # a canary runs on its model's pool
         if on_spot(plan, m.node_pool):
             after = min(notice, m.termination_grace_period_seconds) - m.pre_stop_sleep_seconds
             cut = (
