@@ -24,6 +24,8 @@ pulumi.export("namespace", plan.config.namespace)
 pulumi.export("systemPool", system_pool_report(plan))
 pulumi.export("nodePools", node_pool_report(plan))
 pulumi.export("models", capacity_report(plan))
-pulumi.export("endpoints", {s.name: s.endpoint for s in [*platform.vllm, *platform.ray]})
+pulumi.export(
+    "endpoints", {s.name: s.endpoint for s in [*platform.vllm, *(c.service for c in platform.canaries), *platform.ray]}
+)
 pulumi.export("hosts", hosts_report(plan))
 pulumi.export("warnings", plan_warnings(plan))

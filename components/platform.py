@@ -9,9 +9,11 @@ from __future__ import annotations
 import pulumi
 
 from llm_infra.config import StackPlan
+from llm_infra.config.canary_model import canary_name
 
 from .addons import AddonsArgs, AddonsHandle, ClusterAddons
 from .cluster import ClusterHandle, create_cluster
+from .serving.canary import VllmCanary, VllmCanaryArgs
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
@@ -96,6 +98,15 @@ class LlmPlatform(pulumi.ComponentResource):
             VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=context), opts=serving_opts)
             for m in cfg.models
         ]
+        self.canaries = [
+            VllmCanary(
+                canary_name(m.name),
+                VllmCanaryArgs(model=m, plan=plan.models[canary_name(m.name)], stable=svc, context=context),
+                opts=serving_opts,
+            )
+            for m, svc in zip(cfg.models, self.vllm)
+            if m.canary is not None
+        ]
         self.ray = [
             RayLlmService(
                 svc.name,
@@ -110,7 +121,7 @@ class LlmPlatform(pulumi.ComponentResource):
             for svc in cfg.ray_services
         ]
         self.namespace = serving_ns.namespace_name
-        endpoints = {s.name: s.endpoint for s in [*self.vllm, *self.ray]}
+        endpoints = {s.name: s.endpoint for s in [*self.vllm, *(c.service for c in self.canaries), *self.ray]}
         self.endpoints = pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig)
         self.prometheus_url = addons.prometheus_url

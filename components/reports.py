@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from llm_infra.config import ModelPlan, StackPlan, k8s_support
+from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
@@ -22,7 +23,7 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
     """One model's capacity and cost estimate (an entry of ``capacity_report``; a plan from
     ``plan_model`` gives the same report without a stack)."""
     c = m.capacity
-    return {
+    report: dict[str, Any] = {
         "kind": m.kind,
         "pool": m.pool.name,
         "gpu": m.pool.gpu_model,
@@ -46,6 +47,14 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
         "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
         "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
     }
+    if c.lora_slots:
+        # GPU slots vLLM preallocates for adapters (--max-loras x --max-lora-rank), per GPU
+        report["lora"] = {
+            "maxLoras": c.lora_slots,
+            "maxLoraRank": c.lora_rank,
+            "gibPerGpu": round(c.lora_gib, 3),
+        }
+    return report
 
 
 def node_pool_report(plan: StackPlan) -> dict[str, Any]:
@@ -163,7 +172,7 @@ def spot_warnings(plan: StackPlan) -> list[str]:
     if notice is None:
         return []
     out = []
-    for m in plan.config.models:
+    for _, m in serving_models(plan.config.models):  # a canary runs on its model's pool
         if on_spot(plan, m.node_pool):
             after = min(notice, m.termination_grace_period_seconds) - m.pre_stop_sleep_seconds
             cut = (

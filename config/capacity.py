@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from .architectures import ModelArchitecture
+from .lora import lora_bytes_per_gpu
 
 GIB = 1024**3
 
@@ -157,6 +158,9 @@ class CapacityEstimate:
     profile_tokens: int  # tokens of the profiling forward pass
     max_num_seqs: int
     typical_request_tokens: int
+    lora_gib: float = 0.0  # per GPU: preallocated LoRA slots (config/lora.py), 0 without adapters
+    lora_slots: int = 0  # --max-loras
+    lora_rank: int = 0  # --max-lora-rank
 
     @property
     def kv_cache_gib(self) -> float:
@@ -193,6 +197,7 @@ class CapacityEstimate:
             "usable": round(self.usable_gib, 2),
             "budget": round(self.budget_per_gpu_gib, 2),
             "weights": round(self.weights_per_gpu_gib, 2),
+            **({"loraSlots": round(self.lora_gib, 2)} if self.lora_gib else {}),
             "activationPeak": round(self.activation_gib, 2),
             "nonTorch": round(self.non_torch_gib, 2),
             "cudaGraphs": round(self.cuda_graph_gib, 2),
@@ -203,7 +208,7 @@ class CapacityEstimate:
         """One line for error messages: the budget per GPU, term by term."""
         return (
             f"per GPU {self.usable_gib:.2f} GiB x utilization = {self.budget_per_gpu_gib:.2f} GiB, minus weights "
-            f"{self.weights_per_gpu_gib:.2f}, activation peak {self.activation_gib:.2f}, other "
+            f"{self.weights_per_gpu_gib:.2f}, {f'LoRA slots {self.lora_gib:.2f}, ' if self.lora_gib else ''}activation peak {self.activation_gib:.2f}, other "
             f"{self.non_torch_gib + self.cuda_graph_gib:.2f} leaves {self.kv_per_gpu_gib:.2f} GiB of KV cache "
             f"= {self.kv_cache_tokens} tokens"
         )
@@ -248,6 +253,8 @@ def estimate_capacity(
     cuda_graphs: bool = True,
     typical_request_tokens: int = DEFAULT_TYPICAL_REQUEST_TOKENS,
     usage: str = "serve",
+    lora_slots: int = 0,
+    lora_rank: int = 0,
 ) -> CapacityEstimate:
     """KV-cache capacity of one replica (one tensor-parallel group) as vLLM computes it.
 
@@ -255,7 +262,9 @@ def estimate_capacity(
     ``max_num_batched_tokens``/``max_num_seqs`` default as in vLLM for that GPU; without chunked
     prefill the profiling batch is at least ``max_model_len`` tokens (a whole prompt must fit one
     batch). ``cuda_graphs``: the CUDA graph pool is charged to the budget (vLLM >= 0.21 unless
-    ``--enforce-eager``). ``usage``: "serve" (``vllm serve``) or "llm" (engines built in-process,
+    ``--enforce-eager``). ``lora_slots``/``lora_rank``: ``--max-loras``/``--max-lora-rank``; vLLM
+    allocates the slots while loading the model, so they count with the weights (config/lora.py).
+    ``usage``: "serve" (``vllm serve``) or "llm" (engines built in-process,
     such as Ray Serve LLM's, whose usage context is not pinned down: the larger defaults err low).
     """
     tp = tensor_parallel_size
@@ -271,7 +280,14 @@ def estimate_capacity(
     )
     non_torch = (NON_TORCH_GIB + (TENSOR_PARALLEL_GIB if tp > 1 else 0.0)) * GIB
     graphs = CUDA_GRAPH_GIB * GIB if cuda_graphs else 0.0
-    kv_per_gpu = budget - weights / tp - activation - non_torch - graphs
+    lora = (
+        lora_bytes_per_gpu(
+            arch, max_loras=lora_slots, max_rank=lora_rank, tensor_parallel_size=tp, dtype_bytes=DTYPE_BYTES[dtype]
+        )
+        if lora_slots
+        else 0.0
+    )
+    kv_per_gpu = budget - weights / tp - lora - activation - non_torch - graphs
 
     # TP splits KV heads across GPUs, replicating them when tp > kv_heads
     kv_heads_per_gpu = math.ceil(arch.kv_heads / tp)
@@ -295,6 +311,9 @@ def estimate_capacity(
         profile_tokens=profile_tokens,
         max_num_seqs=seqs,
         typical_request_tokens=typical_request_tokens,
+        lora_gib=lora / GIB,
+        lora_slots=lora_slots,
+        lora_rank=lora_rank if lora_slots else 0,
     )
 
 

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from .canary_model import serving_models
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
 from .facts import NodePoolFacts
@@ -256,7 +257,7 @@ def workloads(
     config: StackConfig, pools: dict[str, NodePoolFacts], models: dict[str, ModelPlan]
 ) -> dict[str, list[Workload]]:
     out: dict[str, list[Workload]] = {}
-    for i, m in enumerate(config.models):
+    for path, m in serving_models(config.models):
         plan = models.get(m.name)
         if plan is None:
             continue
@@ -265,7 +266,7 @@ def workloads(
         pod = PodShape(gpus=plan.tensor_parallel_size, cpu=res.cpu, memory_gib=res.memory_gib)
         a = m.autoscaling
         out.setdefault(plan.pool.name, []).append(
-            Workload(f"models/{m.name}", f"models[{i}]", kind, pod, a.min_replicas, a.max_replicas)
+            Workload(f"models/{m.name}", path, kind, pod, a.min_replicas, a.max_replicas)
         )
     for i, svc in enumerate(config.ray_services):
         pool = pools.get(svc.worker_pool)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import ConfigModel, DnsLabel
 from .facts import NodePoolFacts
+from .lora import RayLoraConfig
 from .serving import ModelSource, node_share
 
 RAY_NVIDIA_ACCELERATOR_TYPES = (
@@ -65,6 +66,7 @@ class RayModelConfig(ModelSource):
     max_ongoing_requests: int = Field(64, ge=1, description="per replica; excess requests queue in the proxy")
     max_num_seqs: int | None = Field(None, ge=1, description="vLLM batch size cap (engine_kwargs)")
     enable_prefix_caching: bool = True
+    lora: RayLoraConfig | None = Field(None, description="LoRA adapters loaded on demand from cloud storage")
 
     @model_validator(mode="after")
     def _bounds(self) -> RayModelConfig:

@@ -8,7 +8,9 @@ from pydantic import Field, field_validator, model_validator
 
 from .architectures import dense_params_billion, read_config_json
 from .base import ConfigModel, DnsLabel
+from .canary import CanaryConfig
 from .facts import NodePoolFacts
+from .lora import LoraConfig
 
 DEFAULT_MAX_MODEL_LEN = 8192
 """maxModelLen when not set (capped at the model's context): longer contexts reserve KV cache
@@ -71,6 +73,11 @@ MANAGED_VLLM_FLAGS = frozenset(
         "--download-dir",
         "--revision",
         "--api-key",
+        "--enable-lora",
+        "--max-loras",
+        "--max-lora-rank",
+        "--max-cpu-loras",
+        "--lora-modules",
     }
 )
 """Flags derived from typed fields; ``extraArgs`` may not set them a second time."""
@@ -298,6 +305,19 @@ class HttpRouteConfig(ConfigModel):
     timeout_seconds: int = Field(600, ge=30)
 
 
+def check_extra_args(args: list[str]) -> list[str]:
+    """``extraArgs`` (and a canary's): flags only, none that a typed field sets or that breaks the pod."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if arg.startswith("--") and flag in MANAGED_VLLM_FLAGS:
+            raise ValueError(f"'{flag}' is set from a typed field; use that field instead")
+        if arg.startswith("-") and flag in FORBIDDEN_EXTRA_ARGS:
+            raise ValueError(f"'{flag}' {FORBIDDEN_EXTRA_ARGS[flag]}")
+    if args and not args[0].startswith("--"):
+        raise ValueError(f"'{args[0]}' is not a flag (extra args start with '--')")
+    return args
+
+
 class VllmModelConfig(ModelSource):
     name: DnsLabel
     node_pool: str
@@ -320,19 +340,13 @@ class VllmModelConfig(ModelSource):
     cache: CacheConfig = CacheConfig()
     ingress: IngressConfig | None = None
     http_route: HttpRouteConfig | None = None
+    lora: LoraConfig | None = Field(None, description="LoRA adapters served on top of the model (vLLM multi-LoRA)")
+    canary: CanaryConfig | None = None
 
     @field_validator("extra_args")
     @classmethod
     def _extra_args(cls, args: list[str]) -> list[str]:
-        for arg in args:
-            flag = arg.split("=", 1)[0]
-            if arg.startswith("--") and flag in MANAGED_VLLM_FLAGS:
-                raise ValueError(f"'{flag}' is set from a typed field; use that field instead")
-            if arg.startswith("-") and flag in FORBIDDEN_EXTRA_ARGS:
-                raise ValueError(f"'{flag}' {FORBIDDEN_EXTRA_ARGS[flag]}")
-        if args and not args[0].startswith("--"):
-            raise ValueError(f"'{args[0]}' is not a flag (extra args start with '--')")
-        return args
+        return check_extra_args(args)
 
     @property
     def served_name(self) -> str:

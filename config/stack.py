@@ -47,6 +47,13 @@ class AlertThresholds(ConfigModel):
     error_ratio_for: str = Field("5m", pattern=r"^\d+[smh]$")
     max_replicas_for: str = Field("15m", pattern=r"^\d+[smh]$")
     no_healthy_replica_for: str = Field("5m", pattern=r"^\d+[smh]$")
+    canary_error_ratio_margin: float = Field(
+        0.02, gt=0, le=1, description="a canary's 5xx ratio above the stable model's by more than this alerts"
+    )
+    canary_ttft_ratio: float = Field(
+        1.25, gt=1, description="a canary's p95 time to first token above the stable one's times this alerts"
+    )
+    canary_for: str = Field("10m", pattern=r"^\d+[smh]$")
     runbook_base_url: str = Field(
         "https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
         pattern=r"^https?://\S+[^/]$",

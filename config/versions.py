@@ -52,6 +52,11 @@ VLLM_IMAGE = "vllm/vllm-openai:v0.31.0"
 """vLLM OpenAI-compatible server. The same image runs the weight pre-download (it ships the
 ``hf`` CLI of huggingface_hub), so one pin covers both containers."""
 
+VLLM_IMAGES = (VLLM_IMAGE,)
+"""The vLLM images a model may run: the stable one, and any a canary (``models[].canary.image``)
+tries before it becomes ``VLLM_IMAGE``. Add a new release here (with its CUDA major below), then
+name it in the canary, so every image that runs is pinned in this file and driver-checked."""
+
 RAY_LLM_IMAGE = "rayproject/ray-llm:2.58.0-py312-cu130"
 """Ray with Ray Serve LLM and a bundled vLLM; used with KubeRay operator 1.7.0."""
 
@@ -88,4 +93,4 @@ ALL_CHARTS = (
     CLUSTER_AUTOSCALER,
     EXTERNAL_SECRETS,
 )
-ALL_IMAGES = (VLLM_IMAGE, RAY_LLM_IMAGE)
+ALL_IMAGES = (*VLLM_IMAGES, RAY_LLM_IMAGE)

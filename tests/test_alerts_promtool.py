@@ -122,10 +122,12 @@ def test_real_render_rules_and_queries_pass_promtool(recording, tmp_path):
 def test_vllm_rules_and_queries_pass_promtool(variant, tmp_path):
     sv = VARIANTS[variant]()
     groups = rule_groups(sv.objects)
-    assert len(groups) == len(sv.plan.config.models)
-    assert check_rules(groups, tmp_path, f"{variant}-rules") >= 5 * len(groups)
+    # one group per workload (a canary is one), plus a canary's comparison group
+    canaries = sum(1 for m in sv.plan.config.models if m.canary is not None)
+    assert len(groups) == len(models(sv)) + canaries
+    assert check_rules(groups, tmp_path, f"{variant}-rules") >= 5 * len(models(sv)) + 2 * canaries
     queries = queries_of(sv.objects)
-    assert len(queries) >= 20 * len(sv.plan.config.models)
+    assert len(queries) >= 20 * len(models(sv))
     check_queries(queries, tmp_path, f"{variant}-queries")
 
 

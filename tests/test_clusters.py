@@ -697,7 +697,7 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
         ("prod", lambda c: c["nodePools"][0].update(instanceType="g5.3xlarge"), "cluster.nodePools[0].instanceType"),
         ("dev", lambda c: c["nodePools"][0].update(instanceType="n1-standard-8"), "cluster.nodePools[0].instanceType"),
         ("prod", lambda c: c["nodePools"][1].update(minNodes=5), "cluster.nodePools[1].maxNodes"),
-        ("prod", lambda c: c["nodePools"][0].update(desiredNodes=9), "cluster.nodePools[0].desiredNodes"),
+        ("prod", lambda c: c["nodePools"][0].update(desiredNodes=10), "cluster.nodePools[0].desiredNodes"),
         (
             "prod",
             lambda c: c["nodePools"][2].update(spotInstanceTypes=["g5.2xlarge"]),

@@ -265,7 +265,8 @@ def _pod_templates(rec) -> list[tuple[str, dict[str, Any]]]:
 def test_serving_pods_are_not_disrupted_by_karpenter(stack, recording):
     plan = plan_of(stack)
     templates = _pod_templates(recording)
-    expected = len(plan.config.models) + sum(1 for _ in plan.config.ray_services)
+    canaries = sum(1 for m in plan.config.models if m.canary is not None)  # <model>-canary workloads
+    expected = len(plan.config.models) + canaries + sum(1 for _ in plan.config.ray_services)
     assert len(templates) == expected and templates
     for name, template in templates:
         key, value = DO_NOT_DISRUPT

@@ -83,10 +83,12 @@ def test_prod_numbers_by_hand():
     assert (x4.autoscaler, x4.reach_nodes) == ("karpenter", 1 + 12 // 4)
     assert x4.need == {"min": 1, "max": 3, "rollout": 4, "nodeLoss": 2}
     assert x4.rollouts == {"models/llama31-70b-awq": "surge 1"}
-    # a10g: desired 2 + min(16, (7 - 2) x 1) = 7; 8B: 6 replicas x 1 GPU, +1 surge = 7
+    # a10g: desired 2 + min(16, (9 - 2) x 1) = 9; 8B: 6 replicas x 1 GPU and its canary's 1
+    # (10 % of 6, at least 1), +1 surge each = 9; min 2 + 1 canary
     a10g = f["a10g"]
-    assert a10g.reach_nodes == 2 + 5
-    assert a10g.need == {"min": 2, "max": 6, "rollout": 7, "nodeLoss": 3}
+    assert a10g.reach_nodes == 2 + 7
+    assert a10g.need == {"min": 3, "max": 7, "rollout": 9, "nodeLoss": 4}
+    assert a10g.rollouts == {"models/llama31-8b": "surge 1", "models/llama31-8b-canary": "surge 1"}
     # l40s: desired 0 + min(16, 6) = 6; RayService min workers max(2, 1+1 GPUs) = 2, max 4;
     # NewCluster upgrade = old 4 + new 2 = 6
     l40s = f["l40s"]
@@ -208,14 +210,14 @@ def test_losing_the_only_node_is_a_warning():
 
 def test_max_replicas_beyond_the_gpu_quota_are_rejected_and_tight_quota_warns():
     values = prod_values()
-    # max GPUs: 8B 6 x 1 + 70B 3 x 4 + Ray 4 workers x 1 = 22
-    values["security"]["gpuQuota"] = 21
-    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 22")
-    # 22 fit 25, but surges (1 + 4) and a NewCluster upgrade (2 workers) add 7 = 29
+    # max GPUs: 8B 6 x 1 + its canary 1 + 70B 3 x 4 + Ray 4 workers x 1 = 23
+    values["security"]["gpuQuota"] = 22
+    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 23")
+    # 23 fit 25, but surges (1 + 1 canary + 4) and a NewCluster upgrade (2 workers) add 8 = 31
     values["security"]["gpuQuota"] = 25
     plan = plan_of("prod", values)
     assert any(
-        w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (22) but not rollouts") and "(29)" in w
+        w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (23) but not rollouts") and "(31)" in w
         for w in plan.warnings
     ), plan.warnings
 

@@ -76,6 +76,13 @@ ONPREM_RAY = [
                 "maxReplicas": 2,
                 "targetOngoingRequests": 16,
                 "maxOngoingRequests": 48,
+                # Ray Serve LLM's multiplexed LoRA: adapters loaded on demand from a bucket
+                "lora": {
+                    "dynamicLoadingPath": "s3://llm-adapters/llama-8b",
+                    "maxAdaptersPerReplica": 8,
+                    "maxLoras": 2,
+                    "maxLoraRank": 32,
+                },
             },
             {
                 "modelId": "qwen-72b-awq",
@@ -213,6 +220,19 @@ def _services(r: Rendered):
     return r.plan.config.ray_services
 
 
+def _raw_model(case: Case, service: str, model_id: str) -> dict[str, Any]:
+    """A Ray model's entry as the stack file (or the case's override) writes it."""
+    values = {**stack_values(case.stack)[0], **case.overrides}
+    (svc,) = [s for s in values["rayServices"] if s["name"] == service]
+    (model,) = [m for m in svc["models"] if m["modelId"] == model_id]
+    return model
+
+
+def test_a_ray_model_serves_lora_adapters():
+    """The fixture stack covers Ray Serve LLM's LoRA (prod's Ray models serve none)."""
+    assert any("lora" in m for svc in ONPREM_RAY for m in svc["models"])
+
+
 def _container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in pod_spec["containers"] if c["name"] == name)
 
@@ -270,6 +290,20 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
                 expected_engine["max_num_seqs"] = model.max_num_seqs
             if rendered.case.id == "prod":  # shared cache on EFS (cluster.eks.efsModelCache: true)
                 expected_engine["download_dir"] = "/model-cache/hub"
+            raw = _raw_model(rendered.case, svc.name, model.model_id)
+            if "lora" in raw:
+                # vLLM engine arguments of LoRA and Ray Serve LLM's LLMConfig.lora_config
+                # (ray python/ray/llm/_internal/serve/core/configs/llm_config.py LoraConfig, master 1190ecb)
+                lora = raw["lora"]
+                expected_engine |= {
+                    "enable_lora": True,
+                    "max_lora_rank": lora["maxLoraRank"],
+                    "max_loras": lora.get("maxLoras", 4),
+                }
+                assert llm.pop("lora_config") == {
+                    "dynamic_lora_loading_path": lora["dynamicLoadingPath"],
+                    "max_num_adapters_per_replica": lora.get("maxAdaptersPerReplica", 16),
+                }
             assert llm["engine_kwargs"] == expected_engine
             assert llm["engine_kwargs"]["tensor_parallel_size"] <= svc.worker_gpus(pool)
             if model.tensor_parallel_size is not None:

@@ -218,7 +218,8 @@ PINNED_IMAGES = set(versions.ALL_IMAGES)
 def test_every_stack_declares_pods_to_check(stack, recording):
     pods = pods_of(recording)
     cfg = plan_of(stack).config
-    assert len([p for p in pods if p.role == "vllm"]) == len(cfg.models)
+    canaries = [m for m in cfg.models if m.canary is not None]  # each runs its own <model>-canary pods
+    assert len([p for p in pods if p.role == "vllm"]) == len(cfg.models) + len(canaries)
     assert len([p for p in pods if p.role == "ray-head"]) == len(cfg.ray_services)
 
 
@@ -261,7 +262,8 @@ def test_pods_run_under_their_own_service_accounts(stack, recording):
     cfg = plan_of(stack).config
     for svc in cfg.ray_services:
         assert (cfg.namespace, worker_service_account(svc.name)) in accounts
-    assert len(accounts) == len(cfg.models) + len(cfg.ray_services), "no account nobody uses"
+    canaries = [m for m in cfg.models if m.canary is not None]
+    assert len(accounts) == len(cfg.models) + len(canaries) + len(cfg.ray_services), "no account nobody uses"
 
 
 def _env(c: dict[str, Any]) -> dict[str, str]:

@@ -52,7 +52,9 @@ from llm_infra.components.serving.vllm import (
     workload_kind,
 )
 from llm_infra.config import StackPlan, load_stack_config, versions
+from llm_infra.config.canary_model import serving_models
 from llm_infra.config.serving import MANAGED_VLLM_FLAGS, VllmModelConfig, node_share
+from llm_infra.components.serving.canary import VllmCanary, VllmCanaryArgs
 
 FAKE_PROMETHEUS = "http://prometheus.test.svc:9090"
 
@@ -166,7 +168,10 @@ def serve(
         holder["context"] = ctx
         holder["owners"] = owners
         for m in plan.config.models:
-            VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=ctx))
+            stable = VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=ctx))
+            if m.canary is not None:
+                name = f"{m.name}-canary"
+                VllmCanary(name, VllmCanaryArgs(model=m, plan=plan.models[name], stable=stable, context=ctx))
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -196,7 +201,19 @@ def sv(request) -> Served:
 
 
 def models(sv: Served) -> list[tuple[VllmModelConfig, Any]]:
-    return [(m, sv.plan.models[m.name]) for m in sv.plan.config.models]
+    """Every vLLM workload: each model and its canary (the canary's config as it is derived)."""
+    return [(m, sv.plan.models[m.name]) for _, m in serving_models(sv.plan.config.models)]
+
+
+def shares_model_name(sv: Served, m: VllmModelConfig) -> bool:
+    """A model with a canary (or a canary): two workloads export the same model_name."""
+    return m.canary is not None or m.name.endswith("-canary")
+
+
+def engine_selector(sv: Served, m: VllmModelConfig) -> str:
+    """The label matchers of the model's own vLLM series (by Service when it shares its name)."""
+    sel = f'namespace="{sv.plan.config.namespace}", model_name="{m.served_name}"'
+    return sel + (f', service="{m.name}"' if shares_model_name(sv, m) else "")
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +442,8 @@ def test_model_cache_and_pre_download(sv):
             assert w["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
             assert "app.kubernetes.io/version" not in tpl["metadata"]["labels"], "volumeClaimTemplates are immutable"
         assert spec["resources"]["requests"]["storage"] == f"{size}Gi"
-        (init,) = pod_spec(w)["initContainers"]
+        init = pod_spec(w)["initContainers"][0]
+        assert init["name"] == "model-download"
         assert init["image"] == versions.VLLM_IMAGE
         cmd = init["command"]
         assert cmd[:3] == ["hf", "download", m.model]
@@ -462,6 +480,8 @@ def test_service_and_disruption_budget(sv):
 def test_ingress_streams_with_long_timeouts(sv):
     for m, _ in models(sv):
         ing = sv.maybe("Ingress", m.name)
+        if m.name.endswith("-canary"):
+            continue  # the canary's share of the stable Ingress: test_canary.py
         if m.ingress is None:
             assert ing is None
             continue
@@ -526,7 +546,7 @@ def test_autoscaling_on_inference_signals(sv):
         if a.min_replicas == a.max_replicas or mode == "none":
             assert so is None and hpa is None
             continue
-        sel = f'{{namespace="{sv.plan.config.namespace}", model_name="{m.served_name}"}}'
+        sel = "{" + engine_selector(sv, m) + "}"
         if mode == "keda":
             assert hpa is None and so is not None
             spec = so["spec"]
@@ -596,7 +616,8 @@ def test_fixed_size_models_get_no_autoscaler():
     sv = serve("prod", mutate)
     for m, _ in models(sv):
         assert sv.maybe("ScaledObject", m.name) is None and sv.maybe("HorizontalPodAutoscaler", m.name) is None
-        assert sv.get(workload_kind(m), m.name)["spec"]["replicas"] == 2
+        # a canary's share of 2 replicas (prod's weights are at most 50 %) is one replica
+        assert sv.get(workload_kind(m), m.name)["spec"]["replicas"] == (1 if m.name.endswith("-canary") else 2)
         alerts = {r["alert"] for g in sv.get("PrometheusRule", m.name)["spec"]["groups"] for r in g["rules"]}
         assert "VllmReplicasAtMaximum" not in alerts
 
@@ -609,6 +630,7 @@ def test_scale_to_zero_only_when_enabled_and_woken_by_the_ingress():
             "scaleToZero": True,
             "activationQueueDepth": 1,
         }
+        v["models"][0].pop("canary", None)  # a canary cannot accompany scale to zero (test_canary.py)
 
     sv = serve("prod", mutate)
     m = sv.plan.config.models[0]
@@ -787,7 +809,10 @@ VARIANTS: dict[str, Callable[[], Served]] = {
     ),
     "prod-scale-to-zero": lambda: serve(
         "prod",
-        lambda v, s: v["models"][0].update(autoscaling={"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True}),
+        lambda v, s: (
+            v["models"][0].update(autoscaling={"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True}),
+            v["models"][0].pop("canary", None),  # a canary cannot accompany scale to zero
+        ),
     ),
 }
 

@@ -81,27 +81,34 @@ def _money(v: float | None) -> str:
 
 def _budget_table(models: dict[str, Any]) -> list[str]:
     """vLLM's KV-cache budget per GPU, line by line, and what it holds in whole sequences."""
+    # a LoRA column only where some model preallocates LoRA slots (config/lora.py)
+    lora = any("loraSlots" in (m.get("budgetPerGpuGib") or {}) for m in models.values())
     lines = [
         "",
         "## Models: GPU memory budget (per GPU, GiB)",
         "",
-        "| model | usable x util | weights | activation peak | other | KV cache | KV tokens | sequences at maxModelLen | at typical request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        (
+            f"| model | usable x util | weights |{' LoRA slots |' if lora else ''} activation peak | other | KV cache "
+            "| KV tokens | sequences at maxModelLen | at typical request |"
+        ),
+        f"|---|---:|---:|{'---:|' if lora else ''}---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in models.items():
         b, c = m.get("budgetPerGpuGib") or {}, m.get("concurrentSequences") or {}
         if not b:
             continue
+        lora_cell = f" {b.get('loraSlots', 0.0):.2f} |" if lora else ""
         lines.append(
             f"| {name} | {b['usable']:.2f} x {b['budget'] / b['usable']:.2f} = {b['budget']:.2f} | {b['weights']:.2f} "
-            f"| {b['activationPeak']:.2f} | {b['nonTorch'] + b['cudaGraphs']:.2f} | {b['kvCache']:.2f} "
+            f"|{lora_cell} {b['activationPeak']:.2f} | {b['nonTorch'] + b['cudaGraphs']:.2f} | {b['kvCache']:.2f} "
             f"| {int(m['kvCacheTokens']):,} | {int(c['atMaxModelLen'])} x {int(m['maxModelLen']):,} "
             f"| {int(c['atTypicalRequest'])} x {int(c['typicalRequestTokens']):,} |"
         )
     lines += [
         "",
         "_vLLM gives the KV cache what is left of the GPU's memory (as CUDA reports it) x gpuMemoryUtilization after "
-        "the weights, the activation peak of its profiling run and other memory (workspaces, NCCL, CUDA graphs); "
+        f"the weights{' (and the LoRA slots it preallocates with them)' if lora else ''}, the activation peak of its "
+        "profiling run and other memory (workspaces, NCCL, CUDA graphs); "
         "sequences are whole sequences that fit at once, at most maxNumSeqs._",
     ]
     return lines

@@ -186,6 +186,9 @@ def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = F
         kwargs["max_num_seqs"] = model.max_num_seqs
     if shared_cache:
         kwargs["download_dir"] = HF_HUB_CACHE
+    if model.lora is not None:
+        # vLLM engine arguments of LoRA (config/lora.py): GPU slots and their rank
+        kwargs |= {"enable_lora": True, "max_lora_rank": model.lora.max_lora_rank, "max_loras": model.lora.max_loras}
     return kwargs
 
 
@@ -205,14 +208,23 @@ def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[
 def llm_config(
     model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
 ) -> dict[str, Any]:
-    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it."""
-    return {
+    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; ``lora_config``
+    (ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, read at a
+    2026 master snapshot, commit 1190ecb; the ray-2.58.0 tag could not be fetched here) when
+    the model serves LoRA adapters, requested as ``<model_id>:<adapter>``."""
+    config = {
         "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
         "accelerator_type": accelerator_type,
         "engine_kwargs": engine_kwargs(model, plan, shared_cache),
         "deployment_config": deployment_config(model, service),
         "log_engine_metrics": True,
     }
+    if model.lora is not None:
+        config["lora_config"] = {
+            "dynamic_lora_loading_path": model.lora.dynamic_loading_path,
+            "max_num_adapters_per_replica": model.lora.max_adapters_per_replica,
+        }
+    return config
 
 
 def serve_config(

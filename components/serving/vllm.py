@@ -53,7 +53,7 @@ from llm_infra.config import ModelPlan, versions
 from llm_infra.config.pods import host_resources
 from llm_infra.config.serving import VllmModelConfig
 
-from . import autoscaling, dashboards, gke_gateway, observability
+from . import autoscaling, dashboards, gke_gateway, lora, observability
 from .context import ServingContext
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 
@@ -104,6 +104,11 @@ class VllmServiceArgs:
     ``StackPlan.models[name]``): tensor parallelism, max length, capacity, the pool's facts."""
     context: ServingContext
     """Namespace, add-ons (Prometheus, autoscaler), StorageClasses (``ServingContext.create``)."""
+    image: str = versions.VLLM_IMAGE
+    """vLLM image (a canary may run another one of ``versions.VLLM_IMAGES``)."""
+    split_metrics: bool = False
+    """Another workload serves the same model name (its canary, or the stable model of this
+    canary): queries select this one's series by Service too."""
 
 
 def cache_size_gib(model: VllmModelConfig, plan: ModelPlan) -> int:
@@ -157,6 +162,7 @@ def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
         args += ["--quantization", model.quantization]
     if model.revision is not None:
         args += ["--revision", model.revision]
+    args += lora.vllm_flags(model.lora, CACHE_MOUNT)
     return args + list(model.extra_args)
 
 
@@ -262,7 +268,7 @@ class VllmService(pulumi.ComponentResource):
             )
         self.autoscaler = autoscaler
         hpa_name = {"keda": autoscaling.keda_hpa_name(name), "hpa": name}.get(autoscaler)
-        labels = kube.labels(name, COMPONENT, **{"app.kubernetes.io/version": versions.VLLM_IMAGE.rsplit(":", 1)[1]})
+        labels = kube.labels(name, COMPONENT, **{"app.kubernetes.io/version": args.image.rsplit(":", 1)[1]})
         selector = kube.selector(name, COMPONENT)
         mon = ctx.addons.monitoring
         self.scope = observability.ModelScope(
@@ -273,6 +279,7 @@ class VllmService(pulumi.ComponentResource):
             workload_kind=self.kind,
             workload_name=name,
             hpa_name=hpa_name,
+            extra_labels={"service": name} if args.split_metrics or model.canary is not None else {},
         )
 
         # -- model cache ------------------------------------------------------------------------
@@ -297,7 +304,7 @@ class VllmService(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(name, **kube.service_account(name, ns, labels), opts=child())
 
         # -- pod --------------------------------------------------------------------------------
-        template = self._pod_template(name, model, plan, ctx, labels, selector, shared_cache)
+        template = self._pod_template(name, model, plan, ctx, labels, selector, shared_cache, args.image)
         initial = a.min_replicas
         autoscaled = autoscaler != "none"
         timeout = str(model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS)
@@ -492,6 +499,7 @@ class VllmService(pulumi.ComponentResource):
         labels: dict[str, str],
         selector: dict[str, str],
         shared_cache: bool,
+        image: str,
     ) -> dict[str, Any]:
         res = host_resources(model, plan)
         tp = plan.tensor_parallel_size
@@ -536,7 +544,7 @@ class VllmService(pulumi.ComponentResource):
         http_get = {"path": HEALTH_PATH, "port": PORT_NAME}
         server = {
             "name": CONTAINER,
-            "image": versions.VLLM_IMAGE,
+            "image": image,
             "imagePullPolicy": kube.IMAGE_PULL_POLICY,
             "command": ["vllm", "serve"],
             "args": vllm_args(model, plan),
@@ -570,7 +578,7 @@ class VllmService(pulumi.ComponentResource):
         }
         download = {
             "name": "model-download",
-            "image": versions.VLLM_IMAGE,
+            "image": image,
             "imagePullPolicy": kube.IMAGE_PULL_POLICY,
             "command": download_command(model),
             "env": env,
@@ -588,7 +596,7 @@ class VllmService(pulumi.ComponentResource):
                 run_as_non_root=not as_root, uid=None if as_root else VLLM_UID
             ),
             "tolerations": plan.pool.tolerations(),
-            "initContainers": [download],
+            "initContainers": [download, *lora.download_containers(model.lora, download, CACHE_MOUNT)],
             "containers": [server],
             "volumes": volumes,
         }

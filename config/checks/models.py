@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from .. import versions
 from ..architectures import ARCHITECTURES, KNOWN_REPOSITORIES, ModelArchitecture, checkpoint_for_repository
-from ..errors import did_you_mean
+from ..canary_model import MAX_STABLE_NAME, canary_model, canary_name, canary_replicas
 from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
+from ..errors import did_you_mean
 from ..facts import NodePoolFacts
 from ..plan import ModelPlan
-from ..serving import DEFAULT_MAX_MODEL_LEN, ModelSource, VllmModelConfig, node_share
-from ..serving import SPOT_NOTICE_SECONDS, SPOT_PRE_STOP_SECONDS, pool_zone_count
+from ..serving import (
+    DEFAULT_MAX_MODEL_LEN,
+    SPOT_NOTICE_SECONDS,
+    SPOT_PRE_STOP_SECONDS,
+    ModelSource,
+    VllmModelConfig,
+    check_extra_args,
+    node_share,
+    pool_zone_count,
+)
 from .base import CheckerBase
 
 CHECKPOINT_ONLY = frozenset(
@@ -127,6 +137,7 @@ class ModelChecks(CheckerBase):
         memory = pool.cuda_memory_gib
         where = f"{pool.instance_type or pool.name}"
         typical = src.typical_request.input_tokens + src.typical_request.output_tokens
+        lora = getattr(src, "lora", None)
 
         def estimate(tp: int) -> CapacityEstimate:
             return estimate_capacity(
@@ -144,6 +155,8 @@ class ModelChecks(CheckerBase):
                 enable_chunked_prefill=getattr(src, "enable_chunked_prefill", True),
                 typical_request_tokens=typical,
                 usage="serve" if kind == "vllm" else "llm",
+                lora_slots=lora.slots if lora is not None else 0,
+                lora_rank=lora.max_rank if lora is not None else 0,
             )
 
         candidates = [
@@ -257,6 +270,9 @@ class ModelChecks(CheckerBase):
                 self.check_cache(path, m, plan)
                 self.check_vllm(path, m, plan)
             self.check_autoscaling(path, m)
+            if m.canary is not None:
+                self.check_canary(path, m, pool, names)
+        self.check_lora_names()
         served = [m.served_name for m in self.config.models]
         for i, m in enumerate(self.config.models):
             if served.count(m.served_name) > 1 and served.index(m.served_name) != i:
@@ -264,6 +280,62 @@ class ModelChecks(CheckerBase):
                     f"models[{i}].servedModelName",
                     f"'{m.served_name}' is already served by another model: clients, metrics (model_name) and alerts could not tell them apart",
                 )
+
+    def check_canary(self, path: str, m: VllmModelConfig, pool: NodePoolFacts, names: list[str]) -> None:
+        """A canary must change something, run a pinned image, take valid flags and have a name
+        left for its Deployment; its replicas are planned (GPUs, feasibility) like a model's."""
+        c = m.canary
+        assert c is not None
+        where = f"{path}.canary"
+        if len(m.name) > MAX_STABLE_NAME:
+            self.add(
+                f"{path}.name",
+                f"'{m.name}' leaves no room for the canary's '{canary_name(m.name)}' (at most {MAX_STABLE_NAME} characters)",
+            )
+            return
+        if canary_name(m.name) in names:
+            self.add(f"{path}.name", f"the canary's name '{canary_name(m.name)}' is already a serving name")
+        if c.image is not None and c.image not in versions.VLLM_IMAGES:
+            self.add(
+                f"{where}.image",
+                f"'{c.image}' is not pinned in config/versions.py VLLM_IMAGES ({', '.join(versions.VLLM_IMAGES)}): "
+                f"add the release there (with its CUDA major) first",
+            )
+        try:
+            check_extra_args(c.extra_args)
+        except ValueError as e:
+            self.add(f"{where}.extraArgs", str(e))
+        same_revision = c.revision is None or c.revision == m.revision
+        same_image = c.image is None or c.image == versions.VLLM_IMAGE
+        if same_revision and same_image and not c.extra_args:
+            self.add(
+                where, "changes nothing: set a revision, an image or extraArgs that differ from the stable model's"
+            )
+        if m.autoscaling.scale_to_zero:
+            self.add(
+                where,
+                "cannot accompany autoscaling.scaleToZero: the canary keeps a replica serving its share while the "
+                "stable model may have none, so the comparison alerts have nothing to compare",
+            )
+        canary = canary_model(m)
+        plan = self.plan_model(where, canary.name, "vllm", canary, pool, pool.gpus_per_node, 1, canary_replicas(m))
+        if plan:
+            self.model_plans[canary.name] = plan
+
+    def check_lora_names(self) -> None:
+        """Adapter names are model names on the same API: unique among every served name."""
+        taken = {m.served_name: f"models[{i}]" for i, m in enumerate(self.config.models)}
+        for i, m in enumerate(self.config.models):
+            if m.lora is None:
+                continue
+            for j, a in enumerate(m.lora.adapters):
+                if a.name in taken:
+                    self.add(
+                        f"models[{i}].lora.adapters[{j}].name",
+                        f"'{a.name}' is already served by {taken[a.name]}: clients could not tell them apart",
+                    )
+                else:
+                    taken[a.name] = f"models[{i}].lora.adapters[{j}]"
 
     def check_vllm(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
         """What the pinned vLLM would refuse at startup, or what could never schedule."""
