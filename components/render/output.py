@@ -145,12 +145,12 @@ def _feasibility(pools: dict[str, Any]) -> list[str]:
         alloc = f"{int(node['gpus'])} GPU" + (
             "" if node.get("cpu") is None else f", {node['cpu']:g} vCPU, {node['memoryGib']:g} GiB"
         )
-        per = ", ".join(f"{w.split('/', 1)[1]} {int(n)}" for w, n in f["podsPerNode"].items()) or "-"
+        per = ", ".join(f"{w.split('/', 1)[1]} {int(n)}" for w, n in sorted(f["podsPerNode"].items())) or "-"
         cells = []
         for key, _ in SCENARIOS:
             need = f["nodesNeeded"].get(key)
             cells.append("-" if need is None else f"{int(need)} {'ok' if f['fits'][key] else 'NO'}")
-        rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in f["rollouts"].items()) or "-"
+        rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in sorted(f["rollouts"].items())) or "-"
         lines.append(
             f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | "
             + " | ".join(cells)
