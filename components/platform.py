@@ -14,7 +14,9 @@ from .addons import AddonsArgs, ClusterAddons
 from .cluster import create_cluster
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
-from .serving.rayservice import RayLlmService, RayLlmServiceArgs
+from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
+from .serving.model_store import ModelStore, ModelStoreArgs, Reader, StoredModel
+from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
 
 
@@ -65,6 +67,35 @@ class LlmPlatform(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
+        store = None
+        if cfg.model_store.enabled:
+            store = ModelStore(
+                f"{name}-model-store",
+                ModelStoreArgs(
+                    config=cfg.model_store,
+                    cloud=cfg.cluster.cloud,
+                    bucket=cfg.model_store.bucket_name(cfg.cluster.name, plan.stack),
+                    cluster_name=cfg.cluster.name,
+                    namespace=cfg.namespace,
+                    readers=_store_readers(plan),
+                    protect=cfg.cluster.protect,
+                    hf_token_secret=serving_ns.hf_token_secret,
+                    network_policies=cfg.security.network_policy.enabled,
+                    aws_irsa=self.cluster.aws_irsa,
+                    gcp_project=cfg.cluster.gke.project if cfg.cluster.gke else None,
+                    gcp_region=cfg.cluster.region,
+                ),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[serving_ns])),
+            )
+        if cfg.cold_start.prepull_images:
+            used = {m.node_pool for m in cfg.models} | {r.worker_pool for r in cfg.ray_services}
+            ImagePrepull(
+                f"{name}-image-prepull",
+                ImagePrepullArgs(namespace=cfg.namespace, pools=[plan.pools[p] for p in sorted(used)]),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[serving_ns, *self.cluster.gpu_capacity])
+                ),
+            )
         context = ServingContext(
             namespace=cfg.namespace,
             addons=self.addons,
@@ -75,6 +106,8 @@ class LlmPlatform(pulumi.ComponentResource):
             rwx_storage_class=self.cluster.rwx_storage_class,
             cloud=cfg.cluster.cloud,
             protect=cfg.cluster.protect,
+            model_store=store,
+            compile_cache=cfg.cold_start.compile_cache,
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,
@@ -100,3 +133,28 @@ class LlmPlatform(pulumi.ComponentResource):
             for svc in cfg.ray_services
         ]
         self.register_outputs({"namespace": cfg.namespace})
+
+
+def _store_readers(plan: StackPlan) -> list[Reader]:
+    """Every serving ServiceAccount with the model revisions it reads (a vLLM model's own
+    account; a RayService's workers' account for all of its models)."""
+    cfg = plan.config
+    readers = [
+        Reader(
+            m.name,
+            (StoredModel(m.model, m.revision or "", plan.models[m.name].capacity.weights_gib, m.requires_hf_token),),
+        )
+        for m in cfg.models
+    ]
+    for svc in cfg.ray_services:
+        models = tuple(
+            StoredModel(
+                rm.model,
+                rm.revision or "",
+                plan.ray_models[f"{svc.name}/{rm.model_id}"].capacity.weights_gib,
+                rm.requires_hf_token,
+            )
+            for rm in svc.models
+        )
+        readers.append(Reader(worker_service_account(svc.name), models))
+    return readers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from llm_infra.components.addons.handles import AddonsHandle
 from llm_infra.config.security import SecurityConfig
@@ -23,3 +24,8 @@ class ServingContext:
     """``cluster.cloud``: on GKE a model's httpRoute goes through a GKE Gateway (gke_gateway.py)."""
     protect: bool = False
     """``cluster.protect``: model caches outlive ``pulumi destroy``, renames and replacements."""
+    model_store: Any = None
+    """The stack's ``ModelStore`` (components/serving/model_store.py) when ``modelStore.enabled``:
+    models stream from it instead of downloading into their cache."""
+    compile_cache: bool = False
+    """``coldStart.compileCache``: vLLM's compile caches on the model cache volume."""

@@ -51,6 +51,7 @@ from llm_infra.config.versions import RAY_LLM_IMAGE
 
 from . import ray_observability
 from .context import ServingContext
+from .model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
 from .vllm import CACHE_MOUNT, CACHE_VOLUME, DOWNLOAD_EXCLUDE, DOWNLOAD_RESOURCES, HF_HUB_CACHE
@@ -165,7 +166,20 @@ def pod_labels(name: str, component: str) -> dict[str, str]:
 
 
 # -- serveConfigV2 -------------------------------------------------------------------------
-def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoreSource:
+    """Where a RayService's models stream from when the model store is on."""
+
+    uris: dict[str, str]
+    """model_id -> ``s3://`` / ``gs://`` URI of its pinned revision."""
+    loader_extra_config: dict[str, int]
+    """``model_loader_extra_config`` of the Run:ai streamer (concurrency, memory_limit)."""
+    env: list[dict[str, str]]
+
+
+def engine_kwargs(
+    model: RayModelConfig, plan: ModelPlan, shared_cache: bool = False, store: StoreSource | None = None
+) -> dict[str, Any]:
     """vLLM engine arguments; tensor parallelism also sizes Ray Serve's placement group. With
     the shared cache vLLM reads weights from its Hub layout (``download_dir``), as the vLLM
     Deployments do (``--download-dir``)."""
@@ -179,11 +193,16 @@ def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = F
     }
     if model.quantization:
         kwargs["quantization"] = model.quantization
-    if model.revision:
+    if model.revision and store is None:
         kwargs["revision"] = model.revision
     if model.max_num_seqs:
         kwargs["max_num_seqs"] = model.max_num_seqs
-    if shared_cache:
+    if store is not None:
+        # the same Run:ai streamer load as the vLLM Deployments (vllm.streamer_args): Ray Serve LLM
+        # hands engine_kwargs to vLLM's AsyncEngineArgs (load_format, model_loader_extra_config)
+        kwargs["load_format"] = "runai_streamer"
+        kwargs["model_loader_extra_config"] = dict(store.loader_extra_config)
+    elif shared_cache:
         kwargs["download_dir"] = HF_HUB_CACHE
     return kwargs
 
@@ -202,20 +221,31 @@ def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[
 
 
 def llm_config(
-    model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
+    model: RayModelConfig,
+    plan: ModelPlan,
+    service: RayServiceConfig,
+    accelerator_type: str,
+    shared_cache: bool = False,
+    store: StoreSource | None = None,
 ) -> dict[str, Any]:
-    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it."""
+    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; with the model store
+    the model source is the revision's ``s3://`` / ``gs://`` URI (vLLM's model path)."""
+    source = store.uris[model.model_id] if store is not None else model.model
     return {
-        "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
+        "model_loading_config": {"model_id": model.model_id, "model_source": source},
         "accelerator_type": accelerator_type,
-        "engine_kwargs": engine_kwargs(model, plan, shared_cache),
+        "engine_kwargs": engine_kwargs(model, plan, shared_cache, store),
         "deployment_config": deployment_config(model, service),
         "log_engine_metrics": True,
     }
 
 
 def serve_config(
-    service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts, shared_cache: bool = False
+    service: RayServiceConfig,
+    plans: list[ModelPlan],
+    pool: NodePoolFacts,
+    shared_cache: bool = False,
+    store: StoreSource | None = None,
 ) -> dict[str, Any]:
     """The Serve config (``serve deploy`` schema): one OpenAI app with every model.
 
@@ -234,7 +264,7 @@ def serve_config(
                 "import_path": BUILD_OPENAI_APP,
                 "args": {
                     "llm_configs": [
-                        llm_config(model, plan, service, accelerator, shared_cache)
+                        llm_config(model, plan, service, accelerator, shared_cache, store)
                         for model, plan in _pairs(service, plans)
                     ]
                 },
@@ -345,7 +375,13 @@ def accelerator_resources(accelerator_type: str) -> str:
 
 
 def worker_group(
-    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None, shared_cache: bool = False
+    service: RayServiceConfig,
+    name: str,
+    pool: NodePoolFacts,
+    hf_token_secret: str | None,
+    shared_cache: bool = False,
+    store: StoreSource | None = None,
+    compile_cache: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
     the shared model cache as ``HF_HOME`` when there is one."""
@@ -358,8 +394,12 @@ def worker_group(
     res = {"cpu": _quantity_cpu(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(gpus)}
     token, token_volumes = _hf_token(hf_token_secret)
     cache_env = [{"name": "HF_HOME", "value": CACHE_MOUNT}] if shared_cache else []
+    if shared_cache and compile_cache:
+        # vLLM's torch.compile cache on the shared volume, keyed by service and vLLM (Ray) version
+        root = f"{CACHE_MOUNT}/compile/ray-{service.name}/{ray_version()}"
+        cache_env += [{"name": "VLLM_CACHE_ROOT", "value": root}, {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"}]
     cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
-    env = [*cache_env, *token.get("env", [])]
+    env = [*cache_env, *(store.env if store is not None else []), *token.get("env", [])]
     spec: dict[str, Any] = {
         "serviceAccountName": worker_service_account(name),
         "automountServiceAccountToken": False,
@@ -393,6 +433,7 @@ def worker_group(
     }
     if shared_cache:
         spec["volumes"].append({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim_name(name)}})
+    if shared_cache and store is None:
         spec["initContainers"] = [
             {
                 "name": DOWNLOAD_CONTAINER,
@@ -417,7 +458,13 @@ def worker_group(
         },
         # GPU workers hold model replicas: Karpenter must not consolidate or drift them away
         "template": {
-            "metadata": {"labels": pod_labels(name, COMPONENT_WORKER), "annotations": dict(kube.DO_NOT_DISRUPT)},
+            "metadata": {
+                "labels": {
+                    **pod_labels(name, COMPONENT_WORKER),
+                    **({MODEL_STORE_READER_LABEL: "true"} if store is not None else {}),
+                },
+                "annotations": dict(kube.DO_NOT_DISRUPT),
+            },
             "spec": spec,
         },
     }
@@ -442,12 +489,14 @@ def rayservice_spec(
     pool: NodePoolFacts,
     hf_token_secret: str | None,
     shared_cache: bool = False,
+    store: StoreSource | None = None,
+    compile_cache: bool = False,
 ) -> dict[str, Any]:
     name = service.name
     auto = service.autoscaler
     autoscaler_res = {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY}
     return {
-        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool, shared_cache), sort_keys=False),
+        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool, shared_cache, store), sort_keys=False),
         "upgradeStrategy": upgrade_strategy(service),
         # After a NewCluster upgrade, the old cluster keeps serving open streams this long.
         "rayClusterDeletionDelaySeconds": max(60, service.graceful_shutdown_timeout_seconds),
@@ -464,7 +513,9 @@ def rayservice_spec(
                 "securityContext": kube.container_security_context(),
             },
             "headGroupSpec": head_group(service, name, hf_token_secret),
-            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret, shared_cache)],
+            "workerGroupSpecs": [
+                worker_group(service, name, pool, hf_token_secret, shared_cache, store, compile_cache)
+            ],
         },
     }
 
@@ -551,7 +602,20 @@ class RayLlmService(pulumi.ComponentResource):
 
         storage_class = svc.cache.storage_class or ctx.rwx_storage_class
         shared_cache = svc.cache.shared(ctx.rwx_storage_class is not None)
-        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache)
+        store = None
+        ms = ctx.model_store
+        if ms is not None:
+            extra = {"concurrency": ms.args.config.concurrency}
+            if ms.args.config.memory_limit_gib is not None:
+                extra["memory_limit"] = ms.args.config.memory_limit_gib * 1024**3
+            store = StoreSource(
+                uris={m.model_id: ms.uri(m.model, m.revision or "") for m in svc.models},
+                loader_extra_config=extra,
+                env=ms.env(),
+            )
+        spec = rayservice_spec(
+            svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache, store, ctx.compile_cache
+        )
         self.cache_claim = None
         if shared_cache:
             claim_spec: dict[str, Any] = {
@@ -568,11 +632,10 @@ class RayLlmService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=inherited, retain_on_delete=ctx.protect),
             )
         workers_sa = worker_service_account(svc.name)
-        self.worker_service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-ray-worker",
-            **kube.service_account(workers_sa, ns, kube.labels(svc.name, "ray-llm")),
-            opts=child(),
-        )
+        sa = kube.service_account(workers_sa, ns, kube.labels(svc.name, "ray-llm"))
+        if ms is not None:
+            sa["metadata"]["annotations"] = ms.annotations[workers_sa]  # the model store's reader identity
+        self.worker_service_account = k8s.core.v1.ServiceAccount(f"{name}-ray-worker", **sa, opts=child())
         self.rayservice = k8s.apiextensions.CustomResource(
             f"{name}-rayservice",
             api_version=f"{RAY_GROUP}/v1",
@@ -584,6 +647,7 @@ class RayLlmService(pulumi.ComponentResource):
                 *ctx.addons.gpu_ready,
                 self.worker_service_account,
                 *([self.cache_claim] if self.cache_claim else []),
+                *(ms.jobs_for([(m.model, m.revision or "") for m in svc.models]) if ms is not None else []),
             ),
         )
         np = ctx.security.network_policy
