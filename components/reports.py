@@ -41,8 +41,35 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
             "maxReplicas": m.max_replicas,
             "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
             "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
+            # scale-up decision to serving, phase by phase (config/cold_start.py)
+            "coldStart": None if m.cold_start is None else m.cold_start.report(),
+            "autoscaling": _autoscaling(plan, key),
         }
     return report
+
+
+def _autoscaling(plan: StackPlan, key: str) -> dict[str, Any]:
+    """The settings the cold start is weighed against: replicas and the queue-depth target."""
+    for m in plan.config.models:
+        if m.name == key:
+            a = m.autoscaling
+            return {
+                "minReplicas": a.min_replicas,
+                "maxReplicas": a.max_replicas,
+                "queueDepthTarget": a.queue_depth_target,
+                "scaleUpPods": a.scale_up_pods,
+                "scaleUpPeriodSeconds": a.scale_up_period_seconds,
+            }
+    svc, _, model_id = key.partition("/")
+    r = next(r for r in plan.config.ray_services if r.name == svc)
+    rm = next(m for m in r.models if m.model_id == model_id)
+    return {
+        "minReplicas": rm.min_replicas,
+        "maxReplicas": rm.max_replicas,
+        "targetOngoingRequests": rm.target_ongoing_requests,
+        "minWorkers": r.min_workers,
+        "maxWorkers": r.max_workers,
+    }
 
 
 def node_pool_report(plan: StackPlan) -> dict[str, Any]:
@@ -97,9 +124,10 @@ def plan_warnings(plan: StackPlan) -> list[str]:
     warnings += spot_warnings(plan)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
+            est = plan.models[m.name].cold_start
             warnings.append(
                 f"models/{m.name}: scales to zero; the first request after idle waits for a cold start "
-                f"(image pull, weight load, CUDA graphs: minutes, up to {m.startup_timeout_seconds}s allowed)"
+                f"(image pull, weight load, CUDA graphs: about {est.total_seconds if est else '?'}s estimated)"
             )
     for svc in plan.config.ray_services:
         if not svc.cache.shared(plan.config.cluster.has_rwx_storage):
