@@ -15,6 +15,7 @@ from .cluster import create_cluster
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
+from .cluster.base import AwsIrsa
 from .serving.model_store import ModelStore, ModelStoreArgs, Reader, StoredModel
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
@@ -71,20 +72,7 @@ class LlmPlatform(pulumi.ComponentResource):
         if cfg.model_store.enabled:
             store = ModelStore(
                 f"{name}-model-store",
-                ModelStoreArgs(
-                    config=cfg.model_store,
-                    cloud=cfg.cluster.cloud,
-                    bucket=cfg.model_store.bucket_name(cfg.cluster.name, plan.stack),
-                    cluster_name=cfg.cluster.name,
-                    namespace=cfg.namespace,
-                    readers=_store_readers(plan),
-                    protect=cfg.cluster.protect,
-                    hf_token_secret=serving_ns.hf_token_secret,
-                    network_policies=cfg.security.network_policy.enabled,
-                    aws_irsa=self.cluster.aws_irsa,
-                    gcp_project=cfg.cluster.gke.project if cfg.cluster.gke else None,
-                    gcp_region=cfg.cluster.region,
-                ),
+                model_store_args(plan, serving_ns.hf_token_secret, self.cluster.aws_irsa),
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[serving_ns])),
             )
         if cfg.cold_start.prepull_images:
@@ -133,6 +121,25 @@ class LlmPlatform(pulumi.ComponentResource):
             for svc in cfg.ray_services
         ]
         self.register_outputs({"namespace": cfg.namespace})
+
+
+def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: AwsIrsa | None) -> ModelStoreArgs:
+    """The stack's model store: bucket, readers (every serving ServiceAccount), fill Jobs."""
+    cfg = plan.config
+    return ModelStoreArgs(
+        config=cfg.model_store,
+        cloud=cfg.cluster.cloud,
+        bucket=cfg.model_store.bucket_name(cfg.cluster.name, plan.stack),
+        cluster_name=cfg.cluster.name,
+        namespace=cfg.namespace,
+        readers=_store_readers(plan),
+        protect=cfg.cluster.protect,
+        hf_token_secret=hf_token_secret,
+        network_policies=cfg.security.network_policy.enabled,
+        aws_irsa=aws_irsa,
+        gcp_project=cfg.cluster.gke.project if cfg.cluster.gke else None,
+        gcp_region=cfg.cluster.region,
+    )
 
 
 def _store_readers(plan: StackPlan) -> list[Reader]:

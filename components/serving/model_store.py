@@ -21,12 +21,20 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+
+with warnings.catch_warnings():
+    # import-time deprecation notices of resources this module does not use (the V2 bucket
+    # resources, a misspelled GCS data source); pulumi_aws/pulumi_gcp load submodules lazily
+    warnings.simplefilter("ignore", DeprecationWarning)
+    aws.s3.Bucket  # noqa: B018
+    gcp.storage.Bucket  # noqa: B018
 
 from llm_infra.components import k8s as kube
 from llm_infra.components.cluster.base import AwsIrsa
