@@ -7,16 +7,15 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
-
 from llm_infra.config import StackPlan
 
 from .addons import AddonsArgs, ClusterAddons
-from .cluster import create_cluster
-from .serving.context import ServingContext
-from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
+from .cluster import create_cluster
 from .cluster.base import AwsIrsa
+from .serving.context import ServingContext
 from .serving.model_store import ModelStore, ModelStoreArgs, Reader, StoredModel
+from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
 

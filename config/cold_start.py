@@ -71,10 +71,20 @@ HF_DOWNLOAD_GIB_S = 0.05
 """Hugging Face Hub download: seed 002, the ~16 GB (14.9 GiB) download dominated a 6.3-minute cold
 start (taken as 5 min: 0.05 GiB/s); seed 000: 5-10 min for a 7B model."""
 COMPILE_SECONDS = {
-    False: (60, "torch.compile from scratch: vLLM logs 'torch.compile takes 30.03 / 34.61 / 51.11 s in total' "
-            "for 7-8B models; rounded up"),
-    True: (15, "torch.compile from the persisted cache: vLLM docs design/torch_compile.md (artifacts reused from "
-           "VLLM_CACHE_ROOT/torch_compile_cache); Baseten measured 5-20 s with a persisted cache"),
+    False: (
+        60,
+        (
+            "torch.compile from scratch: vLLM logs 'torch.compile takes 30.03 / 34.61 / 51.11 s in total' "
+            "for 7-8B models; rounded up"
+        ),
+    ),
+    True: (
+        15,
+        (
+            "torch.compile from the persisted cache: vLLM docs design/torch_compile.md (artifacts reused from "
+            "VLLM_CACHE_ROOT/torch_compile_cache); Baseten measured 5-20 s with a persisted cache"
+        ),
+    ),
 }
 CUDA_GRAPH_SECONDS = 30
 """seed 004: warmup and CUDA graph capture take 10-30 s (upper end); never cached by vLLM."""
@@ -238,7 +248,9 @@ def provisioner(config: StackConfig, pool_name: str) -> str:
     return {"eks": "cluster-autoscaler", "gke": "gke"}.get(c.cloud, "existing")
 
 
-def needs_new_node(config: StackConfig, feasibility: dict[str, Any], pool_name: str, workload: str, min_count: int) -> bool:
+def needs_new_node(
+    config: StackConfig, feasibility: dict[str, Any], pool_name: str, workload: str, min_count: int
+) -> bool:
     """Whether the first scale-up pod needs a new node: the pool's floor (minNodes; the managed
     node group's desiredNodes under Karpenter, which does not shrink it) holds no more than the
     minimum needs, and the workload's last node is full. Other workloads' leftovers are not
@@ -290,9 +302,7 @@ def apply_cold_starts(
         weights = "objectStore" if store else ("sharedCache" if shared else "replicaCache")
         est = estimate(
             provisioner=provisioner(config, m.node_pool),
-            new_node=needs_new_node(
-                config, feasibility, m.node_pool, f"models/{m.name}", m.autoscaling.min_replicas
-            ),
+            new_node=needs_new_node(config, feasibility, m.node_pool, f"models/{m.name}", m.autoscaling.min_replicas),
             image=versions.VLLM_IMAGE,
             prepulled=cs.prepull_images,
             weights_gib=plan.capacity.weights_gib,

@@ -19,10 +19,10 @@ from .checks import StackChecker
 from .cluster import (
     ClusterConfig,
 )
-from .credentials import CredentialsConfig
-from .errors import ConfigError, Issue, issues_from_validation_error
 from .cold_start import ColdStartConfig, apply_cold_starts
 from .cold_start import warnings as cold_start_warnings
+from .credentials import CredentialsConfig
+from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
 from .model_store import ModelStoreConfig
 from .plan import StackPlan

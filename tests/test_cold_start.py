@@ -9,12 +9,10 @@ from __future__ import annotations
 import math
 
 import pytest
-
+from conftest import STACKS, render
 from llm_infra.components.render import manifests, summary
 from llm_infra.components.render.output import plan as plan_json
 from llm_infra.config import load_stack_config
-
-from conftest import STACKS, render
 from stackfiles import stack_values
 
 PHASES = ("nodeProvisioning", "imagePull", "weightLoad", "compile", "cudaGraphs", "readiness")
@@ -46,7 +44,9 @@ def test_plan_json_carries_the_breakdown_of_every_model(stack):
     text = summary(rec)
     assert "## Models: cold start" in text
     for name, m in models.items():
-        row = next(line for line in text.splitlines() if line.startswith(f"| {name} | {m['coldStart']['weightsSource']}"))
+        row = next(
+            line for line in text.splitlines() if line.startswith(f"| {name} | {m['coldStart']['weightsSource']}")
+        )
         assert f"| {m['coldStart']['totalSeconds']} |" in row
         assert f"| {m['coldStart']['startupProbeWindowSeconds']} |" in row
 

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-
+from conftest import PROJECT, render, resources_of_type
 from llm_infra.components.render import manifests, run_program
 from llm_infra.config import load_stack_config
-
-from conftest import PROJECT, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
 
 OIDC_PREFIX = "oidc.eks."
@@ -123,7 +121,10 @@ def test_prod_each_serving_account_reads_only_its_models_through_its_own_role(pr
     # besides the readers, only the fill Jobs' writer role touches the bucket
     (writer,) = set(granted) - seen
     trust, policy = granted[writer]
-    assert trust["Statement"][0]["Condition"]["StringLike"].popitem()[1] == "system:serviceaccount:llm-prod:model-store-fill"
+    assert (
+        trust["Statement"][0]["Condition"]["StringLike"].popitem()[1]
+        == "system:serviceaccount:llm-prod:model-store-fill"
+    )
     all_prefixes = sorted(set().union(*readers.values()))
     write = next(s for s in policy["Statement"] if s["Sid"] == "WriteModelWeights")
     assert write["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
@@ -135,7 +136,9 @@ def test_prod_vllm_and_ray_stream_from_s3(prod):
     readers = _readers("prod")
     plan = load_stack_config("prod", *stack_values("prod"))
     for m in plan.config.models:
-        (w,) = [o for o in manifests(prod) if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == m.name]
+        (w,) = [
+            o for o in manifests(prod) if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["name"] == m.name
+        ]
         c = next(c for c in w["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm")
         assert c["args"][0] == f"s3://{BUCKET}/models/{m.model}/{m.revision}"
         assert c["args"][c["args"].index("--load-format") + 1] == "runai_streamer"
@@ -200,7 +203,10 @@ def test_dev_readers_get_object_viewer_on_the_bucket_only_through_workload_ident
         if "model-" in i["serviceAccountId"]
     }
     assert wi == {
-        ("llm-dev-model-reader@llm-infra-dev.iam.gserviceaccount.com", "serviceAccount:llm-infra-dev.svc.id.goog[llm-dev/llama3-8b]"),
+        (
+            "llm-dev-model-reader@llm-infra-dev.iam.gserviceaccount.com",
+            "serviceAccount:llm-infra-dev.svc.id.goog[llm-dev/llama3-8b]",
+        ),
         (
             "llm-dev-model-writer@llm-infra-dev.iam.gserviceaccount.com",
             "serviceAccount:llm-infra-dev.svc.id.goog[llm-dev/model-store-fill]",
@@ -214,9 +220,16 @@ def test_dev_streams_from_gcs_and_reaches_the_metadata_server(dev):
     (sts,) = [o for o in manifests(dev) if o["kind"] == "StatefulSet"]
     tpl = sts["spec"]["template"]
     c = next(c for c in tpl["spec"]["containers"] if c["name"] == "vllm")
-    assert c["args"][0] == f"gs://{GCS_BUCKET}/models/NousResearch/Meta-Llama-3-8B-Instruct/53346005fb0ef11d3b6a83b12c895cca40156b6c"
+    assert (
+        c["args"][0]
+        == f"gs://{GCS_BUCKET}/models/NousResearch/Meta-Llama-3-8B-Instruct/53346005fb0ef11d3b6a83b12c895cca40156b6c"
+    )
     assert c["args"][c["args"].index("--load-format") + 1] == "runai_streamer"
-    (np,) = [o for o in manifests(dev) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-gke-metadata-server"]
+    (np,) = [
+        o
+        for o in manifests(dev)
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-gke-metadata-server"
+    ]
     sel = np["spec"]["podSelector"]["matchLabels"]
     assert sel.items() <= tpl["metadata"]["labels"].items()
     assert {(r["to"][0]["ipBlock"]["cidr"], r["ports"][0]["port"]) for r in np["spec"]["egress"]} == {
@@ -293,9 +306,7 @@ def test_store_needs_pinned_revisions():
 
 def test_store_rejects_existing_clusters_missing_bucket_and_duplicate_flags():
     _reject("onprem", lambda v, s: v.update(modelStore={"enabled": True}), "modelStore.enabled", "cloud existing")
-    _reject(
-        "prod", lambda v, s: v["modelStore"].update(create=False), "modelStore.bucket", "name the existing bucket"
-    )
+    _reject("prod", lambda v, s: v["modelStore"].update(create=False), "modelStore.bucket", "name the existing bucket")
     _reject(
         "prod",
         lambda v, s: v["models"][0].update(extraArgs=["--load-format=safetensors"]),

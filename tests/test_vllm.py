@@ -299,7 +299,8 @@ def test_server_args_come_from_typed_config(sv):
             if store.enabled
             else {"--download-dir": [HF_HUB_CACHE], "--load-format": None}
         )
-        expected = {**load,
+        expected = {
+            **load,
             "--served-model-name": [m.served_name],
             "--tensor-parallel-size": [str(plan.tensor_parallel_size)],
             "--max-model-len": [str(plan.max_model_len)],

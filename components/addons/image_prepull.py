@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
 from llm_infra.config import NodePoolFacts, versions
 

@@ -127,7 +127,8 @@ def _cold_start_table(models: dict[str, Any]) -> list[str]:
         "",
         "## Models: cold start (scale-up decision to serving, seconds)",
         "",
-        "| model | weights from | " + " | ".join(t for _, t in COLD_START_PHASES)
+        "| model | weights from | "
+        + " | ".join(t for _, t in COLD_START_PHASES)
         + " | total | replicas | scale-up | window | startup probe |",
         "|---|---|" + "---:|" * (len(COLD_START_PHASES) + 1) + "---|---|---:|---:|",
     ]
@@ -140,7 +141,9 @@ def _cold_start_table(models: dict[str, Any]) -> list[str]:
         else:
             trigger = f"{int(a.get('targetOngoingRequests', 0))} ongoing/replica (Ray Serve)"
         window = c.get("scaleUpWindowSeconds")
-        window_cell = "-" if window is None else f"{int(window)}" + (" **exceeded**" if c["exceedsScaleUpWindow"] else "")
+        window_cell = (
+            "-" if window is None else f"{int(window)}" + (" **exceeded**" if c["exceedsScaleUpWindow"] else "")
+        )
         lines.append(
             f"| {name} | {c['weightsSource']}{'' if c['compileCached'] else ', compile uncached'} | "
             + " | ".join(cells)
@@ -149,10 +152,12 @@ def _cold_start_table(models: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "_A new replica on a new node when its pool has no room at minimum replicas (node: 0 otherwise); rates and "
-        "their sources per phase in plan.json (outputs.models.<model>.coldStart.phases). Window: alerts.queueDepthFor, "
-        "the time a backlog on the warm replicas may last before the queue alert fires; startup probe: engine start "
-        "(weight load, uncached compile, CUDA graphs) x coldStart.startupMargin._",
+        (
+            "_A new replica on a new node when its pool has no room at minimum replicas (node: 0 otherwise); rates "
+            "and their sources per phase in plan.json (outputs.models.<model>.coldStart.phases). Window: "
+            "alerts.queueDepthFor, the time a backlog on the warm replicas may last before the queue alert fires; "
+            "startup probe: engine start (weight load, uncached compile, CUDA graphs) x coldStart.startupMargin._"
+        ),
     ]
     return lines
 

@@ -34,15 +34,13 @@ plan's warnings say so).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
@@ -397,7 +395,10 @@ def worker_group(
     if shared_cache and compile_cache:
         # vLLM's torch.compile cache on the shared volume, keyed by service and vLLM (Ray) version
         root = f"{CACHE_MOUNT}/compile/ray-{service.name}/{ray_version()}"
-        cache_env += [{"name": "VLLM_CACHE_ROOT", "value": root}, {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"}]
+        cache_env += [
+            {"name": "VLLM_CACHE_ROOT", "value": root},
+            {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"},
+        ]
     cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
     env = [*cache_env, *(store.env if store is not None else []), *token.get("env", [])]
     spec: dict[str, Any] = {
@@ -613,9 +614,7 @@ class RayLlmService(pulumi.ComponentResource):
                 loader_extra_config=extra,
                 env=ms.env(),
             )
-        spec = rayservice_spec(
-            svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache, store, ctx.compile_cache
-        )
+        spec = rayservice_spec(svc, args.plans, args.pool, ctx.hf_token_secret, shared_cache, store, ctx.compile_cache)
         self.cache_claim = None
         if shared_cache:
             claim_spec: dict[str, Any] = {
