@@ -29,7 +29,10 @@ into it (a no-op check once they are there) and vLLM (``download_dir``) and Ray 
 the same Hub cache, so a restarted or added worker loads weights instead of downloading them.
 The head runs no model replica (``num-gpus``/``num-cpus`` 0) and gets no cache. Without a
 shared class each worker downloads into its own container filesystem at every start (the
-plan's warnings say so).
+plan's warnings say so). With ``modelStore.enabled`` nothing downloads: every model's source is
+its pinned revision's ``s3://`` / ``gs://`` URI, streamed by vLLM's Run:ai loader
+(``engine_kwargs.load_format: runai_streamer``) under the workers' ServiceAccount (its own reader
+identity), and the shared volume keeps vLLM's compile caches.
 """
 
 from __future__ import annotations

@@ -21,6 +21,12 @@ What a model gets (all derived from its ``VllmModelConfig``, its ``ModelPlan`` a
     node replacement and scale-down/up (``whenScaled: Retain``); only a replica's first start
     downloads. ``podManagementPolicy: Parallel`` lets the autoscaler add replicas at once.
 
+* with ``modelStore.enabled`` no download: the model argument is the pinned revision's
+  ``s3://`` / ``gs://`` URI, loaded by the Run:ai streamer (``streamer_args``) under the model's
+  ServiceAccount, which alone holds that revision's read access (model_store.py); the cache
+  volume then keeps vLLM's compile caches (``coldStart.compileCache``, ``compile_cache_root``).
+* the startup probe's window: ``startupTimeoutSeconds``, or the plan's cold-start estimate of
+  the engine start x ``coldStart.startupMargin`` (config/cold_start.py).
 * a ClusterIP Service on 8000 (``http``), a PodDisruptionBudget, topology spread across
   nodes and zones when it can have more than one replica, and an optional Ingress (nginx,
   long timeouts, no buffering, for streamed tokens) or Gateway API HTTPRoute (plus a
