@@ -14,7 +14,6 @@ from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
 from .cluster import create_cluster
 from .cluster.base import AwsIrsa
 from .serving.context import ServingContext
-from .serving.model_store import ModelStore, ModelStoreArgs, Reader, StoredModel
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
@@ -69,6 +68,9 @@ class LlmPlatform(pulumi.ComponentResource):
         )
         store = None
         if cfg.model_store.enabled:
+            # imported here: the store's cloud SDKs (pulumi_aws / pulumi_gcp) load only when used
+            from .serving.model_store import ModelStore
+
             store = ModelStore(
                 f"{name}-model-store",
                 model_store_args(plan, serving_ns.hf_token_secret, self.cluster.aws_irsa),
@@ -122,8 +124,10 @@ class LlmPlatform(pulumi.ComponentResource):
         self.register_outputs({"namespace": cfg.namespace})
 
 
-def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: AwsIrsa | None) -> ModelStoreArgs:
-    """The stack's model store: bucket, readers (every serving ServiceAccount), fill Jobs."""
+def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: AwsIrsa | None):
+    """The stack's model store (``ModelStoreArgs``): bucket, readers (every serving ServiceAccount), fill Jobs."""
+    from .serving.model_store import ModelStoreArgs
+
     cfg = plan.config
     return ModelStoreArgs(
         config=cfg.model_store,
@@ -141,9 +145,11 @@ def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: Aws
     )
 
 
-def _store_readers(plan: StackPlan) -> list[Reader]:
+def _store_readers(plan: StackPlan) -> list:
     """Every serving ServiceAccount with the model revisions it reads (a vLLM model's own
     account; a RayService's workers' account for all of its models)."""
+    from .serving.model_store import Reader, StoredModel
+
     cfg = plan.config
     readers = [
         Reader(

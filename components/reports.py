@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_infra.config import StackPlan, k8s_support
+from llm_infra.config import StackPlan, cold_start, k8s_support
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
@@ -122,6 +122,8 @@ def plan_warnings(plan: StackPlan) -> list[str]:
         if found and found[0] == "warning":
             warnings.append(f"cluster.kubernetesVersion: {found[1]}")
     warnings += spot_warnings(plan)
+    # cold starts longer than the scale-up window (config/cold_start.py)
+    warnings += cold_start.warnings(plan.config, plan.models)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
             est = plan.models[m.name].cold_start

@@ -24,6 +24,10 @@ PINNED_REVISION = re.compile(r"^[0-9a-f]{40}$")
 """A Hugging Face commit id: branches and tags move, a commit does not, so one fill per revision
 stays valid for as long as the models point at it."""
 
+READER_LABEL = "llm-infra.io/model-store-reader"
+"""Pod label of everything that reads the store (serving pods, fill Jobs): the GKE metadata
+NetworkPolicy selects on it."""
+
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 """Bucket names both clouds accept (S3 "Bucket naming rules"; GCS "Bucket names": 3-63 characters
 of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit)."""

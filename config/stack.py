@@ -20,7 +20,6 @@ from .cluster import (
     ClusterConfig,
 )
 from .cold_start import ColdStartConfig, apply_cold_starts
-from .cold_start import warnings as cold_start_warnings
 from .credentials import CredentialsConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
@@ -152,5 +151,5 @@ def load_stack_config(
         ray_models=ray_models,
         secrets=checker.secrets,
         feasibility=feasibility.pools,
-        warnings=[*feasibility.warnings, *cold_start_warnings(config, models)],
+        warnings=feasibility.warnings,
     )

@@ -12,6 +12,7 @@ import pytest
 from conftest import STACKS, render
 from llm_infra.components.render import manifests, summary
 from llm_infra.components.render.output import plan as plan_json
+from llm_infra.components.reports import plan_warnings
 from llm_infra.config import load_stack_config
 from stackfiles import stack_values
 
@@ -102,12 +103,12 @@ def test_warning_when_the_cold_start_outlasts_the_scale_up_window():
     plan = _plan("prod")
     est = plan.models["llama31-8b"].cold_start
     assert est.scale_up_window_seconds == 120  # alerts.queueDepthFor default 2m
-    (warning,) = [w for w in plan.warnings if w.startswith("models/llama31-8b: an estimated")]
+    (warning,) = [w for w in plan_warnings(plan) if w.startswith("models/llama31-8b: an estimated")]
     assert f"{est.total_seconds}s cold start" in warning and "minReplicas 3" in warning
     # a longer tolerated backlog covers it: no warning
     relaxed = _plan("prod", lambda v: v.setdefault("alerts", {}).update(queueDepthFor="10m"))
     assert relaxed.models["llama31-8b"].cold_start.scale_up_window_seconds == 600
-    assert not [w for w in relaxed.warnings if w.startswith("models/llama31-8b: an estimated")]
+    assert not [w for w in plan_warnings(relaxed) if w.startswith("models/llama31-8b: an estimated")]
     # no headroom between the scale-up target and the backlog alert: the window is 0
     tight = _plan("prod", lambda v: v["models"][0]["autoscaling"].update(queueDepthTarget=10))
     assert tight.models["llama31-8b"].cold_start.scale_up_window_seconds == 0

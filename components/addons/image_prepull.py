@@ -69,6 +69,7 @@ def daemonset_spec(args: ImagePrepullArgs) -> dict:
         "template": {
             "metadata": {"labels": {**labels, **kube.MANAGED_BY}},
             "spec": {
+                "serviceAccountName": NAME,
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": kube.pod_security_context(run_as_non_root=True, uid=65535),
@@ -95,10 +96,14 @@ class ImagePrepull(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImagePrepullArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:addons:ImagePrepull", name, None, opts)
+        labels = kube.labels(NAME, NAME)
+        account = k8s.core.v1.ServiceAccount(
+            name, **kube.service_account(NAME, args.namespace, labels), opts=pulumi.ResourceOptions(parent=self)
+        )
         k8s.apps.v1.DaemonSet(
             name,
-            metadata=kube.metadata(NAME, args.namespace, kube.labels(NAME, NAME)),
+            metadata=kube.metadata(NAME, args.namespace, labels),
             spec=daemonset_spec(args),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
         )
         self.register_outputs({"images": list(args.images)})

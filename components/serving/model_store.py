@@ -40,15 +40,12 @@ from llm_infra.components import k8s as kube
 from llm_infra.components.cluster.base import AwsIrsa
 from llm_infra.components.cluster.irsa import irsa_role
 from llm_infra.config import versions
-from llm_infra.config.model_store import ModelStoreConfig, fill_job_name, model_uri, object_prefix
+from llm_infra.config.model_store import READER_LABEL, ModelStoreConfig, fill_job_name, model_uri, object_prefix
 
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 
 COMPONENT = "model-store"
 FILL_SERVICE_ACCOUNT = "model-store-fill"
-READER_LABEL = "llm-infra.io/model-store-reader"
-"""Pod label of everything that reads the store (serving pods, fill Jobs): the GKE metadata
-NetworkPolicy selects on it."""
 READ_ACTIONS = ("s3:GetObject",)
 LIST_ACTION = "s3:ListBucket"
 WRITE_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")

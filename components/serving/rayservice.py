@@ -47,12 +47,12 @@ import yaml
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
+from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from llm_infra.config.ray import RayModelConfig, RayServiceConfig
 from llm_infra.config.versions import RAY_LLM_IMAGE
 
 from . import ray_observability
 from .context import ServingContext
-from .model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
 from .vllm import CACHE_MOUNT, CACHE_VOLUME, DOWNLOAD_EXCLUDE, DOWNLOAD_RESOURCES, HF_HUB_CACHE

@@ -57,12 +57,12 @@ import pulumi_kubernetes as k8s
 from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan, versions
 from llm_infra.config.cold_start import PROBE_PERIOD_SECONDS
+from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from llm_infra.config.pods import host_resources
 from llm_infra.config.serving import VllmModelConfig
 
 from . import autoscaling, dashboards, gke_gateway, observability
 from .context import ServingContext
-from .model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 
 COMPONENT = "vllm"
