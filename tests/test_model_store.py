@@ -313,3 +313,35 @@ def test_store_rejects_existing_clusters_missing_bucket_and_duplicate_flags():
         "models[0].extraArgs",
         "set by modelStore",
     )
+
+
+def test_an_existing_bucket_is_used_not_created():
+    rec = run_program(
+        PROJECT, "prod", config_overrides={"modelStore": {"enabled": True, "create": False, "bucket": "shared-weights"}}
+    )
+    assert not resources_of_type(rec, "aws:s3/bucket:Bucket")
+    assert not resources_of_type(rec, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    policies = [
+        json.loads(i["policy"])
+        for _, i in _inputs(rec, "aws:iam/rolePolicy:RolePolicy")
+        if "shared-weights" in i["policy"]
+    ]
+    assert len(policies) == len(_readers("prod")) + 1  # one per serving account, one for the fill Jobs
+    (w,) = [o for o in manifests(rec) if o["kind"] == "Deployment" and o["metadata"]["name"] == "llama31-8b"]
+    assert w["spec"]["template"]["spec"]["containers"][0]["args"][0].startswith("s3://shared-weights/models/")
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_no_cloud_keys_anywhere_only_workload_identities(stack):
+    """IRSA / Workload Identity, never keys: no key variables or key files in any pod."""
+    rec = render(stack)
+    text = json.dumps(manifests(rec))
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "RUNAI_STREAMER_GCS_CREDENTIAL_FILE",
+    ):
+        assert key not in text, key
+    assert not resources_of_type(rec, "aws:iam/accessKey:AccessKey")
+    assert not resources_of_type(rec, "gcp:serviceaccount/key:Key")
