@@ -7,16 +7,17 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
-
 from llm_infra.config import StackPlan
-from llm_infra.config.canary_model import canary_name
+from llm_infra.config.canary_model import canary_name, serving_models
 
 from .addons import AddonsArgs, AddonsHandle, ClusterAddons
 from .cluster import ClusterHandle, create_cluster
 from .serving.canary import VllmCanary, VllmCanaryArgs
+from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
+from .cluster.base import AwsIrsa
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
-from .serving.rayservice import RayLlmService, RayLlmServiceArgs
+from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
 
 
@@ -85,8 +86,33 @@ class LlmPlatform(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
+        store = None
+        if cfg.model_store.enabled:
+            # imported here: the store's cloud SDKs (pulumi_aws / pulumi_gcp) load only when used
+            from .serving.model_store import ModelStore
+
+            store = ModelStore(
+                f"{name}-model-store",
+                model_store_args(plan, serving_ns.hf_token_secret, self.cluster.aws_irsa),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[serving_ns])),
+            )
+        if cfg.cold_start.prepull_images:
+            used = {m.node_pool for m in cfg.models} | {r.worker_pool for r in cfg.ray_services}
+            ImagePrepull(
+                f"{name}-image-prepull",
+                ImagePrepullArgs(namespace=cfg.namespace, pools=[plan.pools[p] for p in sorted(used)]),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[serving_ns, *self.cluster.gpu_capacity])
+                ),
+            )
         context = ServingContext.create(
-            serving_ns, self.addons, cluster=self.cluster, alerts=cfg.alerts, cloud=cfg.cluster.cloud
+            serving_ns,
+            self.addons,
+            cluster=self.cluster,
+            alerts=cfg.alerts,
+            cloud=cfg.cluster.cloud,
+            model_store=store,
+            compile_cache=cfg.cold_start.compile_cache,
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,
@@ -133,3 +159,51 @@ class LlmPlatform(pulumi.ComponentResource):
                 "prometheusUrl": self.prometheus_url,
             }
         )
+
+
+def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: AwsIrsa | None):
+    """The stack's model store (``ModelStoreArgs``): bucket, readers (every serving ServiceAccount), fill Jobs."""
+    from .serving.model_store import ModelStoreArgs
+
+    cfg = plan.config
+    return ModelStoreArgs(
+        config=cfg.model_store,
+        cloud=cfg.cluster.cloud,
+        bucket=cfg.model_store.bucket_name(cfg.cluster.name, plan.stack),
+        cluster_name=cfg.cluster.name,
+        namespace=cfg.namespace,
+        readers=_store_readers(plan),
+        protect=cfg.cluster.protect,
+        hf_token_secret=hf_token_secret,
+        network_policies=cfg.security.network_policy.enabled,
+        aws_irsa=aws_irsa,
+        gcp_project=cfg.cluster.gke.project if cfg.cluster.gke else None,
+        gcp_region=cfg.cluster.region,
+    )
+
+
+def _store_readers(plan: StackPlan) -> list:
+    """Every serving ServiceAccount with the model revisions it reads (a vLLM model's own
+    account; a RayService's workers' account for all of its models)."""
+    from .serving.model_store import Reader, StoredModel
+
+    cfg = plan.config
+    readers = [
+        Reader(
+            m.name,
+            (StoredModel(m.model, m.revision or "", plan.models[m.name].capacity.weights_gib, m.requires_hf_token),),
+        )
+        for _, m in serving_models(cfg.models)  # canaries included: they stream their own revision
+    ]
+    for svc in cfg.ray_services:
+        models = tuple(
+            StoredModel(
+                rm.model,
+                rm.revision or "",
+                plan.ray_models[f"{svc.name}/{rm.model_id}"].capacity.weights_gib,
+                rm.requires_hf_token,
+            )
+            for rm in svc.models
+        )
+        readers.append(Reader(worker_service_account(svc.name), models))
+    return readers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_infra.config import ModelPlan, StackPlan, k8s_support
+from llm_infra.config import ModelPlan, StackPlan, cold_start, k8s_support
 from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
@@ -16,7 +16,10 @@ from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:
     """The capacity and cost estimate per model (exported, and printed by the offline render)."""
-    return {key: model_capacity(m) for key, m in [*plan.models.items(), *plan.ray_models.items()]}
+    return {
+        key: {**model_capacity(m), "autoscaling": _autoscaling(plan, key)}
+        for key, m in [*plan.models.items(), *plan.ray_models.items()]
+    }
 
 
 def model_capacity(m: ModelPlan) -> dict[str, Any]:
@@ -46,6 +49,8 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
         "maxReplicas": m.max_replicas,
         "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
         "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
+        # scale-up decision to serving, phase by phase (config/cold_start.py)
+        "coldStart": None if m.cold_start is None else m.cold_start.report(),
     }
     if c.lora_slots:
         # GPU slots vLLM preallocates for adapters (--max-loras x --max-lora-rank), per GPU
@@ -55,6 +60,30 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
             "gibPerGpu": round(c.lora_gib, 3),
         }
     return report
+
+
+def _autoscaling(plan: StackPlan, key: str) -> dict[str, Any]:
+    """The settings the cold start is weighed against: replicas and the queue-depth target."""
+    for _, m in serving_models(plan.config.models):
+        if m.name == key:
+            a = m.autoscaling
+            return {
+                "minReplicas": a.min_replicas,
+                "maxReplicas": a.max_replicas,
+                "queueDepthTarget": a.queue_depth_target,
+                "scaleUpPods": a.scale_up_pods,
+                "scaleUpPeriodSeconds": a.scale_up_period_seconds,
+            }
+    svc, _, model_id = key.partition("/")
+    r = next(r for r in plan.config.ray_services if r.name == svc)
+    rm = next(m for m in r.models if m.model_id == model_id)
+    return {
+        "minReplicas": rm.min_replicas,
+        "maxReplicas": rm.max_replicas,
+        "targetOngoingRequests": rm.target_ongoing_requests,
+        "minWorkers": r.min_workers,
+        "maxWorkers": r.max_workers,
+    }
 
 
 def node_pool_report(plan: StackPlan) -> dict[str, Any]:
@@ -107,11 +136,14 @@ def plan_warnings(plan: StackPlan) -> list[str]:
         if found and found[0] == "warning":
             warnings.append(f"cluster.kubernetesVersion: {found[1]}")
     warnings += spot_warnings(plan)
+    # cold starts longer than the scale-up window (config/cold_start.py)
+    warnings += cold_start.warnings(plan.config, plan.models)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
+            est = plan.models[m.name].cold_start
             warnings.append(
                 f"models/{m.name}: scales to zero; the first request after idle waits for a cold start "
-                f"(image pull, weight load, CUDA graphs: minutes, up to {m.startup_timeout_seconds}s allowed)"
+                f"(image pull, weight load, CUDA graphs: about {est.total_seconds if est else '?'}s estimated)"
             )
     for svc in plan.config.ray_services:
         if not svc.cache.shared(plan.config.cluster.has_rwx_storage):

@@ -10,6 +10,7 @@ from .capacity import CapacityEstimate
 from .facts import NodePoolFacts
 
 if TYPE_CHECKING:
+    from .cold_start import ColdStartEstimate
     from .stack import StackConfig
 
 
@@ -43,6 +44,8 @@ class ModelPlan:
     hourly_cost_max: float | None
     quantization: str | None = None  # what vLLM loads with: --quantization or the checkpoint's own
     rollout: RolloutPlan = RolloutPlan()
+    cold_start: ColdStartEstimate | None = None
+    """Scale-up to serving, phase by phase (config/cold_start.py); sizes the startup probe."""
 
 
 @dataclass(frozen=True)

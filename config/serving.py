@@ -334,8 +334,12 @@ class VllmModelConfig(ModelSource):
         120, ge=120, le=600, description="lets in-flight generations finish; 600 for long streams"
     )
     pre_stop_sleep_seconds: int = Field(15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM")
-    startup_timeout_seconds: int = Field(
-        900, ge=600, le=3600, description="cold start window; seed 002 measured 6.3 min for 8B"
+    startup_timeout_seconds: int | None = Field(
+        None,
+        ge=300,
+        le=3600,
+        description="startup probe window; default: the plan's cold-start estimate of the engine start x "
+        "coldStart.startupMargin (config/cold_start.py)",
     )
     cache: CacheConfig = CacheConfig()
     ingress: IngressConfig | None = None

@@ -19,9 +19,11 @@ from .checks import StackChecker
 from .cluster import (
     ClusterConfig,
 )
+from .cold_start import ColdStartConfig, apply_cold_starts
 from .credentials import CredentialsConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
+from .model_store import ModelStoreConfig
 from .plan import StackPlan
 from .ray import RayServiceConfig
 from .security import SecurityConfig
@@ -111,6 +113,8 @@ class StackConfig(ConfigModel):
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
     credentials: CredentialsConfig = CredentialsConfig()
+    model_store: ModelStoreConfig = ModelStoreConfig()
+    cold_start: ColdStartConfig = ColdStartConfig()
 
 
 def load_stack_config(
@@ -143,12 +147,15 @@ def load_stack_config(
     issues += [i for i in feasibility.issues if i.path not in reported]
     if issues:
         raise ConfigError(stack, sorted(set(issues), key=issues.index))
+    models, ray_models = apply_cold_starts(
+        config, apply_rollouts(checker.model_plans, feasibility.rollouts), checker.ray_plans, feasibility.pools
+    )
     return StackPlan(
         stack=stack,
         config=config,
         pools=checker.pools,
-        models=apply_rollouts(checker.model_plans, feasibility.rollouts),
-        ray_models=checker.ray_plans,
+        models=models,
+        ray_models=ray_models,
         secrets=checker.secrets,
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,

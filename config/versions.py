@@ -94,3 +94,7 @@ ALL_CHARTS = (
     EXTERNAL_SECRETS,
 )
 ALL_IMAGES = (*VLLM_IMAGES, RAY_LLM_IMAGE)
+"""The serving images (pre-pulled on GPU nodes: components/addons/image_prepull.py)."""
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+"""Keeps the image pre-pull pods alive (the sandbox image of Kubernetes 1.31+ kubeadm/containerd)."""

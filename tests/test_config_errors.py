@@ -135,7 +135,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
         "dev",
         lambda v, s: v["models"][0].update(startupTimeoutSeconds=120),
         "models[0].startupTimeoutSeconds",
-        "greater than or equal to 600",
+        "greater than or equal to 300",
     ),
     (
         "managed-flag-in-extra-args",

@@ -188,7 +188,12 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
 
 
 def test_prod_ray_workers_read_weights_from_the_shared_cache():
-    rec = _prod()
+    # the shared Hub cache path (prod itself streams from the model store: test_model_store.py)
+    from conftest import PROJECT
+
+    from llm_infra.components.render import run_program
+
+    rec = run_program(PROJECT, "prod", config_overrides={"modelStore": {"enabled": False}})
     rs, head, worker = _groups(rec, "ray-llm")
     assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "ray-llm-model-cache"}} in worker["volumes"]
     (container,) = worker["containers"]
@@ -204,15 +209,18 @@ def test_prod_ray_workers_read_weights_from_the_shared_cache():
     assert init["command"][3:] == [
         "/model-cache/hub",
         "original/*",
-        "mistralai/Mistral-7B-Instruct-v0.3",
-        "Qwen/Qwen2.5-7B-Instruct",
+        # pinned revisions of Pulumi.prod.yaml (repo@revision)
+        "mistralai/Mistral-7B-Instruct-v0.3@c170c708c41dac9275d15a8fff4eca08d52bab71",
+        "Qwen/Qwen2.5-7B-Instruct@a09a35458c702b33eeacc393d103063234e8bc28",
     ]
     assert {"name": "model-cache", "mountPath": "/model-cache"} in init["volumeMounts"]
     # vLLM reads the same Hub layout the init container filled ($HF_HOME/hub)
     serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
     configs = serve["applications"][0]["args"]["llm_configs"]
     assert [c["engine_kwargs"]["download_dir"] for c in configs] == ["/model-cache/hub", "/model-cache/hub"]
-    assert [c["model_loading_config"]["model_source"] for c in configs] == init["command"][5:]
+    assert [c["model_loading_config"]["model_source"] for c in configs] == [
+        m.split("@")[0] for m in init["command"][5:]
+    ]
     # the head runs no replica (num-gpus 0) and loads no weights
     assert all(v["name"] != "model-cache" for v in head.get("volumes", []))
     assert "HF_HOME" not in _env(head["containers"][0])

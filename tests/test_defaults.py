@@ -66,6 +66,7 @@ MINIMAL_STACK: dict[str, Any] = {
     "alerts": None,
     "security": None,
     "credentials": None,
+    "modelStore": None,
     # credentials as Pulumi secrets (the default source); the base stack takes them from Secret Manager
     "grafanaAdminPassword": {"secure": "minimal-grafana-password"},
 }
@@ -169,8 +170,10 @@ DEFAULTS = [
     Default(
         "startup probe window",
         lambda m: {k: m.vllm()["startupProbe"][k] for k in ("periodSeconds", "failureThreshold")},
-        {"periodSeconds": 10, "failureThreshold": 90},
-        "900 s startup window: seed 002 measured 6.3 min to /health for an 8B model (it used 60 x 10 s)",
+        {"periodSeconds": 10, "failureThreshold": 32},
+        "derived from the cold-start estimate (config/cold_start.py): engine start = weight load from the "
+        "replica's cache 14.19 GiB / 0.25 GiB/s (seed 000) = 57 s + uncached torch.compile 60 s (vLLM logs) + "
+        "CUDA graphs 30 s (seed 004) + one 10 s probe period = 157 s; x startupMargin 2 = 314 s -> 320 s = 32 x 10 s",
     ),
     Default(
         "startup probe path",

@@ -375,7 +375,12 @@ def test_gke_service_account_may_access_only_the_named_secrets(stack):
     # nothing project-wide: the nodes' two roles only (tests/test_clusters.py)
     project_roles = {r.inputs["role"] for r in resources_of_type(rec, "gcp:projects/iAMMember:IAMMember")}
     assert "roles/secretmanager.secretAccessor" not in project_roles
-    (wi,) = resources_of_type(rec, "gcp:serviceaccount/iAMMember:IAMMember")
+    # ESO's binding (the model store's own readers/writer are in tests/test_model_store.py)
+    (wi,) = [
+        r
+        for r in resources_of_type(rec, "gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["serviceAccountId"].endswith("/llm-dev-eso@llm-infra-dev.iam.gserviceaccount.com")
+    ]
     assert wi.inputs == {
         "serviceAccountId": "projects/llm-infra-dev/serviceAccounts/llm-dev-eso@llm-infra-dev.iam.gserviceaccount.com",
         "role": "roles/iam.workloadIdentityUser",

@@ -271,7 +271,17 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
         assert [c["model_loading_config"]["model_id"] for c in configs] == [m.model_id for m in svc.models]
         for model, llm in zip(svc.models, configs, strict=True):
             plan = rendered.plan.ray_models[f"{svc.name}/{model.model_id}"]
-            assert llm["model_loading_config"] == {"model_id": model.model_id, "model_source": model.model}
+            store = rendered.plan.config.model_store
+            # with the model store the source is the revision's S3/GCS URI (literal layout:
+            # <scheme>://<cluster>-models-<stack>/models/<org>/<name>/<revision>)
+            scheme = {"eks": "s3", "gke": "gs"}.get(rendered.plan.config.cluster.cloud)
+            source = (
+                f"{scheme}://{rendered.plan.config.cluster.name}-models-{rendered.plan.stack}/models/"
+                f"{model.model}/{model.revision}"
+                if store.enabled
+                else model.model
+            )
+            assert llm["model_loading_config"] == {"model_id": model.model_id, "model_source": source}
             assert llm["accelerator_type"] == (svc.accelerator_type or EXPECTED_ACCELERATOR[pool.gpu_model])
             assert llm["accelerator_type"] in RAY_NVIDIA_ACCELERATOR_TYPES
             expected_engine = {
@@ -284,11 +294,14 @@ def test_serve_config_matches_the_config_for_every_model(rendered):
             }
             if model.quantization:
                 expected_engine["quantization"] = model.quantization
-            if model.revision:
+            if model.revision and not store.enabled:
                 expected_engine["revision"] = model.revision
             if model.max_num_seqs:
                 expected_engine["max_num_seqs"] = model.max_num_seqs
-            if rendered.case.id == "prod":  # shared cache on EFS (cluster.eks.efsModelCache: true)
+            if store.enabled:  # Run:ai streamer (vLLM --load-format runai_streamer)
+                expected_engine["load_format"] = "runai_streamer"
+                expected_engine["model_loader_extra_config"] = {"concurrency": store.concurrency}
+            elif rendered.case.id == "prod":  # shared cache on EFS (cluster.eks.efsModelCache: true)
                 expected_engine["download_dir"] = "/model-cache/hub"
             raw = _raw_model(rendered.case, svc.name, model.model_id)
             if "lora" in raw:

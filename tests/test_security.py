@@ -52,6 +52,9 @@ HERE = Path(__file__).resolve().parent
 EXCEPTIONS_FILE = HERE / "checkov_exceptions.yaml"
 URN_SNAPSHOT = HERE / "prod_urns.txt"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+SUPPORT_KINDS = {"DaemonSet": "prepull", "Job": "fill"}
+"""Pods beside the models in the serving namespace: the image pre-pull DaemonSet and the model
+store's fill Jobs (same hardening, own accounts)."""
 KUBERAY_POD_PREFIX = "kuberay-"
 
 
@@ -132,7 +135,7 @@ def pods_of(rec: Recording) -> list[PodUnderTest]:
     out = []
     for obj in objects(rec):
         meta = obj["metadata"]
-        if obj["kind"] in WORKLOAD_KINDS:
+        if obj["kind"] in WORKLOAD_KINDS or obj["kind"] in SUPPORT_KINDS:
             tpl = obj["spec"]["template"]
             out.append(
                 PodUnderTest(
@@ -141,7 +144,7 @@ def pods_of(rec: Recording) -> list[PodUnderTest]:
                     meta["namespace"],
                     tpl["metadata"]["labels"],
                     tpl["spec"],
-                    "vllm",
+                    SUPPORT_KINDS.get(obj["kind"], "vllm"),
                 )
             )
         elif obj["kind"] == "RayService":
@@ -212,7 +215,7 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
     return bad
 
 
-PINNED_IMAGES = set(versions.ALL_IMAGES)
+PINNED_IMAGES = {*versions.ALL_IMAGES, versions.PAUSE_IMAGE}
 
 
 def test_every_stack_declares_pods_to_check(stack, recording):
@@ -263,7 +266,8 @@ def test_pods_run_under_their_own_service_accounts(stack, recording):
     for svc in cfg.ray_services:
         assert (cfg.namespace, worker_service_account(svc.name)) in accounts
     canaries = [m for m in cfg.models if m.canary is not None]
-    assert len(accounts) == len(cfg.models) + len(canaries) + len(cfg.ray_services), "no account nobody uses"
+    support = int(cfg.model_store.enabled) + int(cfg.cold_start.prepull_images)  # fill Jobs, pre-pull DaemonSet
+    assert len(accounts) == len(cfg.models) + len(canaries) + len(cfg.ray_services) + support, "no account nobody uses"
 
 
 def _env(c: dict[str, Any]) -> dict[str, str]:
@@ -312,6 +316,10 @@ def test_hugging_face_token_is_a_read_only_file(stack, recording):
     for pod in pods_of(recording):
         volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
         token_volumes = [v for v in volumes.values() if "secret" in v]
+        if pod.role == "prepull" or (pod.role == "fill" and not token_volumes):
+            # no Hub access (pre-pull), or an ungated model's fill: no token at all
+            assert not token_volumes, pod.id
+            continue
         if secret is None:
             assert not token_volumes, pod.id
             continue
@@ -464,6 +472,7 @@ def allowed(
 
 PUBLIC_IP = "203.0.113.7"
 METADATA_IP = "169.254.169.254"
+STORE_READER = "llm-infra.io/model-store-reader"
 API_SERVER_IP = "10.100.0.1"
 NODE_LOCAL_DNS_IP = NODE_LOCAL_DNS.split("/")[0]
 
@@ -503,13 +512,13 @@ def test_network_policies_isolate_every_model_pod(stack, recording):
         assert ingress(pod, pod_peer(ns, any="pod"), 45678), where
         assert egress(pod, pod_peer(ns), 45678), where
         # Prometheus scrapes the metrics ports
-        metrics = {"vllm": [8000], "ray-head": [8080, 44217, 44227], "ray-worker": [8080]}[pod.role]
+        metrics = {"vllm": [8000], "ray-head": [8080, 44217, 44227], "ray-worker": [8080]}.get(pod.role, [])
         for port in metrics:
             assert ingress(pod, pod_peer(monitoring), port) if monitoring else True, (where, port)
         if monitoring:
             assert not ingress(pod, pod_peer(monitoring), 6379), where
         # KubeRay reaches the Ray dashboard and Serve ports, nothing of the vLLM pods
-        if pod.role == "vllm":
+        if pod.role in ("vllm", *SUPPORT_KINDS.values()):
             assert not ingress(pod, pod_peer(KUBERAY_NAMESPACE), 8265), where
         else:
             assert ingress(pod, pod_peer(KUBERAY_NAMESPACE), 8000), where
@@ -521,7 +530,12 @@ def test_network_policies_isolate_every_model_pod(stack, recording):
         assert not egress(pod, Peer(ip="8.8.8.8"), 53, "UDP"), "no resolver outside the cluster"
         assert egress(pod, Peer(ip=PUBLIC_IP), 443), "Hugging Face downloads"
         assert not egress(pod, Peer(ip=PUBLIC_IP), 80), where
-        assert not egress(pod, Peer(ip=METADATA_IP), 80), "the cloud metadata endpoint stays closed"
+        if cfg.cluster.cloud == "gke" and cfg.model_store.enabled and pod.labels.get(STORE_READER) == "true":
+            # Workload Identity: model-store readers reach the GKE metadata server, which answers
+            # with their own Kubernetes ServiceAccount's Google identity, never the node's
+            assert egress(pod, Peer(ip=METADATA_IP), 80), where
+        else:
+            assert not egress(pod, Peer(ip=METADATA_IP), 80), "the cloud metadata endpoint stays closed"
         assert not egress(pod, pod_peer("other", app="db"), 5432), where
         # the API server: only the Ray head (its autoscaler), also on kubeadm's 6443
         assert egress(pod, Peer(ip=API_SERVER_IP), 6443) is (pod.role == "ray-head"), where
@@ -533,7 +547,7 @@ def test_gateway_namespace_of_an_http_route_reaches_only_that_model():
 
     rec = variant("dev-httproute", "dev", route)
     cfg, policies, pods = _net(rec, "dev")
-    (pod,) = pods
+    (pod,) = [p for p in pods if p.role == "vllm"]
     model = cfg.models[0].name
     assert allowed(policies, cfg.namespace, pod.labels, "Ingress", pod_peer("gateways"), 8000)
     assert not allowed(policies, cfg.namespace, pod.labels, "Ingress", pod_peer("gateways"), 8080)

@@ -15,6 +15,8 @@ the objects under test.
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import dataclasses
 import copy
@@ -124,7 +126,28 @@ def handle_from_config(plan: StackPlan, owners: dict[str, pulumi.Resource]) -> A
     return AddonsHandle(monitoring=monitoring, autoscaler=autoscaler, crd_owners=crd_owners, gpu_ready=[owners["gpu"]])
 
 
-def context_for(plan: StackPlan, handle: AddonsHandle) -> ServingContext:
+def harness_store(plan: StackPlan):
+    """The stack's ModelStore as the platform builds it (mock IRSA facts on EKS), or None."""
+    if not plan.config.model_store.enabled:
+        return None
+    from llm_infra.components.cluster.base import AwsIrsa
+    from llm_infra.components.platform import model_store_args
+    from llm_infra.components.serving.model_store import ModelStore
+
+    irsa = None
+    if plan.config.cluster.cloud == "eks":
+        irsa = AwsIrsa(
+            oidc_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/TEST",
+            oidc_url="https://oidc.eks.us-east-1.amazonaws.com/id/TEST",
+            partition="aws",
+            region=plan.config.cluster.region or "us-east-1",
+            account_id="123456789012",
+        )
+    token = "hf-token" if plan.has_credential("hfToken") else None
+    return ModelStore("store", model_store_args(plan, token, irsa))
+
+
+def context_for(plan: StackPlan, handle: AddonsHandle, store=None) -> ServingContext:
     c = plan.config.cluster
     rwx = None
     if (c.eks and c.eks.efs_model_cache) or (c.gke and c.gke.filestore_model_cache):
@@ -139,6 +162,8 @@ def context_for(plan: StackPlan, handle: AddonsHandle) -> ServingContext:
         hf_token_secret="hf-token" if "hfToken" in plan.secrets else None,
         storage_class=(c.existing.storage_class if c.existing else "block-rwo"),
         rwx_storage_class=rwx,
+        model_store=store,
+        compile_cache=plan.config.cold_start.compile_cache,
     )
 
 
@@ -164,7 +189,7 @@ def serve(
         handle = handle_from_config(plan, owners)
         if adjust_handle:
             handle = adjust_handle(handle)
-        ctx = context_for(plan, handle)
+        ctx = context_for(plan, handle, harness_store(plan))
         holder["context"] = ctx
         holder["owners"] = owners
         for m in plan.config.models:
@@ -276,9 +301,24 @@ def test_server_args_come_from_typed_config(sv):
         assert c["image"] == versions.VLLM_IMAGE
         assert c["command"] == ["vllm", "serve"]
         args = c["args"]
-        assert args[0] == m.model
+        store = sv.plan.config.model_store
+        scheme = {"eks": "s3", "gke": "gs"}.get(sv.plan.config.cluster.cloud)
+        bucket = f"{sv.plan.config.cluster.name}-models-{sv.plan.stack}"
+        # with the model store: the revision's URI, loaded by the Run:ai streamer (vLLM
+        # runai_streamer_loader.py: concurrency from --model-loader-extra-config)
+        assert args[0] == (f"{scheme}://{bucket}/models/{m.model}/{m.revision}" if store.enabled else m.model)
         f = flags(args[1:])
+        load = (
+            {
+                "--load-format": ["runai_streamer"],
+                "--model-loader-extra-config": [json.dumps({"concurrency": store.concurrency})],
+                "--download-dir": None,
+            }
+            if store.enabled
+            else {"--download-dir": [HF_HUB_CACHE], "--load-format": None}
+        )
         expected = {
+            **load,
             "--served-model-name": [m.served_name],
             "--tensor-parallel-size": [str(plan.tensor_parallel_size)],
             "--max-model-len": [str(plan.max_model_len)],
@@ -286,7 +326,6 @@ def test_server_args_come_from_typed_config(sv):
             "--dtype": [m.dtype],
             "--kv-cache-dtype": [m.kv_cache_dtype],
             "--port": ["8000"],
-            "--download-dir": [HF_HUB_CACHE],
         }
         for flag, value in expected.items():
             assert f.get(flag) == value, (m.name, flag, f.get(flag))
@@ -299,7 +338,7 @@ def test_server_args_come_from_typed_config(sv):
             ("--max-num-seqs", m.max_num_seqs),
             ("--max-num-batched-tokens", m.max_num_batched_tokens),
             ("--quantization", m.quantization),
-            ("--revision", m.revision),
+            ("--revision", None if store.enabled else m.revision),
         ):
             assert f.get(flag) == (None if value is None else [str(value)]), (m.name, flag)
         # every managed flag at most once; extra args appended verbatim
@@ -348,7 +387,7 @@ def test_resource_overrides_replace_the_derived_sizes():
 
 
 def test_probes_cover_the_cold_start_and_shutdown_drains(sv):
-    for m, _ in models(sv):
+    for m, plan in models(sv):
         w = sv.get(workload_kind(m), m.name)
         c, pod = container(w), pod_spec(w)
         port = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -357,8 +396,18 @@ def test_probes_cover_the_cold_start_and_shutdown_drains(sv):
             assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
         s = c["startupProbe"]
         window = s["failureThreshold"] * s["periodSeconds"]
-        assert window >= m.startup_timeout_seconds >= 600
-        assert window < m.startup_timeout_seconds + s["periodSeconds"]
+        est = plan.cold_start
+        if m.startup_timeout_seconds is not None:
+            assert m.startup_timeout_seconds <= window < m.startup_timeout_seconds + s["periodSeconds"]
+        else:
+            # derived from the cold-start estimate: the engine start (weight load, uncached compile,
+            # CUDA graphs, one probe period) x coldStart.startupMargin, at least 300 s
+            margin = sv.plan.config.cold_start.startup_margin
+            load = next(p.seconds for p in est.phases if p.name == "weightLoad")
+            engine = load + 60 + 30 + s["periodSeconds"]
+            assert est.engine_start_seconds == engine
+            assert window >= max(300, engine * margin)
+            assert window < max(300, engine * margin) + s["periodSeconds"]
         assert pod["terminationGracePeriodSeconds"] == m.termination_grace_period_seconds
         assert 120 <= pod["terminationGracePeriodSeconds"] <= 600
         assert c["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", str(m.pre_stop_sleep_seconds)]}}
@@ -398,7 +447,7 @@ def test_scheduling_follows_the_pool_facts(sv):
 def test_hugging_face_token_only_through_a_secret_reference(sv):
     for m, _ in models(sv):
         w = sv.get(workload_kind(m), m.name)
-        for c in [*pod_spec(w)["initContainers"], *pod_spec(w)["containers"]]:
+        for c in [*pod_spec(w).get("initContainers", []), *pod_spec(w)["containers"]]:
             env = {e["name"]: e for e in c.get("env", [])}
             assert "HF_TOKEN" not in env, "the token is a file (HF_TOKEN_PATH), never an env value"
             if sv.context.hf_token_secret:
@@ -442,6 +491,18 @@ def test_model_cache_and_pre_download(sv):
             assert w["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
             assert "app.kubernetes.io/version" not in tpl["metadata"]["labels"], "volumeClaimTemplates are immutable"
         assert spec["resources"]["requests"]["storage"] == f"{size}Gi"
+        if sv.plan.config.model_store.enabled:
+            # weights stream from the store: nothing downloads into the cache, which keeps the
+            # compile caches (VLLM_CACHE_ROOT keyed by model, revision and vLLM version); only
+            # LoRA adapters (from the Hub) download into it
+            adapters = [] if m.lora is None else m.lora.adapters
+            inits = [c["name"] for c in pod_spec(w).get("initContainers", [])]
+            assert inits == [f"lora-download-{i}" for i in range(len(adapters))], inits
+            env = {e["name"]: e.get("value") for e in container(w)["env"]}
+            version = versions.VLLM_IMAGE.rsplit(":", 1)[1]
+            root = f"/model-cache/compile/{m.model.replace('/', '--')}/{m.revision}/{version}"
+            assert env["VLLM_CACHE_ROOT"] == root and env["TRITON_CACHE_DIR"] == f"{root}/triton"
+            continue
         init = pod_spec(w)["initContainers"][0]
         assert init["name"] == "model-download"
         assert init["image"] == versions.VLLM_IMAGE
@@ -796,7 +857,7 @@ def test_restricted_pod_security_runs_as_non_root():
     m = sv.plan.config.models[0]
     w = sv.get(workload_kind(m), m.name)
     assert pod_spec(w)["securityContext"]["runAsNonRoot"] is True
-    for c in [*pod_spec(w)["initContainers"], *pod_spec(w)["containers"]]:
+    for c in [*pod_spec(w).get("initContainers", []), *pod_spec(w)["containers"]]:
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
 

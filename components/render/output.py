@@ -114,6 +114,61 @@ def _budget_table(models: dict[str, Any]) -> list[str]:
     return lines
 
 
+COLD_START_PHASES = (
+    ("nodeProvisioning", "node"),
+    ("imagePull", "image pull"),
+    ("weightDownload", "weight download"),
+    ("weightLoad", "weight load"),
+    ("compile", "compile"),
+    ("cudaGraphs", "CUDA graphs"),
+    ("readiness", "readiness"),
+)
+
+
+def _cold_start_table(models: dict[str, Any]) -> list[str]:
+    """Scale-up decision to serving per model, next to the autoscaling settings it is weighed against."""
+    rows = {name: m for name, m in models.items() if m.get("coldStart")}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Models: cold start (scale-up decision to serving, seconds)",
+        "",
+        "| model | weights from | "
+        + " | ".join(t for _, t in COLD_START_PHASES)
+        + " | total | replicas | scale-up | window | startup probe |",
+        "|---|---|" + "---:|" * (len(COLD_START_PHASES) + 1) + "---|---|---:|---:|",
+    ]
+    for name, m in rows.items():
+        c, a = m["coldStart"], m.get("autoscaling") or {}
+        phases = c["phases"]
+        cells = [str(int(phases[k]["seconds"])) if k in phases else "-" for k, _ in COLD_START_PHASES]
+        if "queueDepthTarget" in a:
+            trigger = f"queue > {a['queueDepthTarget']:g}/replica, +{int(a['scaleUpPods'])} per {int(a['scaleUpPeriodSeconds'])}s"
+        else:
+            trigger = f"{int(a.get('targetOngoingRequests', 0))} ongoing/replica (Ray Serve)"
+        window = c.get("scaleUpWindowSeconds")
+        window_cell = (
+            "-" if window is None else f"{int(window)}" + (" **exceeded**" if c["exceedsScaleUpWindow"] else "")
+        )
+        lines.append(
+            f"| {name} | {c['weightsSource']}{'' if c['compileCached'] else ', compile uncached'} | "
+            + " | ".join(cells)
+            + f" | {int(c['totalSeconds'])} | {int(a.get('minReplicas', 0))}..{int(a.get('maxReplicas', 0))} "
+            f"| {trigger} | {window_cell} | {int(c['startupProbeWindowSeconds'])} |"
+        )
+    lines += [
+        "",
+        (
+            "_A new replica on a new node when its pool has no room at minimum replicas (node: 0 otherwise); rates "
+            "and their sources per phase in plan.json (outputs.models.<model>.coldStart.phases). Window: "
+            "alerts.queueDepthFor, the time a backlog on the warm replicas may last before the queue alert fires; "
+            "startup probe: engine start (weight load, uncached compile, CUDA graphs) x coldStart.startupMargin._"
+        ),
+    ]
+    return lines
+
+
 SCENARIOS = (
     ("min", "min replicas"),
     ("max", "max replicas"),
@@ -230,6 +285,7 @@ def summary(recording: Recording) -> str:
                 "`cluster.nodePools[].gpu.hourlyUsd` (cost per node-hour)._"
             )
         lines += _budget_table(models)
+        lines += _cold_start_table(models)
     endpoints = dict(
         sorted((recording.outputs.get("endpoints") or {}).items())
     )  # map order from the engine is not stable

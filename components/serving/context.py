@@ -8,7 +8,7 @@ and by programs that compose the components themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from llm_infra.components.addons.handles import AddonsHandle
@@ -44,6 +44,11 @@ class ServingContext:
     """``cluster.cloud``: on GKE a model's httpRoute goes through a GKE Gateway (gke_gateway.py)."""
     protect: bool = False
     """``cluster.protect``: model caches outlive ``pulumi destroy``, renames and replacements."""
+    model_store: Any = None
+    """The stack's ``ModelStore`` (components/serving/model_store.py) when ``modelStore.enabled``:
+    models stream from it instead of downloading into their cache."""
+    compile_cache: bool = False
+    """``coldStart.compileCache``: vLLM's compile caches on the model cache volume."""
 
     @classmethod
     def create(
@@ -56,6 +61,8 @@ class ServingContext:
         cloud: str = "existing",
         storage_class: str | None = None,
         rwx_storage_class: str | None = None,
+        model_store: Any = None,
+        compile_cache: bool = False,
     ) -> ServingContext:
         """The context of models in ``namespace``: its name, security settings, token Secret and
         protection; StorageClasses from ``cluster`` (or given, without a cluster component)."""
@@ -69,4 +76,6 @@ class ServingContext:
             rwx_storage_class=cluster.rwx_storage_class if cluster is not None else rwx_storage_class,
             cloud=cloud,
             protect=namespace.args.protect,
+            model_store=model_store,
+            compile_cache=compile_cache,
         )

@@ -29,24 +29,26 @@ into it (a no-op check once they are there) and vLLM (``download_dir``) and Ray 
 the same Hub cache, so a restarted or added worker loads weights instead of downloading them.
 The head runs no model replica (``num-gpus``/``num-cpus`` 0) and gets no cache. Without a
 shared class each worker downloads into its own container filesystem at every start (the
-plan's warnings say so).
+plan's warnings say so). With ``modelStore.enabled`` nothing downloads: every model's source is
+its pinned revision's ``s3://`` / ``gs://`` URI, streamed by vLLM's Run:ai loader
+(``engine_kwargs.load_format: runai_streamer``) under the workers' ServiceAccount (its own reader
+identity), and the shared volume keeps vLLM's compile caches.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import math
-
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
+from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from llm_infra.config.ray import RayModelConfig, RayServiceConfig
 from llm_infra.config.versions import RAY_LLM_IMAGE
 
@@ -166,7 +168,20 @@ def pod_labels(name: str, component: str) -> dict[str, str]:
 
 
 # -- serveConfigV2 -------------------------------------------------------------------------
-def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoreSource:
+    """Where a RayService's models stream from when the model store is on."""
+
+    uris: dict[str, str]
+    """model_id -> ``s3://`` / ``gs://`` URI of its pinned revision."""
+    loader_extra_config: dict[str, int]
+    """``model_loader_extra_config`` of the Run:ai streamer (concurrency, memory_limit)."""
+    env: list[dict[str, str]]
+
+
+def engine_kwargs(
+    model: RayModelConfig, plan: ModelPlan, shared_cache: bool = False, store: StoreSource | None = None
+) -> dict[str, Any]:
     """vLLM engine arguments; tensor parallelism also sizes Ray Serve's placement group. With
     the shared cache vLLM reads weights from its Hub layout (``download_dir``), as the vLLM
     Deployments do (``--download-dir``)."""
@@ -180,11 +195,16 @@ def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = F
     }
     if model.quantization:
         kwargs["quantization"] = model.quantization
-    if model.revision:
+    if model.revision and store is None:
         kwargs["revision"] = model.revision
     if model.max_num_seqs:
         kwargs["max_num_seqs"] = model.max_num_seqs
-    if shared_cache:
+    if store is not None:
+        # the same Run:ai streamer load as the vLLM Deployments (vllm.streamer_args): Ray Serve LLM
+        # hands engine_kwargs to vLLM's AsyncEngineArgs (load_format, model_loader_extra_config)
+        kwargs["load_format"] = "runai_streamer"
+        kwargs["model_loader_extra_config"] = dict(store.loader_extra_config)
+    elif shared_cache:
         kwargs["download_dir"] = HF_HUB_CACHE
     if model.lora is not None:
         # vLLM engine arguments of LoRA (config/lora.py): GPU slots and their rank
@@ -206,16 +226,23 @@ def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[
 
 
 def llm_config(
-    model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
+    model: RayModelConfig,
+    plan: ModelPlan,
+    service: RayServiceConfig,
+    accelerator_type: str,
+    shared_cache: bool = False,
+    store: StoreSource | None = None,
 ) -> dict[str, Any]:
-    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; ``lora_config``
+    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; with the model store
+    the model source is the revision's ``s3://`` / ``gs://`` URI (vLLM's model path); ``lora_config``
     (ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, read at a
     2026 master snapshot, commit 1190ecb; the ray-2.58.0 tag could not be fetched here) when
     the model serves LoRA adapters, requested as ``<model_id>:<adapter>``."""
+    source = store.uris[model.model_id] if store is not None else model.model
     config = {
-        "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
+        "model_loading_config": {"model_id": model.model_id, "model_source": source},
         "accelerator_type": accelerator_type,
-        "engine_kwargs": engine_kwargs(model, plan, shared_cache),
+        "engine_kwargs": engine_kwargs(model, plan, shared_cache, store),
         "deployment_config": deployment_config(model, service),
         "log_engine_metrics": True,
     }
@@ -228,7 +255,11 @@ def llm_config(
 
 
 def serve_config(
-    service: RayServiceConfig, plans: list[ModelPlan], pool: NodePoolFacts, shared_cache: bool = False
+    service: RayServiceConfig,
+    plans: list[ModelPlan],
+    pool: NodePoolFacts,
+    shared_cache: bool = False,
+    store: StoreSource | None = None,
 ) -> dict[str, Any]:
     """The Serve config (``serve deploy`` schema): one OpenAI app with every model.
 
@@ -247,7 +278,7 @@ def serve_config(
                 "import_path": BUILD_OPENAI_APP,
                 "args": {
                     "llm_configs": [
-                        llm_config(model, plan, service, accelerator, shared_cache)
+                        llm_config(model, plan, service, accelerator, shared_cache, store)
                         for model, plan in _pairs(service, plans)
                     ]
                 },
@@ -363,6 +394,8 @@ def worker_group(
     pool: NodePoolFacts,
     hf_token_secret: pulumi.Input[str] | None,
     shared_cache: bool = False,
+    store: StoreSource | None = None,
+    compile_cache: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
     the shared model cache as ``HF_HOME`` when there is one."""
@@ -375,8 +408,15 @@ def worker_group(
     res = {"cpu": _quantity_cpu(cpu), "memory": f"{memory_gib}Gi", "nvidia.com/gpu": str(gpus)}
     token, token_volumes = _hf_token(hf_token_secret)
     cache_env = [{"name": "HF_HOME", "value": CACHE_MOUNT}] if shared_cache else []
+    if shared_cache and compile_cache:
+        # vLLM's torch.compile cache on the shared volume, keyed by service and vLLM (Ray) version
+        root = f"{CACHE_MOUNT}/compile/ray-{service.name}/{ray_version()}"
+        cache_env += [
+            {"name": "VLLM_CACHE_ROOT", "value": root},
+            {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"},
+        ]
     cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
-    env = [*cache_env, *token.get("env", [])]
+    env = [*cache_env, *(store.env if store is not None else []), *token.get("env", [])]
     spec: dict[str, Any] = {
         "serviceAccountName": worker_service_account(name),
         "automountServiceAccountToken": False,
@@ -410,6 +450,7 @@ def worker_group(
     }
     if shared_cache:
         spec["volumes"].append({"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim_name(name)}})
+    if shared_cache and store is None:
         spec["initContainers"] = [
             {
                 "name": DOWNLOAD_CONTAINER,
@@ -434,7 +475,13 @@ def worker_group(
         },
         # GPU workers hold model replicas: Karpenter must not consolidate or drift them away
         "template": {
-            "metadata": {"labels": pod_labels(name, COMPONENT_WORKER), "annotations": dict(kube.DO_NOT_DISRUPT)},
+            "metadata": {
+                "labels": {
+                    **pod_labels(name, COMPONENT_WORKER),
+                    **({MODEL_STORE_READER_LABEL: "true"} if store is not None else {}),
+                },
+                "annotations": dict(kube.DO_NOT_DISRUPT),
+            },
             "spec": spec,
         },
     }
@@ -459,12 +506,14 @@ def rayservice_spec(
     pool: NodePoolFacts,
     hf_token_secret: pulumi.Input[str] | None,
     shared_cache: bool = False,
+    store: StoreSource | None = None,
+    compile_cache: bool = False,
 ) -> dict[str, Any]:
     name = service.name
     auto = service.autoscaler
     autoscaler_res = {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY}
     return {
-        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool, shared_cache), sort_keys=False),
+        "serveConfigV2": yaml.safe_dump(serve_config(service, plans, pool, shared_cache, store), sort_keys=False),
         "upgradeStrategy": upgrade_strategy(service),
         # After a NewCluster upgrade, the old cluster keeps serving open streams this long.
         "rayClusterDeletionDelaySeconds": max(60, service.graceful_shutdown_timeout_seconds),
@@ -481,7 +530,9 @@ def rayservice_spec(
                 "securityContext": kube.container_security_context(),
             },
             "headGroupSpec": head_group(service, name, hf_token_secret),
-            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret, shared_cache)],
+            "workerGroupSpecs": [
+                worker_group(service, name, pool, hf_token_secret, shared_cache, store, compile_cache)
+            ],
         },
     }
 
@@ -584,7 +635,20 @@ class RayLlmService(pulumi.ComponentResource):
 
         storage_class = svc.cache.storage_class or ctx.rwx_storage_class
         shared_cache = svc.cache.shared(ctx.rwx_storage_class is not None)
-        spec = rayservice_spec(svc, list(args.plans), args.pool, ctx.hf_token_secret, shared_cache)
+        store = None
+        ms = ctx.model_store
+        if ms is not None:
+            extra = {"concurrency": ms.args.config.concurrency}
+            if ms.args.config.memory_limit_gib is not None:
+                extra["memory_limit"] = ms.args.config.memory_limit_gib * 1024**3
+            store = StoreSource(
+                uris={m.model_id: ms.uri(m.model, m.revision or "") for m in svc.models},
+                loader_extra_config=extra,
+                env=ms.env(),
+            )
+        spec = rayservice_spec(
+            svc, list(args.plans), args.pool, ctx.hf_token_secret, shared_cache, store, ctx.compile_cache
+        )
         self.cache_claim = None
         if shared_cache:
             claim_spec: dict[str, Any] = {
@@ -601,11 +665,10 @@ class RayLlmService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=inherited, retain_on_delete=ctx.protect),
             )
         workers_sa = worker_service_account(svc.name)
-        self.worker_service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-ray-worker",
-            **kube.service_account(workers_sa, ns, kube.labels(svc.name, "ray-llm")),
-            opts=child(),
-        )
+        sa = kube.service_account(workers_sa, ns, kube.labels(svc.name, "ray-llm"))
+        if ms is not None:
+            sa["metadata"]["annotations"] = ms.annotations[workers_sa]  # the model store's reader identity
+        self.worker_service_account = k8s.core.v1.ServiceAccount(f"{name}-ray-worker", **sa, opts=child())
         self.rayservice = k8s.apiextensions.CustomResource(
             f"{name}-rayservice",
             api_version=f"{RAY_GROUP}/v1",
@@ -617,6 +680,7 @@ class RayLlmService(pulumi.ComponentResource):
                 *ctx.addons.gpu_ready,
                 self.worker_service_account,
                 *([self.cache_claim] if self.cache_claim else []),
+                *(ms.jobs_for([(m.model, m.revision or "") for m in svc.models]) if ms is not None else []),
             ),
         )
         np = ctx.security.network_policy

@@ -21,6 +21,12 @@ What a model gets (all derived from its ``VllmModelConfig``, its ``ModelPlan`` a
     node replacement and scale-down/up (``whenScaled: Retain``); only a replica's first start
     downloads. ``podManagementPolicy: Parallel`` lets the autoscaler add replicas at once.
 
+* with ``modelStore.enabled`` no download: the model argument is the pinned revision's
+  ``s3://`` / ``gs://`` URI, loaded by the Run:ai streamer (``streamer_args``) under the model's
+  ServiceAccount, which alone holds that revision's read access (model_store.py); the cache
+  volume then keeps vLLM's compile caches (``coldStart.compileCache``, ``compile_cache_root``).
+* the startup probe's window: ``startupTimeoutSeconds``, or the plan's cold-start estimate of
+  the engine start x ``coldStart.startupMargin`` (config/cold_start.py).
 * a ClusterIP Service on 8000 (``http``), a PodDisruptionBudget, topology spread across
   nodes and zones when it can have more than one replica, and an optional Ingress (nginx,
   long timeouts, no buffering, for streamed tokens) or Gateway API HTTPRoute (plus a
@@ -41,15 +47,17 @@ What a model gets (all derived from its ``VllmModelConfig``, its ``ModelPlan`` a
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan, versions
+from llm_infra.config.cold_start import PROBE_PERIOD_SECONDS
+from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from llm_infra.config.pods import host_resources
 from llm_infra.config.serving import VllmModelConfig
 
@@ -86,7 +94,6 @@ FIRST_DOWNLOAD_SECONDS = 1800
 """Allowance for a replica's first weight download (140 GB at ~100 MB/s) on top of the startup
 window: the rollout's progress deadline and Pulumi's wait for readiness."""
 
-PROBE_PERIOD_SECONDS = 10
 READINESS_FAILURES = 3
 LIVENESS_PERIOD_SECONDS = 15
 LIVENESS_FAILURES = 4
@@ -131,10 +138,43 @@ def pod_name_regex(name: str, kind: str) -> str:
     return f"{name}-[0-9]+"
 
 
-def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
-    """``vllm serve`` arguments (vLLM 0.31 spellings): the model, then one flag per typed field."""
+def streamer_args(concurrency: int, memory_limit_gib: int | None) -> list[str]:
+    """Load from the model store with the Run:ai Model Streamer. vLLM's RunaiModelStreamerLoader
+    (vllm/model_executor/model_loader/runai_streamer_loader.py) takes ``concurrency`` and
+    ``memory_limit`` (bytes) from ``--model-loader-extra-config`` into RUNAI_STREAMER_CONCURRENCY /
+    RUNAI_STREAMER_MEMORY_LIMIT; an ``s3://`` / ``gs://`` model is listed and streamed directly
+    (runai_utils.is_runai_obj_uri), config and tokenizer files are pulled to VLLM_ASSETS_CACHE
+    ($HOME). The vllm-openai image installs runai-model-streamer[s3,gcs,azure] (docker/Dockerfile,
+    vllm-base stage, openai_server_extras); credentials: the AWS SDK default chain (IRSA web
+    identity) and google.auth.default() (Workload Identity), run-ai/runai-model-streamer
+    py/runai_model_streamer_{s3,gcs}/.../credentials.py."""
+    extra: dict[str, int] = {"concurrency": concurrency}
+    if memory_limit_gib is not None:
+        extra["memory_limit"] = memory_limit_gib * 1024**3
+    return ["--load-format", "runai_streamer", "--model-loader-extra-config", json.dumps(extra, sort_keys=True)]
+
+
+def compile_cache_root(model: VllmModelConfig) -> str:
+    """VLLM_CACHE_ROOT on the model cache volume, keyed by model, revision and vLLM version: vLLM
+    keeps torch.compile artifacts under it (torch_compile_cache/<hash of config, code, torch>), so a
+    restart and every replica sharing the volume load compiled graphs instead of compiling."""
+    version = versions.VLLM_IMAGE.rsplit(":", 1)[1]
+    return f"{CACHE_MOUNT}/compile/{model.model.replace('/', '--')}/{model.revision or 'unpinned'}/{version}"
+
+
+def compile_cache_env(model: VllmModelConfig) -> list[dict[str, str]]:
+    root = compile_cache_root(model)
+    # Triton's kernel cache defaults to ~/.triton (an emptyDir here): keep it next to vLLM's
+    return [{"name": "VLLM_CACHE_ROOT", "value": root}, {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"}]
+
+
+def vllm_args(
+    model: VllmModelConfig, plan: ModelPlan, store_uri: str | None = None, streamer: list[str] | None = None
+) -> list[str]:
+    """``vllm serve`` arguments (vLLM 0.31 spellings): the model (or its model-store URI, which
+    pins the revision), then one flag per typed field."""
     args = [
-        model.model,
+        store_uri or model.model,
         "--served-model-name",
         model.served_name,
         "--port",
@@ -149,8 +189,7 @@ def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
         model.dtype,
         "--kv-cache-dtype",
         model.kv_cache_dtype,
-        "--download-dir",
-        HF_HUB_CACHE,
+        *(streamer or ["--download-dir", HF_HUB_CACHE]),
         "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching",
         "--enable-chunked-prefill" if model.enable_chunked_prefill else "--no-enable-chunked-prefill",
     ]
@@ -160,7 +199,7 @@ def vllm_args(model: VllmModelConfig, plan: ModelPlan) -> list[str]:
         args += ["--max-num-batched-tokens", str(model.max_num_batched_tokens)]
     if model.quantization is not None:
         args += ["--quantization", model.quantization]
-    if model.revision is not None:
+    if model.revision is not None and store_uri is None:
         args += ["--revision", model.revision]
     args += lora.vllm_flags(model.lora, CACHE_MOUNT)
     return args + list(model.extra_args)
@@ -177,8 +216,16 @@ def download_command(model: VllmModelConfig) -> list[str]:
     return cmd
 
 
-def startup_failure_threshold(model: VllmModelConfig) -> int:
-    return math.ceil(model.startup_timeout_seconds / PROBE_PERIOD_SECONDS)
+def startup_window_seconds(model: VllmModelConfig, plan: ModelPlan) -> int:
+    """``startupTimeoutSeconds``, or the plan's cold-start estimate of the engine start x margin."""
+    if model.startup_timeout_seconds is not None:
+        return model.startup_timeout_seconds
+    assert plan.cold_start is not None, "every vLLM plan carries its cold-start estimate"
+    return plan.cold_start.startup_window_seconds
+
+
+def startup_failure_threshold(model: VllmModelConfig, plan: ModelPlan) -> int:
+    return math.ceil(startup_window_seconds(model, plan) / PROBE_PERIOD_SECONDS)
 
 
 def _quantity_gib(gib: int) -> str:
@@ -301,18 +348,25 @@ class VllmService(pulumi.ComponentResource):
                 spec=claim_spec,
                 opts=child(retain_on_delete=ctx.protect),
             )
-        self.service_account = k8s.core.v1.ServiceAccount(name, **kube.service_account(name, ns, labels), opts=child())
+        store = ctx.model_store
+        sa = kube.service_account(name, ns, labels)
+        if store is not None:
+            # the model store's reader identity (IRSA role / Google service account) for this account only
+            sa["metadata"]["annotations"] = store.annotations[name]
+        self.service_account = k8s.core.v1.ServiceAccount(name, **sa, opts=child())
 
         # -- pod --------------------------------------------------------------------------------
         template = self._pod_template(name, model, plan, ctx, labels, selector, shared_cache, args.image)
         initial = a.min_replicas
         autoscaled = autoscaler != "none"
-        timeout = str(model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS)
+        window = startup_window_seconds(model, plan)
+        timeout = str(window + FIRST_DOWNLOAD_SECONDS)
         meta = kube.metadata(name, ns, labels, annotations={"pulumi.com/timeoutSeconds": timeout})
         workload_opts = child(
             self.cache_claim,
             self.service_account,
             *ctx.addons.gpu_ready,
+            *(store.jobs_for([(model.model, model.revision or "")]) if store is not None else []),
             ignore_changes=["spec.replicas"] if autoscaled else None,
         )
         if shared_cache:
@@ -322,7 +376,7 @@ class VllmService(pulumi.ComponentResource):
                 spec={
                     "replicas": initial,
                     "revisionHistoryLimit": 5,
-                    "progressDeadlineSeconds": model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS,
+                    "progressDeadlineSeconds": window + FIRST_DOWNLOAD_SECONDS,
                     # surge one replica (Ready before an old one goes) where the pool holds it at
                     # maxReplicas, else replace one at a time (config/feasibility.py decides)
                     "strategy": {"type": "RollingUpdate", "rollingUpdate": plan.rollout.rolling_update()},
@@ -506,11 +560,14 @@ class VllmService(pulumi.ComponentResource):
         as_root = ctx.security.vllm_run_as_root
         mon = ctx.addons.monitoring
 
+        store = ctx.model_store
         env: list[dict[str, Any]] = [
             {"name": "HF_HOME", "value": CACHE_MOUNT},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
             {"name": "HOME", "value": HOME_MOUNT},
         ]
+        if store is not None:
+            env += store.env()
         if not as_root:
             env.append({"name": "USER", "value": VLLM_USER})
         if ctx.hf_token_secret:
@@ -547,16 +604,28 @@ class VllmService(pulumi.ComponentResource):
             "image": image,
             "imagePullPolicy": kube.IMAGE_PULL_POLICY,
             "command": ["vllm", "serve"],
-            "args": vllm_args(model, plan),
+            "args": vllm_args(
+                model,
+                plan,
+                store.uri(model.model, model.revision or "") if store is not None else None,
+                streamer_args(store.args.config.concurrency, store.args.config.memory_limit_gib)
+                if store is not None
+                else None,
+            ),
             "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-            "env": [*env, {"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}],
+            "env": [
+                *env,
+                *(compile_cache_env(model) if ctx.compile_cache else []),
+                {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+                {"name": "DO_NOT_TRACK", "value": "1"},
+            ],
             # requests = limits: Guaranteed QoS, the last pods evicted under node pressure
             "resources": {"requests": compute, "limits": compute},
             "startupProbe": {
                 "httpGet": http_get,
                 "periodSeconds": PROBE_PERIOD_SECONDS,
                 "timeoutSeconds": 5,
-                "failureThreshold": startup_failure_threshold(model),
+                "failureThreshold": startup_failure_threshold(model, plan),
             },
             "readinessProbe": {
                 "httpGet": http_get,
@@ -596,7 +665,18 @@ class VllmService(pulumi.ComponentResource):
                 run_as_non_root=not as_root, uid=None if as_root else VLLM_UID
             ),
             "tolerations": plan.pool.tolerations(),
-            "initContainers": [download, *lora.download_containers(model.lora, download, CACHE_MOUNT)],
+            # weights streamed from the model store need no download into the cache; LoRA
+            # adapters still come from the Hub into it
+            **(
+                {"initContainers": init}
+                if (
+                    init := [
+                        *([] if store is not None else [download]),
+                        *lora.download_containers(model.lora, download, CACHE_MOUNT),
+                    ]
+                )
+                else {}
+            ),
             "containers": [server],
             "volumes": volumes,
         }
@@ -614,6 +694,8 @@ class VllmService(pulumi.ComponentResource):
                 for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
             ]
         annotations = {"kubectl.kubernetes.io/default-container": CONTAINER, **kube.DO_NOT_DISRUPT}
+        if store is not None:
+            labels = {**labels, MODEL_STORE_READER_LABEL: "true"}
         if not mon.operator_crds and mon.prometheus_url:
             # a Prometheus without the operator discovers pods by annotation
             annotations.update(
