@@ -244,7 +244,7 @@ def run_suite(timeout: int, deselect: list[str]) -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts="]
     cmd += [f"--ignore={t}" for t in SLOW_TESTS] + [f"--deselect={t}" for t in deselect]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return True, "timeout"
     tail = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))][:1]

@@ -15,9 +15,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import expected
 import pulumi
 import pulumi_kubernetes as k8s
-import expected
 import pytest
 import yaml
 from conftest import PROJECT, STACKS, objects, render
@@ -35,8 +35,13 @@ from llm_infra.components.addons.handles import (
 )
 from llm_infra.components.cluster.base import AwsIrsa, ClusterHandle
 from llm_infra.components.render import Recording, RenderError, helm_releases, run_program
-from llm_infra.components.render.mocks import FAKE_ACCOUNT, RecordingMonitor, RenderMocks, ResourceRecord, oidc_issuer_host
-import metric_names as metrics
+from llm_infra.components.render.mocks import (
+    FAKE_ACCOUNT,
+    RecordingMonitor,
+    RenderMocks,
+    ResourceRecord,
+    oidc_issuer_host,
+)
 from llm_infra.config import StackPlan, load_stack_config, versions
 from llm_infra.config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
 

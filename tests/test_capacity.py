@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from stackfiles import assert_rejected, stack_values
 
 from llm_infra.config import load_stack_config
 from llm_infra.config.architectures import ARCHITECTURES
 from llm_infra.config.capacity import GIB, default_batch_limits, estimate_capacity, hourly_cost, nodes_for
-from stackfiles import assert_rejected, stack_values
 
 L3_8B = ARCHITECTURES["llama-3-8b"]
 L3_70B = ARCHITECTURES["llama-3.1-70b"]

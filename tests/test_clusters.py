@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import expected
@@ -33,7 +33,7 @@ EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSche
 
 
 # --------------------------------------------------------------------------- helpers
-@lru_cache(maxsize=None)
+@cache
 def plan_of(stack: str) -> StackPlan:
     return load_stack_config(stack, *stack_values(stack))
 
@@ -270,8 +270,8 @@ def test_gpu_workloads_wait_for_gpu_capacity(stack, recording):
         r.urn
         for r in recording.resources
         if r.type in (EKS_NODE_GROUP, EKS_PLAIN_NODE_GROUP, GKE_NODE_POOL)
-        and SYSTEM_POOL_NAME
-        != ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))
+        and ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))
+        != SYSTEM_POOL_NAME
     }
     capacity |= {
         r.urn
@@ -688,7 +688,7 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
     values = copy.deepcopy(values)
     values["cluster"]["nodePools"][0]["accelerator"] = "nvidia-tesla-a100"
     lines = rejected("dev", values)
-    assert any("cluster.nodePools[0].accelerator" in l and "nvidia-l4" in l for l in lines), lines
+    assert any("cluster.nodePools[0].accelerator" in line and "nvidia-l4" in line for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -759,7 +759,7 @@ def test_wrong_cluster_combinations_are_rejected_with_their_path(stack, edit, pa
     values = copy.deepcopy(values)
     edit(values["cluster"])
     lines = rejected(stack, values)
-    assert any(l.startswith(f"{stack}: {path}: ") for l in lines), f"{path} not in {lines}"
+    assert any(line.startswith(f"{stack}: {path}: ") for line in lines), f"{path} not in {lines}"
 
 
 def test_bad_cluster_config_stops_the_render_without_a_traceback():

@@ -112,6 +112,7 @@ def _merge(base, over):
 def test_chart_targets_match_what_the_cloud_runs(stack):
     import yaml
     from conftest import requires_upstream
+
     from llm_infra.components.render import helm_releases
 
     cloud = stack_values(stack)[0]["cluster"]["cloud"]
@@ -271,7 +272,7 @@ def _gateway_variant():
 def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policies():
     from conftest import objects
 
-    stack, rec = _gateway_variant()
+    _stack, rec = _gateway_variant()
     routes = objects(rec, "HTTPRoute")
     assert routes
     services = {o["metadata"]["name"]: o for o in objects(rec, "Service")}
@@ -320,6 +321,7 @@ EC2_GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}  # Service Qu
 
 def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
     from conftest import ROOT
+
     from llm_infra.config import catalog
 
     readme = (ROOT / "README.md").read_text()

@@ -22,12 +22,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-import kubernetes_validate
-import pulumi
 import expected
+import kubernetes_validate
+import metric_names as metrics
+import pulumi
 import pytest
 from conftest import STACKS, render
 from pulumi.runtime import settings
@@ -39,7 +40,6 @@ from upstream import custom_resource_errors, is_custom
 from llm_infra.components.addons.handles import AddonsHandle, MonitoringHandle
 from llm_infra.components.render import Recording, manifests
 from llm_infra.components.render.mocks import RecordingMonitor, RenderMocks
-import metric_names as metrics
 from llm_infra.components.serving.autoscaling import keda_hpa_name
 from llm_infra.components.serving.context import ServingContext
 from llm_infra.components.serving.dashboards import panel_queries
@@ -181,7 +181,7 @@ def serve(
     return Served(stack, plan, holder["context"], Recording("llm-infra", stack, monitor.records), owners)
 
 
-@lru_cache(maxsize=None)
+@cache
 def served(stack: str) -> Served:
     return serve(stack)
 
@@ -516,7 +516,7 @@ def _behavior_ok(behavior: dict[str, Any], a) -> None:
 
 
 def test_autoscaling_on_inference_signals(sv):
-    for m, plan in models(sv):
+    for m, _plan in models(sv):
         a = m.autoscaling
         so, hpa = sv.maybe("ScaledObject", m.name), sv.maybe("HorizontalPodAutoscaler", m.name)
         w = sv.get(workload_kind(m), m.name)
@@ -719,7 +719,7 @@ def test_dashboard_panels_and_queries(sv):
         assert len(board["uid"]) <= 40
         queries = list(panel_queries(board))
         by_panel: dict[str, list[str]] = {}
-        for title, legend, expr in queries:
+        for title, _legend, expr in queries:
             by_panel.setdefault(title, []).append(expr)
         ttft = by_panel["Time to first token"]
         assert [q.split(",")[0] for q in ttft] == [
@@ -947,8 +947,9 @@ def test_every_alert_has_a_runbook_section():
 def test_fractional_quantities_are_rendered_in_milli_units():
     """HPA targets and CPU overrides that are not whole numbers (literal expectations: Kubernetes
     quantities, 0.85 -> "850m")."""
-    from llm_infra.components.render import run_program
     from conftest import PROJECT
+
+    from llm_infra.components.render import run_program
 
     values, _ = stack_values("onprem")
     model = values["models"][0]

@@ -17,8 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -194,6 +195,7 @@ def test_workflows_match_the_github_workflow_schema() -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -215,6 +217,7 @@ def test_zizmor_offline_has_no_high_or_medium_finding() -> None:
         text=True,
         timeout=120,
         cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     findings = json.loads(result.stdout or "[]")

@@ -19,8 +19,8 @@ from llm_infra.components.cluster.base import ClusterHandle
 from llm_infra.config import StackPlan, versions
 
 from . import gpu_operator, keda, kuberay, prometheus_adapter
-from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .external_secrets import ExternalSecrets, ExternalSecretsArgs
+from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .handles import EXTERNAL_SECRETS_GROUP, KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
 from .keda import Keda, KedaArgs
 from .kuberay import KubeRayArgs, KubeRayOperator
@@ -41,7 +41,8 @@ class ClusterAddons(pulumi.ComponentResource):
 
     handle: AddonsHandle
 
-    def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):
+    # C901 waived: the args redesign of issue 16 rewrites this constructor; split it there, not twice
+    def __init__(self, name: str, args: AddonsArgs, opts: pulumi.ResourceOptions | None = None):  # noqa: C901
         super().__init__("llm-infra:addons:ClusterAddons", name, None, opts)
         addons = args.plan.config.addons
         cloud = args.plan.config.cluster.cloud

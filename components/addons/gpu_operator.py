@@ -42,9 +42,9 @@ import yaml
 
 from llm_infra.components.k8s import MANAGED_BY
 from llm_infra.config import NodePoolFacts, versions
-from llm_infra.config.facts import operator_device_plugin
 from llm_infra.config.addons import GPU_OPERATOR_NAMESPACE, GpuOperatorConfig
 from llm_infra.config.cluster import ClusterConfig
+from llm_infra.config.facts import operator_device_plugin
 
 from .base import addon_namespace, gpu_pool_tolerations, helm_release
 from .handles import MonitoringHandle

@@ -123,7 +123,7 @@ class Monitoring(pulumi.ComponentResource):
                     pulumi.ResourceOptions(parent=self, depends_on=[ns]),
                     template={
                         GRAFANA_USER_KEY: "admin",
-                        GRAFANA_PASSWORD_KEY: '{{ index . "%s" }}' % GRAFANA_PASSWORD_KEY,
+                        GRAFANA_PASSWORD_KEY: f'{{{{ index . "{GRAFANA_PASSWORD_KEY}" }}}}',
                     },
                 )
             )

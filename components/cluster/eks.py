@@ -133,7 +133,7 @@ class EksVpc(pulumi.ComponentResource):
         self.private_subnets: dict[str, aws.ec2.Subnet] = {}
         self.public_subnets: dict[str, aws.ec2.Subnet] = {}
         self.ready: list[pulumi.Resource] = []
-        for zone, private_cidr, public_cidr in zip(zones, private_cidrs, public_cidrs):
+        for zone, private_cidr, public_cidr in zip(zones, private_cidrs, public_cidrs, strict=True):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
                 vpc_id=self.vpc.id,

@@ -36,6 +36,8 @@ import pulumi_kubernetes as k8s
 from llm_infra.config import NodePoolFacts, versions
 from llm_infra.config.cluster import KarpenterConfig, NodePoolConfig
 
+from .base import AwsIrsa
+from .irsa import irsa_role
 from .karpenter_iam import (
     CONTROLLER_POLICIES,
     INTERRUPTION_EVENTS,
@@ -45,8 +47,6 @@ from .karpenter_iam import (
     policy_name,
     queue_policy,
 )
-from .base import AwsIrsa
-from .irsa import irsa_role
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"

@@ -56,6 +56,10 @@ REQUESTS_WAITING = ray_engine_metric(metrics.NUM_REQUESTS_WAITING)  # gauge
 GENERATION_TOKENS = ray_engine_metric(metrics.GENERATION_TOKENS)  # counter
 
 SERVICE_LABEL = "ray_service"
+COMPONENT_HEAD = "ray-head"
+COMPONENT_WORKER = "ray-worker"
+"""``app.kubernetes.io/component`` of the head and worker pods (set by rayservice.py, selected by the
+PodMonitors here): defined on this side so that rayservice.py imports this module, never the reverse."""
 HEALTH_ROUTES = "/-/.*"
 """Serve's own health/routes endpoints (``/-/healthz``, ``/-/routes``): not user traffic."""
 RATE_WINDOW = "5m"
@@ -80,7 +84,6 @@ def pod_monitors(name: str, namespace: str, monitor_labels: dict[str, str]) -> l
 
     Port names are the container port names of components/serving/rayservice.py.
     """
-    from .rayservice import COMPONENT_HEAD, COMPONENT_WORKER
 
     def monitor(suffix: str, component: str, node_type: str, ports: list[str]) -> dict[str, Any]:
         return {

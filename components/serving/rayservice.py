@@ -34,10 +34,9 @@ plan's warnings say so).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -53,6 +52,7 @@ from . import ray_observability
 from .context import ServingContext
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
+from .ray_observability import COMPONENT_HEAD, COMPONENT_WORKER
 from .vllm import CACHE_MOUNT, CACHE_VOLUME, DOWNLOAD_EXCLUDE, DOWNLOAD_RESOURCES, HF_HUB_CACHE
 
 SERVE_PORT = 8000
@@ -71,8 +71,6 @@ enforce runAsNonRoot)."""
 
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
-COMPONENT_HEAD = "ray-head"
-COMPONENT_WORKER = "ray-worker"
 AUTOSCALER_CPU = "500m"
 AUTOSCALER_MEMORY = "512Mi"
 """The autoscaler sidecar's size (KubeRay's default for it)."""
@@ -288,7 +286,7 @@ def _port(name: str, port: int) -> dict[str, Any]:
 
 
 def _quantity_cpu(cpu: float) -> str:
-    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
+    return str(int(cpu)) if float(cpu).is_integer() else f"{round(cpu * 1000)}m"
 
 
 def head_group(service: RayServiceConfig, name: str, hf_token_secret: str | None) -> dict[str, Any]:

@@ -15,12 +15,11 @@ def check_addons(stack: Stack, pools: dict[str, NodePoolFacts]) -> Issues:
     kr = addons.kuberay
     if kr.enabled and kr.already_installed:
         out.add("addons.kuberay", "set either enabled (we install KubeRay) or alreadyInstalled (use the cluster's)")
-    if stack.config.ray_services:
-        if kr.enabled is False and not kr.already_installed:
-            out.add(
-                "addons.kuberay.enabled",
-                "rayServices need the KubeRay operator (enable it or set alreadyInstalled)",
-            )
+    if stack.config.ray_services and kr.enabled is False and not kr.already_installed:
+        out.add(
+            "addons.kuberay.enabled",
+            "rayServices need the KubeRay operator (enable it or set alreadyInstalled)",
+        )
     out += check_gpu_operator(stack, pools)
     if stack.config.namespace in ADDON_NAMESPACES:
         out.add("namespace", f"'{stack.config.namespace}' is an add-on's namespace; serve the models from their own")
@@ -64,9 +63,8 @@ def check_addons(stack: Stack, pools: dict[str, NodePoolFacts]) -> Issues:
             "addons.prometheusAdapter.enabled",
             "reads metrics from Prometheus, but addons.monitoring.mode is 'none'",
         )
-    if addons.gpu_operator.mig_strategy != "none":
-        if not any(pool.mig_capable for pool in pools.values()):
-            out.add("addons.gpuOperator.migStrategy", "no node pool has MIG-capable GPUs (A100/H100)")
+    if addons.gpu_operator.mig_strategy != "none" and not any(pool.mig_capable for pool in pools.values()):
+        out.add("addons.gpuOperator.migStrategy", "no node pool has MIG-capable GPUs (A100/H100)")
     return out
 
 

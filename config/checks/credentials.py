@@ -12,10 +12,17 @@ GOOGLE_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 def check_credentials(stack: Stack) -> Issues:
+    """Credential sources, then the secret store they are synced through."""
+    out = check_sources(stack)
+    out += check_secret_store(stack, bool(stack.config.credentials.from_secret_manager()))
+    return out
+
+
+def check_sources(stack: Stack) -> Issues:
+    """Each credential's source: a named secret in the manager, or a Pulumi secret, not both."""
     out = Issues()
     creds = stack.config.credentials
     cloud = stack.config.cluster.cloud
-    synced = creds.from_secret_manager()
     for key in CREDENTIAL_KEYS:
         src = creds.source(key)
         path = f"credentials.{key}"
@@ -30,6 +37,14 @@ def check_credentials(stack: Stack) -> Issues:
             for field in ("name", "version", "property"):
                 if getattr(src, field) is not None:
                     out.add(f"{path}.{field}", "only used with source secretManager")
+    return out
+
+
+def check_secret_store(stack: Stack, synced: bool) -> Issues:
+    """The ClusterSecretStore is named only on an existing cluster, and only when something is synced."""
+    out = Issues()
+    creds = stack.config.credentials
+    cloud = stack.config.cluster.cloud
     if cloud == "existing":
         if synced and creds.cluster_secret_store is None:
             out.add(

@@ -349,13 +349,12 @@ def check_cache(stack: Stack, path: str, m: VllmModelConfig, plan: ModelPlan) ->
             f"{path}.cache.sizeGib",
             f"{m.cache.size_gib} GiB cannot hold the {plan.capacity.weights_gib:.0f} GiB of weights",
         )
-    if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class:
-        if not c.has_rwx_storage:
-            out.add(
-                f"{path}.cache.accessMode",
-                "ReadWriteMany needs a shared file system: cluster.eks.efsModelCache, "
-                "cluster.gke.filestoreModelCache, cluster.existing.rwxStorageClass or cache.storageClass",
-            )
+    if m.cache.access_mode == "ReadWriteMany" and not m.cache.storage_class and not c.has_rwx_storage:
+        out.add(
+            f"{path}.cache.accessMode",
+            "ReadWriteMany needs a shared file system: cluster.eks.efsModelCache, "
+            "cluster.gke.filestoreModelCache, cluster.existing.rwxStorageClass or cache.storageClass",
+        )
     return out
 
 
