@@ -20,20 +20,20 @@ with ``pulumi config set --secret``; they never enter the typed config below."""
 class AlertThresholds(ConfigModel):
     """Alert thresholds (seed guides: KV cache 90 %, queue 10, TTFT p99 5 s, GPU 85 °C)."""
 
-    kv_cache_usage: float = Field(0.90, gt=0, le=1)
-    kv_cache_for: str = Field("5m", pattern=r"^\d+[smh]$")
-    queue_depth: float = Field(10, gt=0)
-    queue_depth_for: str = Field("2m", pattern=r"^\d+[smh]$")
-    ttft_p99_seconds: float = Field(5, gt=0)
-    ttft_for: str = Field("5m", pattern=r"^\d+[smh]$")
-    gpu_temperature_celsius: float = Field(85, gt=0)
-    gpu_temperature_for: str = Field("5m", pattern=r"^\d+[smh]$")
-    error_ratio: float = Field(0.05, gt=0, le=1)
-    error_ratio_for: str = Field("5m", pattern=r"^\d+[smh]$")
-    max_replicas_for: str = Field("15m", pattern=r"^\d+[smh]$")
-    no_healthy_replica_for: str = Field("5m", pattern=r"^\d+[smh]$")
+    kv_cache_usage: float = Field(default=0.90, gt=0, le=1)
+    kv_cache_for: str = Field(default="5m", pattern=r"^\d+[smh]$")
+    queue_depth: float = Field(default=10, gt=0)
+    queue_depth_for: str = Field(default="2m", pattern=r"^\d+[smh]$")
+    ttft_p99_seconds: float = Field(default=5, gt=0)
+    ttft_for: str = Field(default="5m", pattern=r"^\d+[smh]$")
+    gpu_temperature_celsius: float = Field(default=85, gt=0)
+    gpu_temperature_for: str = Field(default="5m", pattern=r"^\d+[smh]$")
+    error_ratio: float = Field(default=0.05, gt=0, le=1)
+    error_ratio_for: str = Field(default="5m", pattern=r"^\d+[smh]$")
+    max_replicas_for: str = Field(default="15m", pattern=r"^\d+[smh]$")
+    no_healthy_replica_for: str = Field(default="5m", pattern=r"^\d+[smh]$")
     runbook_base_url: str = Field(
-        "https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
+        default="https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
         pattern=r"^https?://\S+[^/]$",
         description="where docs/runbooks/*.md are served; each alert links <base>/<file>.md#<alert>",
     )
@@ -42,7 +42,7 @@ class AlertThresholds(ConfigModel):
 class StackConfig(ConfigModel):
     cluster: ClusterConfig
     addons: AddonsConfig = AddonsConfig()
-    namespace: DnsLabel = Field("llm-inference", description="namespace of the serving workloads")
+    namespace: DnsLabel = Field(default="llm-inference", description="namespace of the serving workloads")
     models: list[VllmModelConfig] = Field(default_factory=list)
     ray_services: list[RayServiceConfig] = Field(default_factory=list)
     alerts: AlertThresholds = AlertThresholds()

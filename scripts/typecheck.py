@@ -1,0 +1,52 @@
+"""Type-check the whole repository with pyright (configuration: pyproject ``[tool.pyright]``).
+
+The subpackages install as ``llm_infra.components`` / ``llm_infra.config`` from the top-level
+``components/`` and ``config/`` (pyproject ``package-dir``); the editable install resolves
+them with an import hook that no static checker follows. This script lays out the installed
+package as links under ``build/typecheck/llm_infra`` (pyright's ``extraPaths``), so every
+``llm_infra...`` import resolves to the very source files, then runs pyright.
+
+    .venv/bin/python scripts/typecheck.py [pyright arguments]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE = ROOT / "build" / "typecheck"
+
+
+def link_tree() -> Path:
+    """build/typecheck/<package path> -> the package's source directory, per package-dir."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping: dict[str, str] = setuptools["package-dir"]
+    if TREE.exists():
+        shutil.rmtree(TREE)
+    for package, source in sorted(mapping.items()):
+        target = TREE.joinpath(*package.split("."))
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in sorted((ROOT / source).iterdir()):
+            if entry.name == "__pycache__" or entry.name.startswith("."):
+                continue
+            if entry.is_dir() and f"{package}.{entry.name}" in mapping:
+                continue  # a mapped subpackage gets its own entry
+            link = target / entry.name
+            if not link.exists():
+                link.symlink_to(os.path.relpath(entry, target))
+    return TREE
+
+
+def main(argv: list[str]) -> int:
+    link_tree()
+    pyright = Path(sys.executable).with_name("pyright")
+    return subprocess.run([str(pyright), *argv], cwd=ROOT, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
