@@ -124,8 +124,9 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
             **_existing_cuda_memory(gpu.cuda_memory_gib, gpu.product_label),
         )
     shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
-    shapes = [shape, *(catalog.lookup(cluster.cloud, t) for t in pool.spot_instance_types)]
     assert shape is not None
+    # spot types were checked against the catalog (config/checks/cluster.py) before facts are derived
+    shapes = [shape, *(s for t in pool.spot_instance_types if (s := catalog.lookup(cluster.cloud, t)) is not None)]
     taint = pool.taint
     node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
     if pool.gpu_sharing.strategy != "none" and plugin:

@@ -151,7 +151,7 @@ class ModelSpec(ConfigModel):
         if isinstance(data, dict) and data.get("configJson", data.get("config_json")):
             path = data.get("configJson", data.get("config_json"))
             try:
-                found = read_config_json(path)
+                found = read_config_json(str(path))
             except (OSError, ValueError) as e:
                 raise ValueError(f"configJson: cannot read {path}: {e}") from None
             aliases = {

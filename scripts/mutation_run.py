@@ -254,7 +254,7 @@ def run_suite(timeout: int, deselect: list[str]) -> tuple[bool, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--only", help="run the mutations whose id contains this")
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "mutation.json")
     parser.add_argument("--timeout", type=int, default=900)

@@ -23,22 +23,21 @@ TREE = ROOT / "build" / "typecheck"
 
 
 def link_tree() -> Path:
-    """build/typecheck/<package path> -> the package's source directory, per package-dir."""
+    """build/typecheck/<package path>/<file> -> the package's source file, per package-dir.
+
+    Directories are real and files are links: pyright does not enter linked directories when
+    it collects the files to check."""
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     mapping: dict[str, str] = setuptools["package-dir"]
     if TREE.exists():
         shutil.rmtree(TREE)
-    for package, source in sorted(mapping.items()):
+    for package in sorted(setuptools["packages"]):
+        parent, _, leaf = package.rpartition(".")
+        source = ROOT / mapping[package] if package in mapping else ROOT / mapping[parent] / leaf
         target = TREE.joinpath(*package.split("."))
         target.mkdir(parents=True, exist_ok=True)
-        for entry in sorted((ROOT / source).iterdir()):
-            if entry.name == "__pycache__" or entry.name.startswith("."):
-                continue
-            if entry.is_dir() and f"{package}.{entry.name}" in mapping:
-                continue  # a mapped subpackage gets its own entry
-            link = target / entry.name
-            if not link.exists():
-                link.symlink_to(os.path.relpath(entry, target))
+        for entry in sorted(source.glob("*.py")):
+            (target / entry.name).symlink_to(os.path.relpath(entry, target))
     return TREE
 
 

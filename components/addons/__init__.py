@@ -89,7 +89,7 @@ class ClusterAddons(pulumi.ComponentResource):
             opts=child,
         )
         mon = self.monitoring.handle
-        mon_crds = [self.monitoring.release] if self.monitoring.release is not None else []
+        mon_crds: list[pulumi.Resource] = [self.monitoring.release] if self.monitoring.release is not None else []
 
         self.releases: dict[str, pulumi.Resource] = {}
         if self.external_secrets is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -256,7 +257,7 @@ class Karpenter(pulumi.ComponentResource):
             )
 
         # -- CRDs first, from their own chart: Helm upgrades templates/, never crds/
-        k8s_opts = dict(parent=self, provider=args.provider)
+        k8s_opts: dict[str, Any] = dict(parent=self, provider=args.provider)
         crd_chart = versions.KARPENTER_CRD
         crds = k8s.helm.v3.Release(
             f"{name}-crd-release",

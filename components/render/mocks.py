@@ -302,7 +302,8 @@ class RecordingMonitor(MockMonitor):
     def SupportsFeature(self, request):
         response = super().SupportsFeature(request)
         if request.id == "resourceReferences":
-            response.hasSupport = False
+            # the SDK answers with a class (type(...)) whose attribute is the answer; its stub does not say so
+            response.hasSupport = False  # pyright: ignore[reportAttributeAccessIssue]
         return response
 
     def GetDeploymentInfo(self, request):

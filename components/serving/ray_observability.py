@@ -207,7 +207,7 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
     """The Serve + engine view of one RayService (grafana-foundation-sdk)."""
     from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
-    from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
+    from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableOption
 
     sel = selector(name, namespace)
     ds = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -251,7 +251,7 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
             .query(f"label_values({REQUESTS_RUNNING}{{{sel}}}, model_name)")
             .multi(True)
             .include_all(True)
-            .current({"text": "All", "value": "$__all"})
+            .current(VariableOption(text="All", value="$__all"))
         )
         .with_row(dashboard.Row("Serve (HTTP proxy)").id(next(ids)).grid_pos(GridPos(h=1, w=24, x=0, y=0)))
         .with_panel(

@@ -32,6 +32,9 @@ shared class each worker downloads into its own container filesystem at every st
 plan's warnings say so).
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
 from __future__ import annotations
 
 import math
@@ -561,8 +564,8 @@ class RayLlmService(pulumi.ComponentResource):
             # protect: a destroy, a rename or a replacement leaves the weights in place
             self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-model-cache",
-                metadata=kube.metadata(cache_claim_name(svc.name), ns, kube.labels(svc.name, "ray-llm")),
-                spec=claim_spec,
+                metadata=kube.metadata(cache_claim_name(svc.name), ns, kube.labels(svc.name, "ray-llm")),  # pyright: ignore[reportArgumentType]
+                spec=claim_spec,  # pyright: ignore[reportArgumentType]
                 opts=pulumi.ResourceOptions(parent=self, depends_on=inherited, retain_on_delete=ctx.protect),
             )
         workers_sa = worker_service_account(svc.name)
