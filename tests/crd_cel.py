@@ -49,6 +49,7 @@ import celpy
 import celpy.celtypes as ct
 import lark
 import re2
+from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, base_functions
 
 MACROS = {"has", "all", "exists", "exists_one", "map", "filter"}
@@ -60,12 +61,12 @@ MACROS = {"has", "all", "exists", "exists_one", "map", "filter"}
 def _find(text: ct.StringType, pattern: ct.StringType) -> ct.StringType:
     """regex.go: the first match of the RE2 regex, or '' when none."""
     match = re2.search(str(pattern), str(text))
-    return ct.StringType(match.group(0) if match else "")
+    return ct.StringType(str(match.group(0)) if match else "")
 
 
 def _find_all(text: ct.StringType, pattern: ct.StringType, limit: ct.IntType | None = None) -> ct.ListType:
     """regex.go: all non-overlapping matches (at most ``limit``; a negative limit means all)."""
-    found = [ct.StringType(m.group(0)) for m in re2.finditer(str(pattern), str(text))]
+    found = [ct.StringType(str(m.group(0))) for m in re2.finditer(str(pattern), str(text))]
     return ct.ListType(found if limit is None or limit < 0 else found[: int(limit)])
 
 
@@ -217,12 +218,12 @@ def to_cel(value: Any, schema: dict[str, Any]) -> Any:
     if schema.get("x-kubernetes-int-or-string") or (
         schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties")
     ):
-        return celpy.json_to_cel(value)
+        return json_to_cel(value)
     kind = schema.get("type")
     if isinstance(value, dict):
         return _map_to_cel(value, schema)
     if isinstance(value, list):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        items = schema["items"] if isinstance(schema.get("items"), dict) else {}
         return ct.ListType([to_cel(v, items) for v in value])
     if isinstance(value, bool):
         return ct.BoolType(value)
@@ -234,7 +235,7 @@ def to_cel(value: Any, schema: dict[str, Any]) -> Any:
         return ct.DoubleType(value)
     if isinstance(value, str):
         return _string_to_cel(value, schema.get("format"))
-    return celpy.json_to_cel(value)
+    return json_to_cel(value)
 
 
 def _map_to_cel(value: dict[str, Any], schema: dict[str, Any]) -> Any:

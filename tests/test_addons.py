@@ -81,9 +81,7 @@ def releases(rec: Recording) -> dict[str, dict[str, Any]]:
 
 
 def release_records(rec: Recording) -> dict[str, ResourceRecord]:
-    return {
-        r.inputs.get("name"): r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS
-    }
+    return {r.inputs["name"]: r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS}
 
 
 def namespace_urns(rec: Recording) -> dict[str, str]:
@@ -710,7 +708,7 @@ def _pool_update(i: int, **changes: Any) -> Callable[[dict, dict], None]:
     return lambda v, s: v["cluster"]["nodePools"][i].update(changes)
 
 
-REJECTED: list[tuple[str, str, Callable[[dict, dict], None], str, str]] = [
+REJECTED: list[tuple[str, str, Callable[[dict, dict], object], str, str]] = [
     ("keda-off-no-adapter", "dev", _set("addons.keda", {"enabled": False}), "models[0].autoscaling", "needs KEDA"),
     (
         "ray-without-kuberay",

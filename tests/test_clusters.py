@@ -82,8 +82,8 @@ def expected_labels(stack: str, pool_index: int) -> dict[str, str]:
     return labels
 
 
-def cloud_taint(facts: NodePoolFacts) -> list[dict[str, str]]:
-    return [{"key": facts.taint_key, "value": facts.taint_value, "effect": EFFECTS[facts.taint_effect]}]
+def cloud_taint(facts: NodePoolFacts) -> list[dict[str, str | None]]:
+    return [{"key": facts.taint_key, "value": facts.taint_value, "effect": EFFECTS[facts.taint_effect or ""]}]
 
 
 # ------------------------------------------------------------------- node pools per cloud
@@ -106,7 +106,7 @@ def test_every_pool_of_every_stack_is_provisioned_as_configured(stack, recording
     assert set(groups) == {p.name for p in cluster.node_pools}
     for i, pool in enumerate(cluster.node_pools):
         got, facts = groups[pool.name], plan.pools[pool.name]
-        shape = catalog.lookup(cluster.cloud, pool.instance_type)
+        shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
         labels = got["labels"] if cluster.cloud == "eks" else got["nodeConfig"]["labels"]
         taints = got["taints"] if cluster.cloud == "eks" else got["nodeConfig"]["taints"]
         assert labels == expected_labels(stack, i) == facts.node_labels, pool.name
@@ -363,7 +363,7 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             req = {r["key"]: r for r in spec["template"]["spec"]["requirements"]}
             assert req["node.kubernetes.io/instance-type"]["values"] == types
             for t in types:  # same GPUs as the pool, at least its vCPUs and memory
-                shape, own = catalog.lookup("eks", t), catalog.lookup("eks", facts.instance_type)
+                shape, own = catalog.lookup("eks", t), catalog.lookup("eks", facts.instance_type or "")
                 assert (shape.gpu_count, shape.gpu_memory_gib) == (own.gpu_count, own.gpu_memory_gib)
                 assert shape.vcpus >= own.vcpus and shape.memory_gib >= own.memory_gib
             assert req["karpenter.sh/capacity-type"] == {

@@ -14,7 +14,7 @@ from stackfiles import ROOT, assert_rejected, stack_values
 
 from llm_infra.config import ConfigError, load_stack_config
 
-Mutation = Callable[[dict[str, Any], dict[str, bool]], None]
+Mutation = Callable[[dict[str, Any], dict[str, bool]], object]  # (a lambda may return what it called)
 
 
 def _pool(v, i=0):

@@ -337,7 +337,7 @@ def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
                 assert api in part, (stack, api)
             assert "GPUS_ALL_REGIONS" in part and "gcp:project" in part
             for pool in c.node_pools:
-                accel = catalog.lookup("gke", pool.instance_type).accelerator.upper().replace("-", "_")
+                accel = catalog.lookup("gke", pool.instance_type or "").accelerator.upper().replace("-", "_")
                 quota = ("PREEMPTIBLE_" if pool.capacity_type == "spot" else "") + f"{accel}_GPUS"
                 assert quota in part, (stack, pool.name, quota)
         if c.cloud == "eks":

@@ -57,6 +57,7 @@ def _short_tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> dict[str, A
         return {name: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
         return {name: loader.construct_sequence(node, deep=True)}
+    assert isinstance(node, yaml.MappingNode)
     return {name: loader.construct_mapping(node, deep=True)}
 
 
@@ -468,6 +469,7 @@ def test_parliament_exceptions_are_all_still_needed(parliament_findings):
 def test_parliament_flags_a_bad_policy(parliament_findings, tmp_path):
     """The linter is really run: an unscoped wildcard policy gets findings."""
     exe = _parliament_executable()
+    assert exe is not None  # the parliament_findings fixture already required it
     (tmp_path / "policy--bad.json").write_text(
         json.dumps(
             {

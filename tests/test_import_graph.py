@@ -140,11 +140,11 @@ def test_no_bare_top_level_imports(bare):
     found = []
     for path in python_files():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = []
+            names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            if any(n == bare or n.startswith(bare + ".") for n in names):
+            if isinstance(node, ast.stmt) and any(n == bare or n.startswith(bare + ".") for n in names):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []

@@ -154,7 +154,7 @@ def serve(
     holder: dict[str, Any] = {}
 
     def program() -> None:
-        owners = {
+        owners: dict[str, pulumi.Resource] = {
             group: pulumi.CustomResource("test:addons:Release", kind, {})
             for group, kind in (("keda.sh", "Keda"), ("monitoring.coreos.com", "Monitoring"), ("gpu", "GpuOperator"))
         }
@@ -272,7 +272,7 @@ def test_server_args_come_from_typed_config(sv):
         }
         for flag, value in expected.items():
             assert f.get(flag) == value, (m.name, flag, f.get(flag))
-        assert float(f["--gpu-memory-utilization"][0]) == m.gpu_memory_utilization
+        assert float(f["--gpu-memory-utilization"][0] or "") == m.gpu_memory_utilization
         assert ("--enable-prefix-caching" in f) == m.enable_prefix_caching
         assert ("--no-enable-prefix-caching" in f) == (not m.enable_prefix_caching)
         assert ("--enable-chunked-prefill" in f) == m.enable_chunked_prefill
@@ -308,7 +308,7 @@ def test_cpu_and_memory_are_sized_from_the_model_within_the_node_share(sv):
         cpu_share, mem_share = node_share(plan.pool, plan.tensor_parallel_size)
         if mem_share is not None:
             assert mem <= mem_share, f"{m.name}: {mem} GiB exceeds the node share {mem_share:.1f}"
-            assert cores <= cpu_share
+            assert cpu_share is not None and cores <= cpu_share
         # seed 001: >= 20 GiB for 7-8B, >= 80 GiB for 70B-class models
         if plan.architecture.params_billion >= 60:
             assert mem >= 80, (m.name, mem)

@@ -286,7 +286,9 @@ def test_ci_credentials_match_each_stack_cluster_cloud(pr: dict[str, Any], deplo
         assert matrix_clouds.get(stack) == cloud, f"preview: {stack} should be cloud {cloud!r}"
         job_id, job = by_stack[stack]
         used = {action_of(s) for s in steps(job)} & cloud_actions
-        assert used == CI_CLOUD_ACTIONS[cloud], f"{job_id}: credential actions {sorted(used)} for a {cloud} stack"
+        assert used == CI_CLOUD_ACTIONS[cloud], (
+            f"{job_id}: credential actions {sorted(u or '' for u in used)} for a {cloud} stack"
+        )
 
 
 def test_deploy_workflow_covers_every_stack(deploy: dict[str, Any], stacks: set[str]) -> None:
