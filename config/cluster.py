@@ -12,6 +12,9 @@ from . import catalog, versions
 from .base import ConfigModel, DnsLabel
 
 Cloud = Literal["eks", "gke", "existing"]
+TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
+SharingStrategy = Literal["none", "time-slicing", "mps"]
+CapacityType = Literal["on-demand", "spot"]
 
 DEFAULT_TAINT_VALUE = {"eks": "true", "gke": "present"}
 """GPU taint value per cloud: EKS guides use ``nvidia.com/gpu=true``; GKE adds
@@ -31,13 +34,13 @@ DEFAULT_SYSTEM_INSTANCE_TYPE = {"eks": "m6i.xlarge", "gke": "e2-standard-4"}
 class Taint(ConfigModel):
     key: str = "nvidia.com/gpu"
     value: str
-    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
+    effect: TaintEffect = "NoSchedule"
 
 
 class GpuSharing(ConfigModel):
     """Several pods per physical GPU, without memory isolation (dev/test, small models)."""
 
-    strategy: Literal["none", "time-slicing", "mps"] = "none"
+    strategy: SharingStrategy = "none"
     clients_per_gpu: int = Field(default=1, ge=1, le=48)
 
     @model_validator(mode="after")
@@ -87,7 +90,7 @@ class NodePoolConfig(ConfigModel):
         description="more EKS instance types with the same GPUs, to widen spot capacity",
     )
     accelerator: str | None = Field(default=None, description="GKE accelerator type; defaults from the catalog")
-    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    capacity_type: CapacityType = "on-demand"
     min_nodes: int = Field(default=0, ge=0, le=1000)
     max_nodes: int = Field(default=1, ge=1, le=1000)
     desired_nodes: int | None = Field(default=None, ge=0)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
@@ -103,7 +103,7 @@ class PodShape:
 class Workload:
     name: str  # "models/llama31-8b", "rayServices/ray-llm"
     path: str  # config path: "models[0]"
-    kind: str  # Deployment | StatefulSet | RayService
+    kind: Literal["Deployment", "StatefulSet", "RayService"]
     pod: PodShape
     min_pods: int
     max_pods: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ..architectures import ARCHITECTURES, KNOWN_REPOSITORIES, ModelArchitecture, checkpoint_for_repository
 from ..capacity import CapacityEstimate, estimate_capacity, hourly_cost
 from ..errors import did_you_mean
@@ -108,7 +110,7 @@ def plan_model(
     out: Issues,
     path: str,
     name: str,
-    kind: str,
+    kind: Literal["vllm", "ray"],
     src: ModelSource,
     pool: NodePoolFacts,
     gpus_available: int,
