@@ -44,7 +44,15 @@ def link_tree() -> Path:
 def main(argv: list[str]) -> int:
     link_tree()
     pyright = Path(sys.executable).with_name("pyright")
-    return subprocess.run([str(pyright), *argv], cwd=ROOT, check=False).returncode
+    result = subprocess.run([str(pyright), *argv], cwd=ROOT, check=False, capture_output=True, text=True)
+    # report findings at the source files, not at their links
+    mapping: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    out = result.stdout
+    for package, source in sorted(mapping.items(), key=lambda item: -len(item[0])):
+        out = out.replace(str(TREE.joinpath(*package.split("."))) + os.sep, str(ROOT / source) + os.sep)
+    sys.stdout.write(out)
+    sys.stderr.write(result.stderr)
+    return result.returncode
 
 
 if __name__ == "__main__":
