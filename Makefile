@@ -18,7 +18,7 @@ export UV_PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-test render render-all tools test mutation lock uv-version clean
+.PHONY: install install-test render render-all tools lint test mutation lock uv-version clean
 
 .venv-uv/bin/uv:
 	python3 -m venv .venv-uv
@@ -48,7 +48,16 @@ $(TOOLS)/.installed: requirements-tools.txt $(if $(filter .venv-uv/bin/uv,$(UV))
 tools: $(TOOLS)/.installed
 	@scripts/install-tools.sh
 
-test: install-test tools
+# ruff (lint + format check, pyproject [tool.ruff]) and pyright over the whole repository
+# (pyproject [tool.pyright]); any finding fails. `make test` runs it first.
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/typecheck.py
+
+# LINT= skips the lint step (the pull-request workflow runs `make lint` as a step of its own)
+LINT ?= lint
+test: install-test tools $(LINT)
 	CHECKOV=$(TOOLS)/bin/checkov PARLIAMENT=$(TOOLS)/bin/parliament $(PY) -m pytest
 
 # Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.

@@ -14,11 +14,12 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic import ValidationError
+
 from llm_infra.config.cluster import GpuFacts, NodePoolConfig
 from llm_infra.config.errors import ConfigError, Issue, issues_from_validation_error
 from llm_infra.config.model_planning import gpu_from_catalog, plan_model
 from llm_infra.config.serving import VllmModelConfig
-from pydantic import ValidationError
 
 from .addons.handles import AddonsHandle
 from .serving.context import ServingContext

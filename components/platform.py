@@ -130,7 +130,7 @@ class LlmPlatform(pulumi.ComponentResource):
                 VllmCanaryArgs(model=m, plan=plan.models[canary_name(m.name)], stable=svc, context=context),
                 opts=serving_opts,
             )
-            for m, svc in zip(cfg.models, self.vllm)
+            for m, svc in zip(cfg.models, self.vllm, strict=True)
             if m.canary is not None
         ]
         self.ray = [

@@ -15,7 +15,6 @@ from pulumi.runtime import config as runtime_config
 
 from llm_infra.config import SECRET_KEYS, ConfigError, StackPlan, load_stack_config
 
-
 PROVIDER_KEYS = ("gcp:project", "gcp:region", "aws:region")
 """Provider settings the checks compare with the cluster config (set twice, must agree)."""
 

@@ -6,8 +6,9 @@ any resource is declared.
 
 from .errors import ConfigError, Issue
 from .facts import NodePoolFacts
+from .load import load_stack_config
 from .plan import ModelPlan, StackPlan
-from .stack import SECRET_KEYS, StackConfig, load_stack_config
+from .stack import SECRET_KEYS, StackConfig
 
 __all__ = [
     "SECRET_KEYS",

@@ -19,12 +19,12 @@ ADDON_NAMESPACES = (GPU_OPERATOR_NAMESPACE, KEDA_NAMESPACE, KUBERAY_NAMESPACE, P
 class GpuOperatorConfig(ConfigModel):
     enabled: bool = True
     driver: Literal["auto", "enabled", "disabled"] = Field(
-        "auto",
+        default="auto",
         description="auto: off where the node image or GKE installs the driver (EKS AL2023/Bottlerocket "
         "NVIDIA AMIs, GKE with gpuDriver 'gke'), on otherwise",
     )
     toolkit: Literal["auto", "enabled", "disabled"] = Field(
-        "auto", description="auto: off on EKS NVIDIA AMIs (they ship the container toolkit), on elsewhere"
+        default="auto", description="auto: off on EKS NVIDIA AMIs (they ship the container toolkit), on elsewhere"
     )
     mig_strategy: Literal["none", "single", "mixed"] = "none"
     dcgm_exporter: bool = True
@@ -33,7 +33,7 @@ class GpuOperatorConfig(ConfigModel):
 class KedaConfig(ConfigModel):
     enabled: bool = True
     already_installed: bool = Field(
-        False, description="KEDA is installed by someone else: use it, do not install the chart"
+        default=False, description="KEDA is installed by someone else: use it, do not install the chart"
     )
 
     @model_validator(mode="after")
@@ -48,20 +48,22 @@ class KedaConfig(ConfigModel):
 
 
 class KubeRayConfig(ConfigModel):
-    enabled: bool | None = Field(None, description="default: installed when a rayService is configured")
+    enabled: bool | None = Field(default=None, description="default: installed when a rayService is configured")
     already_installed: bool = False
 
 
 class GrafanaConfig(ConfigModel):
     enabled: bool = True
-    persistence_gib: int = Field(10, ge=1)
+    persistence_gib: int = Field(default=10, ge=1)
 
 
 class MonitoringConfig(ConfigModel):
     mode: Literal["install", "existing", "none"] = Field(
-        "install", description="install kube-prometheus-stack, use an existing Prometheus by URL, or none"
+        default="install", description="install kube-prometheus-stack, use an existing Prometheus by URL, or none"
     )
-    prometheus_url: str | None = Field(None, pattern=r"^https?://", description="existing Prometheus (mode: existing)")
+    prometheus_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="existing Prometheus (mode: existing)"
+    )
     selector_labels: dict[str, str] = Field(
         default_factory=dict,
         description="labels the existing Prometheus selects ServiceMonitors/PodMonitors/rules by "
@@ -73,11 +75,11 @@ class MonitoringConfig(ConfigModel):
         "e.g. {grafana_dashboard: '1'}; empty: no dashboards",
     )
     namespace: str = Field(
-        "monitoring",
+        default="monitoring",
         description="namespace of Prometheus (ours or the existing one): NetworkPolicies let it scrape the models",
     )
-    retention: str = Field("15d", pattern=r"^\d+[dhw]$")
-    storage_gib: int = Field(50, ge=1)
+    retention: str = Field(default="15d", pattern=r"^\d+[dhw]$")
+    storage_gib: int = Field(default=50, ge=1)
     grafana: GrafanaConfig = GrafanaConfig()
 
     @model_validator(mode="after")

@@ -28,6 +28,10 @@ PRICE_DATE = "2026-11-23"
 """Date the hourly prices below were compiled (shared by every shape)."""
 
 
+Interconnect = Literal["pcie", "nvlink"]
+"""How a node's GPUs talk to each other (tensor parallelism across more than one GPU)."""
+
+
 @dataclass(frozen=True)
 class GpuShape:
     """One instance type (EKS) or machine type (GKE) with GPUs attached."""
@@ -47,7 +51,7 @@ class GpuShape:
     hourly_usd: float  # approximate on-demand list price per node-hour
     price_date: str  # ISO date the price is taken from
     source: str  # name of the cloud documentation page the facts come from
-    interconnect: str  # "pcie" or "nvlink"
+    interconnect: Interconnect
 
 
 # --- GPU models: (human name, memory per GPU GiB, MIG, GFD product label, CUDA total GiB, source)
@@ -121,7 +125,7 @@ def _family(
     rows: list[_Row],
     *,
     accelerator: str | None = None,
-    interconnect: str = "pcie",
+    interconnect: Interconnect = "pcie",
 ) -> list[GpuShape]:
     model, mem, mig, label, cuda_mem, cuda_source = gpu
     return [

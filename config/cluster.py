@@ -12,6 +12,9 @@ from . import catalog, versions
 from .base import ConfigModel, DnsLabel
 
 Cloud = Literal["eks", "gke", "existing"]
+TaintEffect = Literal["NoSchedule", "NoExecute", "PreferNoSchedule"]
+SharingStrategy = Literal["none", "time-slicing", "mps"]
+CapacityType = Literal["on-demand", "spot"]
 
 DEFAULT_TAINT_VALUE = {"eks": "true", "gke": "present"}
 """GPU taint value per cloud: EKS guides use ``nvidia.com/gpu=true``; GKE adds
@@ -31,14 +34,14 @@ DEFAULT_SYSTEM_INSTANCE_TYPE = {"eks": "m6i.xlarge", "gke": "e2-standard-4"}
 class Taint(ConfigModel):
     key: str = "nvidia.com/gpu"
     value: str
-    effect: Literal["NoSchedule", "NoExecute", "PreferNoSchedule"] = "NoSchedule"
+    effect: TaintEffect = "NoSchedule"
 
 
 class GpuSharing(ConfigModel):
     """Several pods per physical GPU, without memory isolation (dev/test, small models)."""
 
-    strategy: Literal["none", "time-slicing", "mps"] = "none"
-    clients_per_gpu: int = Field(1, ge=1, le=48)
+    strategy: SharingStrategy = "none"
+    clients_per_gpu: int = Field(default=1, ge=1, le=48)
 
     @model_validator(mode="after")
     def _clients(self) -> GpuSharing:
@@ -56,7 +59,7 @@ class GpuFacts(ConfigModel):
     count: int = Field(ge=1, le=16)
     memory_gib: int = Field(ge=4, le=288)
     cuda_memory_gib: float | None = Field(
-        None,
+        default=None,
         gt=0,
         le=288,
         description="memory per GPU as CUDA reports it (torch.cuda.mem_get_info, vLLM's total_gpu_memory); "
@@ -64,7 +67,7 @@ class GpuFacts(ConfigModel):
     )
     product_label: str = Field(description="nvidia.com/gpu.product value set by GPU Feature Discovery")
     mig_capable: bool = False
-    hourly_usd: float | None = Field(None, gt=0, description="cost per node-hour, for the estimate")
+    hourly_usd: float | None = Field(default=None, gt=0, description="cost per node-hour, for the estimate")
 
     @field_validator("cuda_memory_gib")
     @classmethod
@@ -79,18 +82,20 @@ class GpuFacts(ConfigModel):
 
 class NodePoolConfig(ConfigModel):
     name: DnsLabel
-    instance_type: str | None = Field(None, description="EKS instance type or GKE machine type (from the GPU catalog)")
+    instance_type: str | None = Field(
+        default=None, description="EKS instance type or GKE machine type (from the GPU catalog)"
+    )
     spot_instance_types: list[str] = Field(
         default_factory=list,
         description="more EKS instance types with the same GPUs, to widen spot capacity",
     )
-    accelerator: str | None = Field(None, description="GKE accelerator type; defaults from the catalog")
-    capacity_type: Literal["on-demand", "spot"] = "on-demand"
-    min_nodes: int = Field(0, ge=0, le=1000)
-    max_nodes: int = Field(1, ge=1, le=1000)
-    desired_nodes: int | None = Field(None, ge=0)
+    accelerator: str | None = Field(default=None, description="GKE accelerator type; defaults from the catalog")
+    capacity_type: CapacityType = "on-demand"
+    min_nodes: int = Field(default=0, ge=0, le=1000)
+    max_nodes: int = Field(default=1, ge=1, le=1000)
+    desired_nodes: int | None = Field(default=None, ge=0)
     disk_size_gib: int = Field(
-        200, ge=200, le=16384, description="root disk: vLLM images are ~10 GiB, weights are cached on it"
+        default=200, ge=200, le=16384, description="root disk: vLLM images are ~10 GiB, weights are cached on it"
     )
     ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
     zones: list[str] = Field(default_factory=list)
@@ -123,11 +128,11 @@ class SystemPoolConfig(ConfigModel):
     """CPU nodes for operators, KEDA, Prometheus and Grafana (kept off the GPU nodes)."""
 
     instance_type: str | None = Field(
-        None, description="EC2 instance type / GCE machine type; default m6i.xlarge (EKS), e2-standard-4 (GKE)"
+        default=None, description="EC2 instance type / GCE machine type; default m6i.xlarge (EKS), e2-standard-4 (GKE)"
     )
-    min_nodes: int = Field(2, ge=1)
-    max_nodes: int = Field(4, ge=1)
-    disk_size_gib: int = Field(100, ge=20)
+    min_nodes: int = Field(default=2, ge=1)
+    max_nodes: int = Field(default=4, ge=1)
+    disk_size_gib: int = Field(default=100, ge=20)
 
     @model_validator(mode="after")
     def _sizes(self) -> SystemPoolConfig:
@@ -150,20 +155,20 @@ class KarpenterConfig(ConfigModel):
     enabled: bool = False
     instance_types: list[str] = Field(default_factory=list)
     gpu_limit: int = Field(
-        16,
+        default=16,
         ge=1,
         description="most GPUs each Karpenter NodePool may provision; never more than the pool's maxNodes allow "
         "beyond its managed node group (karpenter_gpu_limit)",
     )
-    consolidate_after: str = Field("5m", pattern=r"^\d+(s|m|h)$")
+    consolidate_after: str = Field(default="5m", pattern=r"^\d+(s|m|h)$")
     ami_version: str = Field(
-        versions.KARPENTER_AL2023_AMI,
+        default=versions.KARPENTER_AL2023_AMI,
         pattern=r"^(latest|v\d{8})$",
         description="EKS AL2023 AMI release (v<YYYYMMDD>) for the amiSelectorTerms alias al2023@<version>; with "
         "'latest' every AMI release replaces all Karpenter GPU nodes (drift), so protected clusters reject it",
     )
     bottlerocket_ami_version: str = Field(
-        versions.KARPENTER_BOTTLEROCKET_AMI,
+        default=versions.KARPENTER_BOTTLEROCKET_AMI,
         pattern=r"^(latest|v\d+\.\d+\.\d+)$",
         description="Bottlerocket release (v1.x.y) for the alias bottlerocket@<version> of Bottlerocket pools",
     )
@@ -185,14 +190,17 @@ class ClusterAutoscalerConfig(ConfigModel):
     ones are kept a while before removal, and the cheapest fit wins a scale-up."""
 
     expander: Literal["least-waste", "priority", "random", "most-pods", "price"] = Field(
-        "least-waste", description="which node group grows when several fit: least idle CPU/memory after the scale-up"
+        default="least-waste",
+        description="which node group grows when several fit: least idle CPU/memory after the scale-up",
     )
     scale_down_unneeded_time: str = Field(
-        "15m", pattern=r"^\d+(s|m|h)$", description="how long a node stays unneeded before removal (chart default 10m)"
+        default="15m",
+        pattern=r"^\d+(s|m|h)$",
+        description="how long a node stays unneeded before removal (chart default 10m)",
     )
-    scale_down_delay_after_add: str = Field("10m", pattern=r"^\d+(s|m|h)$")
+    scale_down_delay_after_add: str = Field(default="10m", pattern=r"^\d+(s|m|h)$")
     max_node_provision_time: str = Field(
-        "20m",
+        default="20m",
         pattern=r"^\d+(s|m|h)$",
         description="GPU instances boot with drivers and large images: allow more than the 15m default",
     )
@@ -200,16 +208,18 @@ class ClusterAutoscalerConfig(ConfigModel):
 
 class EksConfig(ConfigModel):
     vpc_cidr: str = "10.0.0.0/16"
-    public_endpoint: bool = Field(True, description="API server reachable from the internet (from publicAccessCidrs)")
+    public_endpoint: bool = Field(
+        default=True, description="API server reachable from the internet (from publicAccessCidrs)"
+    )
     public_access_cidrs: list[str] = Field(
         default_factory=lambda: ["0.0.0.0/0"],
         description="who may reach the public API endpoint (EKS default: anywhere, which the plan warns about); "
         "narrow it to where pulumi and operators run",
     )
-    efs_model_cache: bool = Field(False, description="EFS + CSI driver: a ReadWriteMany model cache")
+    efs_model_cache: bool = Field(default=False, description="EFS + CSI driver: a ReadWriteMany model cache")
     karpenter: KarpenterConfig = KarpenterConfig()
     gpu_autoscaler: GpuAutoscaler | None = Field(
-        None,
+        default=None,
         description="who adds GPU nodes: clusterAutoscaler (scales the managed node groups between minNodes and "
         "maxNodes) or karpenter (launches nodes for every GPU pool that grows); default: karpenter when "
         "karpenter.enabled, else clusterAutoscaler",
@@ -241,35 +251,38 @@ class AuthorizedNetwork(ConfigModel):
 class GkeConfig(ConfigModel):
     project: str
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
-    network: str = Field("default", description="VPC network of a new cluster (and of Filestore instances)")
-    subnetwork: str | None = Field(None, description="subnetwork of a new cluster; default: the region's auto subnet")
-    filestore_model_cache: bool = Field(False, description="Filestore CSI: a ReadWriteMany model cache")
+    network: str = Field(default="default", description="VPC network of a new cluster (and of Filestore instances)")
+    subnetwork: str | None = Field(
+        default=None, description="subnetwork of a new cluster; default: the region's auto subnet"
+    )
+    filestore_model_cache: bool = Field(default=False, description="Filestore CSI: a ReadWriteMany model cache")
     filestore_tier: Literal["standard", "premium", "enterprise", "zonal"] = Field(
-        "premium",
+        default="premium",
         description="Filestore tier of the model cache StorageClass: premium (BASIC_SSD, min 2.5 TiB) loads "
         "weights far faster than standard (BASIC_HDD, min 1 TiB)",
     )
     gpu_driver: Literal["gke", "operator"] = Field(
-        "gke",
+        default="gke",
         description="who runs the GPU stack: 'gke' = GKE-managed driver (gpuDriverVersion) and GKE's device "
         "plugin, the GPU Operator only adds GFD/DCGM; 'operator' = NVIDIA's driver manager on Ubuntu "
         "(INSTALLATION_DISABLED, GKE's plugin off), the GPU Operator runs the whole stack",
     )
     gpu_driver_version: Literal["DEFAULT", "LATEST"] = Field(
-        "LATEST", description="GKE-managed driver branch (gpuDriver 'gke'): LATEST is the newer branch on COS"
+        default="LATEST", description="GKE-managed driver branch (gpuDriver 'gke'): LATEST is the newer branch on COS"
     )
     gpu_driver_branch: int | None = Field(
-        None,
+        default=None,
         ge=400,
         le=999,
         description="driver branch (e.g. 580) GKE installs for gpuDriverVersion on this cluster's GKE version, as "
         "GKE's GPU documentation lists it; needed with gpuDriver 'gke' while config/drivers.py has no row for it",
     )
     private_nodes: bool = Field(
-        True, description="nodes without external IPs; a Cloud NAT on the network gives them egress (image pulls)"
+        default=True,
+        description="nodes without external IPs; a Cloud NAT on the network gives them egress (image pulls)",
     )
     public_endpoint: bool = Field(
-        True, description="control plane reachable on its public IP (from masterAuthorizedNetworks)"
+        default=True, description="control plane reachable on its public IP (from masterAuthorizedNetworks)"
     )
     master_authorized_networks: list[AuthorizedNetwork] = Field(
         default_factory=list,
@@ -280,11 +293,15 @@ class GkeConfig(ConfigModel):
 
 class ExistingClusterConfig(ConfigModel):
     kubeconfig_path: str | None = Field(
-        None, description="path to a kubeconfig file; otherwise the secret config key 'kubeconfig'"
+        default=None, description="path to a kubeconfig file; otherwise the secret config key 'kubeconfig'"
     )
     context: str | None = None
-    storage_class: str | None = Field(None, description="StorageClass for model caches; cluster default if unset")
-    rwx_storage_class: str | None = Field(None, description="a ReadWriteMany StorageClass, if the cluster has one")
+    storage_class: str | None = Field(
+        default=None, description="StorageClass for model caches; cluster default if unset"
+    )
+    rwx_storage_class: str | None = Field(
+        default=None, description="a ReadWriteMany StorageClass, if the cluster has one"
+    )
 
 
 class ClusterConfig(ConfigModel):
@@ -292,22 +309,22 @@ class ClusterConfig(ConfigModel):
     name: DnsLabel
     region: str | None = None
     kubernetes_version: str | None = Field(
-        None,
+        default=None,
         pattern=r"^1\.\d+(\.\d+(-gke\.\d+)?)?$",
         description="control-plane version; default: versions.KUBERNETES_VERSION on EKS, the release "
         "channel's default on GKE (no pinned minimum)",
     )
     existing_cluster_name: str | None = Field(
-        None, description="attach to this EKS/GKE cluster instead of creating one"
+        default=None, description="attach to this EKS/GKE cluster instead of creating one"
     )
-    protect: bool = Field(False, description="protect the cluster and file systems from deletion (prod)")
+    protect: bool = Field(default=False, description="protect the cluster and file systems from deletion (prod)")
     system_pool: SystemPoolConfig = SystemPoolConfig()
     node_pools: list[NodePoolConfig] = Field(min_length=1)
     eks: EksConfig | None = None
     gke: GkeConfig | None = None
     existing: ExistingClusterConfig | None = None
     network_policy_enforced: bool | Literal["unknown"] = Field(
-        "unknown",
+        default="unknown",
         description="whether the CNI of a cluster this project does not create (cloud existing, or "
         "existingClusterName) enforces NetworkPolicies; the plan warns unless true",
     )

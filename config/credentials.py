@@ -22,14 +22,15 @@ CREDENTIAL_KEYS = ("hfToken", "grafanaAdminPassword")
 class CredentialSource(ConfigModel):
     source: Literal["pulumi", "secretManager"] = "pulumi"
     name: str | None = Field(
-        None,
+        default=None,
         pattern=r"^[A-Za-z0-9/_+=.@-]{1,255}$",
         description="the secret's name in the secret manager (AWS secret name, Google secret id, or the key in the store)",
     )
     version: str | None = Field(
-        None, description="secret version (AWS version stage or uuid/<id>, Google version number); default: the latest"
+        default=None,
+        description="secret version (AWS version stage or uuid/<id>, Google version number); default: the latest",
     )
-    property: str | None = Field(None, description="key inside a JSON secret value; default: the whole value")
+    property: str | None = Field(default=None, description="key inside a JSON secret value; default: the whole value")
 
 
 DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
@@ -39,14 +40,14 @@ DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 class CredentialsConfig(ConfigModel):
     hf_token: CredentialSource = CredentialSource()
     grafana_admin_password: CredentialSource = CredentialSource()
-    refresh_interval: str = Field("1h", pattern=DURATION, description="how often ESO re-reads each secret")
+    refresh_interval: str = Field(default="1h", pattern=DURATION, description="how often ESO re-reads each secret")
     cluster_secret_store: str | None = Field(
-        None,
+        default=None,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
         description="an existing ClusterSecretStore (cloud existing only; EKS/GKE stacks create their own)",
     )
     create_secrets: bool = Field(
-        False, description="create the (empty) secrets in the secret manager; operators only add the value"
+        default=False, description="create the (empty) secrets in the secret manager; operators only add the value"
     )
 
     def source(self, key: str) -> CredentialSource:

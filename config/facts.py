@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import catalog
-from .cluster import DEFAULT_TAINT_VALUE, POOL_LABEL, ClusterConfig, NodePoolConfig
+from .cluster import (
+    DEFAULT_TAINT_VALUE,
+    POOL_LABEL,
+    CapacityType,
+    Cloud,
+    ClusterConfig,
+    NodePoolConfig,
+    SharingStrategy,
+    TaintEffect,
+)
 
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 """Node label that picks the NVIDIA device plugin's config entry (time-slicing/MPS) by name;
@@ -28,7 +37,7 @@ plugin advertises ``nvidia.com/gpu`` (NVIDIA's "GPU Operator with Google GKE" pa
 @dataclass(frozen=True)
 class NodePoolFacts:
     name: str
-    cloud: str
+    cloud: Cloud
     instance_type: str | None
     gpu_model: str
     gpus_per_node: int
@@ -39,16 +48,16 @@ class NodePoolFacts:
     hourly_usd: float | None
     taint_key: str | None
     taint_value: str | None
-    taint_effect: str | None
+    taint_effect: TaintEffect | None
     node_labels: dict[str, str] = field(default_factory=dict)
     """Labels the node pool puts on its nodes (we create them, or the cluster already has them)."""
     selector: dict[str, str] = field(default_factory=dict)
     """What workloads put in nodeSelector to land on this pool."""
-    sharing_strategy: str = "none"
+    sharing_strategy: SharingStrategy = "none"
     clients_per_gpu: int = 1
     min_nodes: int = 0
     max_nodes: int = 1
-    capacity_type: str = "on-demand"
+    capacity_type: CapacityType = "on-demand"
     mig_capable: bool = False
     gpu_cuda_memory_gib: float | None = None
     """Memory per GPU as CUDA reports it (what vLLM budgets from); None: derived from the nominal size."""
@@ -124,8 +133,9 @@ def node_pool_facts(cluster: ClusterConfig, pool: NodePoolConfig, gpu_operator: 
             **_existing_cuda_memory(gpu.cuda_memory_gib, gpu.product_label),
         )
     shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
-    shapes = [shape, *(catalog.lookup(cluster.cloud, t) for t in pool.spot_instance_types)]
     assert shape is not None
+    # spot types were checked against the catalog (config/checks/cluster.py) before facts are derived
+    shapes = [shape, *(s for t in pool.spot_instance_types if (s := catalog.lookup(cluster.cloud, t)) is not None)]
     taint = pool.taint
     node_labels = {POOL_LABEL: pool.name, "nvidia.com/gpu.present": "true", **pool.labels}
     if pool.gpu_sharing.strategy != "none" and plugin:

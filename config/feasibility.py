@@ -31,8 +31,9 @@ room roll with ``maxSurge: 0, maxUnavailable: 1`` instead (``RolloutPlan``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .canary_model import serving_models
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
@@ -103,7 +104,7 @@ class PodShape:
 class Workload:
     name: str  # "models/llama31-8b", "rayServices/ray-llm"
     path: str  # config path: "models[0]"
-    kind: str  # Deployment | StatefulSet | RayService
+    kind: Literal["Deployment", "StatefulSet", "RayService"]
     pod: PodShape
     min_pods: int
     max_pods: int
@@ -339,126 +340,155 @@ def plan_feasibility(
     result = FeasibilityResult({}, {}, [], [])
     for index, cfg in enumerate(config.cluster.node_pools):
         facts = pools.get(cfg.name)
-        if facts is None:
-            continue
-        autoscaler, reach_nodes, raise_at = reach(config, index, facts)
-        node = allocatable(config, facts)
-        feas = PoolFeasibility(cfg.name, f"cluster.nodePools[{index}]", autoscaler, reach_nodes, node)
-        result.pools[cfg.name] = feas
-        loads = by_pool.get(cfg.name, [])
-        if not loads:
-            continue
-        where = facts.instance_type or facts.name
-        for w in loads:
-            feas.pods_per_node[w.name] = pods_per_node(w.pod, node)
-        unplaceable = [w for w in loads if feas.pods_per_node[w.name] == 0]
-        for w in unplaceable:
-            result.issues.append(
-                Issue(
-                    w.path,
-                    f"one pod ({w.pod.gpus} GPUs, {w.pod.cpu} vCPUs, {w.pod.memory_gib} GiB) does not fit the allocatable of a "
-                    f"{where} node ({node.gpus} GPUs, {_num(node.cpu)} vCPUs, {_num(node.memory_gib)} GiB after system "
-                    f"reservations and node DaemonSets)",
-                )
-            )
-        if unplaceable:
-            continue
-        shapes = {w.name: w.pod for w in loads}
-
-        def _nodes(counts: dict[str, int]) -> int:
-            return pack_nodes(counts, shapes, node)
-
-        per = feas.pods_per_node
-        mins = {w.name: w.min_pods for w in loads}
-        maxs = {w.name: w.max_pods for w in loads}
-        feas.need["min"] = _nodes(mins)
-        feas.need["max"] = _nodes(maxs)
-
-        def explain(counts: dict[str, int]) -> str:
-            return "; ".join(
-                f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node"
-                for w in loads
-                if counts[w.name] > 0
-            )
-
-        for scenario, counts, what in (("min", mins, "the minimum replicas"), ("max", maxs, "the maximum replicas")):
-            if not feas.fits(scenario):
-                result.issues.append(
-                    Issue(
-                        raise_at,
-                        f"pool '{cfg.name}' reaches {reach_nodes} {where} nodes ({REACH[autoscaler]}), but {what} need "
-                        f"{feas.need[scenario]}: {explain(counts)}",
-                    )
-                )
-        if not feas.fits("max"):
-            continue
-
-        # rollout: each Deployment surges one pod where the pool holds it at maximum
-        counts = dict(maxs)
-        for w in loads:
-            if w.kind == "StatefulSet":
-                feas.rollouts[w.name] = "one at a time"
-                continue
-            if w.kind != "Deployment":
-                continue
-            name = w.name.split("/", 1)[1]
-            trial = {**counts, w.name: counts[w.name] + 1}
-            if _nodes(trial) <= reach_nodes:
-                counts = trial
-                feas.rollouts[w.name] = "surge 1"
-                result.rollouts[name] = RolloutPlan(max_surge=1, max_unavailable=0)
-            else:
-                feas.rollouts[w.name] = "maxUnavailable 1"
-                result.rollouts[name] = RolloutPlan(max_surge=0, max_unavailable=1)
-                result.warnings.append(
-                    f"{w.path}: pool '{cfg.name}' has no room for a surge replica at maxReplicas {w.max_pods} "
-                    f"({_nodes(trial)} nodes needed, {reach_nodes} reachable): rollouts replace one replica at a time "
-                    f"(maxSurge 0, maxUnavailable 1)"
-                    + (", which takes the only replica down" if w.min_pods <= 1 else "")
-                )
-        feas.need["rollout"] = _nodes(counts)
-
-        # RayService upgrades: the old cluster at its maximum beside a new one at its minimum
-        for w in loads:
-            if w.kind != "RayService":
-                continue
-            if w.upgrade_strategy == "NewCluster":
-                full = {**maxs, w.name: w.max_pods + w.min_pods}
-                minimal = {**mins, w.name: 2 * w.min_pods}
-                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full))
-                if _nodes(minimal) > reach_nodes:
-                    result.issues.append(
-                        Issue(
-                            f"{w.path}.upgradeStrategy",
-                            f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {_nodes(minimal)} "
-                            f"nodes of pool '{cfg.name}', which reaches {reach_nodes}",
-                        )
-                    )
-                elif not feas.fits("rayUpgrade"):
-                    result.warnings.append(
-                        f"{w.path}: a NewCluster upgrade at {w.max_pods} workers needs {_nodes(full)} nodes of pool "
-                        f"'{cfg.name}' (old cluster {w.max_pods} + new {w.min_pods} workers), which reaches {reach_nodes}: "
-                        f"the new cluster may wait for room"
-                    )
-            else:
-                extra = math.ceil(w.max_pods * w.surge_percent / 100)
-                full = {**maxs, w.name: w.max_pods + extra}
-                feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), _nodes(full))
-                if not feas.fits("rayUpgrade"):
-                    result.warnings.append(
-                        f"{w.path}: an incremental upgrade adds {extra} workers at {w.max_pods}: {_nodes(full)} nodes "
-                        f"of pool '{cfg.name}', which reaches {reach_nodes}"
-                    )
-
-        # N+1: the minimum keeps serving while a lost node is replaced
-        feas.need["nodeLoss"] = feas.need["min"] + 1
-        if not feas.fits("nodeLoss") and feas.need["min"] > 0:
-            result.warnings.append(
-                f"{feas.path}: pool '{cfg.name}' reaches {reach_nodes} nodes and the minimum replicas fill "
-                f"{feas.need['min']}: a lost node takes its replicas down until it is back (no spare or replacement room)"
-            )
+        if facts is not None:
+            _plan_pool(config, index, facts, by_pool.get(cfg.name, []), result)
     _check_quota(config, by_pool, result)
     return result
+
+
+def _plan_pool(
+    config: StackConfig, index: int, facts: NodePoolFacts, loads: list[Workload], result: FeasibilityResult
+) -> None:
+    """One pool: each workload's pods per node, the nodes each scenario needs, rollouts and upgrades."""
+    cfg = config.cluster.node_pools[index]
+    autoscaler, reach_nodes, raise_at = reach(config, index, facts)
+    node = allocatable(config, facts)
+    feas = PoolFeasibility(cfg.name, f"cluster.nodePools[{index}]", autoscaler, reach_nodes, node)
+    result.pools[cfg.name] = feas
+    if not loads:
+        return
+    where = facts.instance_type or facts.name
+    for w in loads:
+        feas.pods_per_node[w.name] = pods_per_node(w.pod, node)
+    unplaceable = [w for w in loads if feas.pods_per_node[w.name] == 0]
+    for w in unplaceable:
+        result.issues.append(
+            Issue(
+                w.path,
+                f"one pod ({w.pod.gpus} GPUs, {w.pod.cpu} vCPUs, {w.pod.memory_gib} GiB) does not fit the allocatable of a "
+                f"{where} node ({node.gpus} GPUs, {_num(node.cpu)} vCPUs, {_num(node.memory_gib)} GiB after system "
+                f"reservations and node DaemonSets)",
+            )
+        )
+    if unplaceable:
+        return
+    shapes = {w.name: w.pod for w in loads}
+
+    def _nodes(counts: dict[str, int]) -> int:
+        return pack_nodes(counts, shapes, node)
+
+    per = feas.pods_per_node
+    mins = {w.name: w.min_pods for w in loads}
+    maxs = {w.name: w.max_pods for w in loads}
+    feas.need["min"] = _nodes(mins)
+    feas.need["max"] = _nodes(maxs)
+
+    def explain(counts: dict[str, int]) -> str:
+        return "; ".join(
+            f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node"
+            for w in loads
+            if counts[w.name] > 0
+        )
+
+    for scenario, counts, what in (("min", mins, "the minimum replicas"), ("max", maxs, "the maximum replicas")):
+        if not feas.fits(scenario):
+            result.issues.append(
+                Issue(
+                    raise_at,
+                    f"pool '{cfg.name}' reaches {reach_nodes} {where} nodes ({REACH[autoscaler]}), but {what} need "
+                    f"{feas.need[scenario]}: {explain(counts)}",
+                )
+            )
+    if not feas.fits("max"):
+        return
+
+    _plan_rollouts(cfg.name, loads, maxs, reach_nodes, _nodes, feas, result)
+    _plan_ray_upgrades(cfg.name, loads, mins, maxs, reach_nodes, _nodes, feas, result)
+
+    # N+1: the minimum keeps serving while a lost node is replaced
+    feas.need["nodeLoss"] = feas.need["min"] + 1
+    if not feas.fits("nodeLoss") and feas.need["min"] > 0:
+        result.warnings.append(
+            f"{feas.path}: pool '{cfg.name}' reaches {reach_nodes} nodes and the minimum replicas fill "
+            f"{feas.need['min']}: a lost node takes its replicas down until it is back (no spare or replacement room)"
+        )
+
+
+def _plan_rollouts(
+    pool: str,
+    loads: list[Workload],
+    maxs: dict[str, int],
+    reach_nodes: int,
+    nodes: Callable[[dict[str, int]], int],
+    feas: PoolFeasibility,
+    result: FeasibilityResult,
+) -> None:
+    """Each Deployment surges one pod where the pool holds it at maximum, else replaces one at a time."""
+    counts = dict(maxs)
+    for w in loads:
+        if w.kind == "StatefulSet":
+            feas.rollouts[w.name] = "one at a time"
+            continue
+        if w.kind != "Deployment":
+            continue
+        name = w.name.split("/", 1)[1]
+        trial = {**counts, w.name: counts[w.name] + 1}
+        if nodes(trial) <= reach_nodes:
+            counts = trial
+            feas.rollouts[w.name] = "surge 1"
+            result.rollouts[name] = RolloutPlan(max_surge=1, max_unavailable=0)
+        else:
+            feas.rollouts[w.name] = "maxUnavailable 1"
+            result.rollouts[name] = RolloutPlan(max_surge=0, max_unavailable=1)
+            result.warnings.append(
+                f"{w.path}: pool '{pool}' has no room for a surge replica at maxReplicas {w.max_pods} "
+                f"({nodes(trial)} nodes needed, {reach_nodes} reachable): rollouts replace one replica at a time "
+                f"(maxSurge 0, maxUnavailable 1)" + (", which takes the only replica down" if w.min_pods <= 1 else "")
+            )
+    feas.need["rollout"] = nodes(counts)
+
+
+def _plan_ray_upgrades(
+    pool: str,
+    loads: list[Workload],
+    mins: dict[str, int],
+    maxs: dict[str, int],
+    reach_nodes: int,
+    nodes: Callable[[dict[str, int]], int],
+    feas: PoolFeasibility,
+    result: FeasibilityResult,
+) -> None:
+    """RayService upgrades: the old cluster at its maximum beside a new one at its minimum."""
+    for w in loads:
+        if w.kind != "RayService":
+            continue
+        if w.upgrade_strategy == "NewCluster":
+            full = {**maxs, w.name: w.max_pods + w.min_pods}
+            minimal = {**mins, w.name: 2 * w.min_pods}
+            feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), nodes(full))
+            if nodes(minimal) > reach_nodes:
+                result.issues.append(
+                    Issue(
+                        f"{w.path}.upgradeStrategy",
+                        f"a NewCluster upgrade needs two clusters of at least {w.min_pods} workers: {nodes(minimal)} "
+                        f"nodes of pool '{pool}', which reaches {reach_nodes}",
+                    )
+                )
+            elif not feas.fits("rayUpgrade"):
+                result.warnings.append(
+                    f"{w.path}: a NewCluster upgrade at {w.max_pods} workers needs {nodes(full)} nodes of pool "
+                    f"'{pool}' (old cluster {w.max_pods} + new {w.min_pods} workers), which reaches {reach_nodes}: "
+                    f"the new cluster may wait for room"
+                )
+        else:
+            extra = math.ceil(w.max_pods * w.surge_percent / 100)
+            full = {**maxs, w.name: w.max_pods + extra}
+            feas.need["rayUpgrade"] = max(feas.need.get("rayUpgrade", 0), nodes(full))
+            if not feas.fits("rayUpgrade"):
+                result.warnings.append(
+                    f"{w.path}: an incremental upgrade adds {extra} workers at {w.max_pods}: {nodes(full)} nodes "
+                    f"of pool '{pool}', which reaches {reach_nodes}"
+                )
 
 
 def _check_quota(config: StackConfig, by_pool: dict[str, list[Workload]], result: FeasibilityResult) -> None:

@@ -63,7 +63,7 @@ class LoraAdapter(ConfigModel):
 
     name: str = Field(pattern=r"^[a-zA-Z0-9][\w.-]{0,62}$", description="model name clients request")
     repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hugging Face repository of the adapter")
-    revision: str | None = Field(None, description="commit or tag of the repository (pin it in prod)")
+    revision: str | None = Field(default=None, description="commit or tag of the repository (pin it in prod)")
     rank: int = Field(ge=1, le=MAX_LORA_RANKS[-1], description="r of the adapter's adapter_config.json")
 
 
@@ -72,10 +72,14 @@ class LoraConfig(ConfigModel):
 
     adapters: list[LoraAdapter] = Field(min_length=1)
     max_loras: int | None = Field(
-        None, ge=1, description=f"adapters in one batch (GPU slots); default: adapters, at most {DEFAULT_MAX_LORAS}"
+        default=None,
+        ge=1,
+        description=f"adapters in one batch (GPU slots); default: adapters, at most {DEFAULT_MAX_LORAS}",
     )
     max_cpu_loras: int | None = Field(
-        None, ge=1, description="adapters kept in host memory; default: all adapters (none is reloaded from disk)"
+        default=None,
+        ge=1,
+        description="adapters kept in host memory; default: all adapters (none is reloaded from disk)",
     )
 
     @model_validator(mode="after")
@@ -124,9 +128,11 @@ class RayLoraConfig(ConfigModel):
     dynamic_loading_path: str = Field(
         pattern=r"^(s3|gs|abfss|azure)://[^/\s]+(/\S*)?$", description="bucket prefix holding one folder per adapter"
     )
-    max_adapters_per_replica: int = Field(16, ge=1, description="adapters a replica keeps loaded (Ray's default 16)")
-    max_loras: int = Field(DEFAULT_MAX_LORAS, ge=1, description="adapters in one batch (GPU slots)")
-    max_lora_rank: MaxLoraRank = Field(16, description="largest adapter rank (vLLM's allowed values)")
+    max_adapters_per_replica: int = Field(
+        default=16, ge=1, description="adapters a replica keeps loaded (Ray's default 16)"
+    )
+    max_loras: int = Field(default=DEFAULT_MAX_LORAS, ge=1, description="adapters in one batch (GPU slots)")
+    max_lora_rank: MaxLoraRank = Field(default=16, description="largest adapter rank (vLLM's allowed values)")
 
     @model_validator(mode="after")
     def _check(self) -> RayLoraConfig:

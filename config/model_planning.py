@@ -16,9 +16,9 @@ from typing import Any, Literal
 from .catalog import lookup
 from .cluster import GpuFacts, NodePoolConfig
 from .errors import ConfigError, Issue
+from .load import load_stack_config
 from .plan import ModelPlan
 from .serving import VllmModelConfig
-from .stack import load_stack_config
 
 Autoscaler = Literal["keda", "hpa", "none"]
 

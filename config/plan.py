@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .architectures import ModelArchitecture
 from .capacity import CapacityEstimate
@@ -32,7 +32,7 @@ class ModelPlan:
 
     name: str
     path: str  # config path, e.g. "models[0]"
-    kind: str  # "vllm" | "ray"
+    kind: Literal["vllm", "ray"]
     architecture: ModelArchitecture
     pool: NodePoolFacts
     tensor_parallel_size: int

@@ -60,13 +60,13 @@ class RayModelConfig(ModelSource):
     """One ``llm_configs`` entry of ``ray.serve.llm:build_openai_app``."""
 
     model_id: str = Field(pattern=r"^[a-zA-Z0-9][\w.-]*$", description="name clients send as 'model'")
-    min_replicas: int = Field(1, ge=0)
-    max_replicas: int = Field(2, ge=1)
-    target_ongoing_requests: int = Field(32, ge=1, description="per replica, drives Serve autoscaling")
-    max_ongoing_requests: int = Field(64, ge=1, description="per replica; excess requests queue in the proxy")
-    max_num_seqs: int | None = Field(None, ge=1, description="vLLM batch size cap (engine_kwargs)")
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=2, ge=1)
+    target_ongoing_requests: int = Field(default=32, ge=1, description="per replica, drives Serve autoscaling")
+    max_ongoing_requests: int = Field(default=64, ge=1, description="per replica; excess requests queue in the proxy")
+    max_num_seqs: int | None = Field(default=None, ge=1, description="vLLM batch size cap (engine_kwargs)")
     enable_prefix_caching: bool = True
-    lora: RayLoraConfig | None = Field(None, description="LoRA adapters loaded on demand from cloud storage")
+    lora: RayLoraConfig | None = Field(default=None, description="LoRA adapters loaded on demand from cloud storage")
 
     @model_validator(mode="after")
     def _bounds(self) -> RayModelConfig:
@@ -81,8 +81,8 @@ class RayHeadConfig(ConfigModel):
     """The head runs GCS, dashboard, Serve controller and autoscaler, no replicas (num-cpus 0):
     KubeRay's Serve LLM sample gives it 2 CPUs and 4 GiB. It must fit a CPU system node."""
 
-    cpu: float = Field(2, gt=0)
-    memory_gib: int = Field(8, ge=4)
+    cpu: float = Field(default=2, gt=0)
+    memory_gib: int = Field(default=8, ge=4)
 
 
 class RayAutoscalerConfig(ConfigModel):
@@ -90,7 +90,7 @@ class RayAutoscalerConfig(ConfigModel):
 
     upscaling_mode: Literal["Default", "Aggressive", "Conservative"] = "Default"
     idle_timeout_seconds: int = Field(
-        300, ge=30, description="idle worker removal; GPU nodes take minutes to come back"
+        default=300, ge=30, description="idle worker removal; GPU nodes take minutes to come back"
     )
 
 
@@ -100,9 +100,9 @@ class IncrementalUpgradeConfig(ConfigModel):
     RayServiceIncrementalUpgrade, on by default in chart 1.7.0)."""
 
     gateway_class_name: str = Field(description="GatewayClass KubeRay creates the Gateway with")
-    max_surge_percent: int = Field(20, ge=1, le=100, description="capacity added to the new cluster per step")
-    step_size_percent: int = Field(10, ge=1, le=100, description="traffic moved per interval")
-    interval_seconds: int = Field(30, ge=1)
+    max_surge_percent: int = Field(default=20, ge=1, le=100, description="capacity added to the new cluster per step")
+    step_size_percent: int = Field(default=10, ge=1, le=100, description="traffic moved per interval")
+    interval_seconds: int = Field(default=30, ge=1)
 
 
 class RayCacheConfig(ConfigModel):
@@ -110,10 +110,10 @@ class RayCacheConfig(ConfigModel):
     and read by every worker (restarts and scale-ups load weights instead of downloading them)."""
 
     enabled: bool | None = Field(
-        None, description="default: on when the cluster has a ReadWriteMany class or storageClass is set"
+        default=None, description="default: on when the cluster has a ReadWriteMany class or storageClass is set"
     )
-    size_gib: int | None = Field(None, ge=10, description="default: the models' weights x 1.25 + 10 GiB")
-    storage_class: str | None = Field(None, description="default: the cluster's ReadWriteMany class")
+    size_gib: int | None = Field(default=None, ge=10, description="default: the models' weights x 1.25 + 10 GiB")
+    storage_class: str | None = Field(default=None, description="default: the cluster's ReadWriteMany class")
 
     def shared(self, cluster_has_rwx: bool) -> bool:
         return self.enabled if self.enabled is not None else bool(self.storage_class) or cluster_has_rwx
@@ -122,25 +122,27 @@ class RayCacheConfig(ConfigModel):
 class RayServiceConfig(ConfigModel):
     name: DnsLabel
     worker_pool: str = Field(description="GPU node pool the worker group runs on")
-    gpus_per_worker: int | None = Field(None, ge=1, description="default: all GPUs of one node")
-    min_workers: int = Field(1, ge=0)
-    max_workers: int = Field(2, ge=1)
+    gpus_per_worker: int | None = Field(default=None, ge=1, description="default: all GPUs of one node")
+    min_workers: int = Field(default=1, ge=0)
+    max_workers: int = Field(default=2, ge=1)
     worker_cpu: float | None = Field(
-        None, gt=0, description="default: the worker's share of its node (serving.node_share)"
+        default=None, gt=0, description="default: the worker's share of its node (serving.node_share)"
     )
-    worker_memory_gib: int | None = Field(None, ge=8)
-    shm_size_gib: int = Field(8, ge=1)
+    worker_memory_gib: int | None = Field(default=None, ge=8)
+    shm_size_gib: int = Field(default=8, ge=1)
     cache: RayCacheConfig = RayCacheConfig()
     head: RayHeadConfig = RayHeadConfig()
     autoscaler: RayAutoscalerConfig = RayAutoscalerConfig()
-    upgrade_strategy: str = Field("NewCluster", pattern=r"^(NewCluster|NewClusterWithIncrementalUpgrade)$")
+    upgrade_strategy: str = Field(default="NewCluster", pattern=r"^(NewCluster|NewClusterWithIncrementalUpgrade)$")
     incremental_upgrade: IncrementalUpgradeConfig | None = None
-    accelerator_type: str | None = Field(None, description="Ray accelerator type; default: derived from the pool's GPU")
+    accelerator_type: str | None = Field(
+        default=None, description="Ray accelerator type; default: derived from the pool's GPU"
+    )
     termination_grace_period_seconds: int = Field(
-        300, ge=60, le=3600, description="Ray pods' grace period (workers run `ray stop` in preStop)"
+        default=300, ge=60, le=3600, description="Ray pods' grace period (workers run `ray stop` in preStop)"
     )
     graceful_shutdown_timeout_seconds: int = Field(
-        120,
+        default=120,
         ge=5,
         le=3600,
         description="in-flight requests a stopping replica (or a replaced cluster) may still finish",

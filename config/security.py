@@ -109,12 +109,12 @@ class NetworkPolicyConfig(ConfigModel):
 
 class SecurityConfig(ConfigModel):
     pod_security: Literal["baseline", "restricted"] = Field(
-        "baseline", description="enforced Pod Security Standard; restricted is warned and audited"
+        default="baseline", description="enforced Pod Security Standard; restricted is warned and audited"
     )
-    gpu_quota: int | None = Field(None, ge=1, description="most GPUs the inference namespace may request")
+    gpu_quota: int | None = Field(default=None, ge=1, description="most GPUs the inference namespace may request")
     network_policy: NetworkPolicyConfig = NetworkPolicyConfig()
     vllm_run_as_root: bool = Field(
-        False,
+        default=False,
         description="run vLLM as the image's root user instead of uid 10001: only for ReadWriteMany cache "
         "storage that ignores fsGroup (some NFS servers), where a non-root download cannot write",
     )

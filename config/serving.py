@@ -136,9 +136,11 @@ class ModelSpec(ConfigModel):
     it override what it says)."""
 
     config_json: str | None = Field(
-        None, description="path of the model's Hugging Face config.json (relative: to the project directory)"
+        default=None, description="path of the model's Hugging Face config.json (relative: to the project directory)"
     )
-    params_billion: float | None = Field(None, gt=0, description="default: counted from the shapes (dense decoder)")
+    params_billion: float | None = Field(
+        default=None, gt=0, description="default: counted from the shapes (dense decoder)"
+    )
     layers: int = Field(ge=1, description="num_hidden_layers")
     attention_heads: int = Field(ge=1, description="num_attention_heads")
     kv_heads: int = Field(ge=1, description="num_key_value_heads")
@@ -147,8 +149,8 @@ class ModelSpec(ConfigModel):
     intermediate_size: int = Field(ge=1, description="MLP width; sizes vLLM's activation peak")
     vocab_size: int = Field(ge=1)
     max_context: int = Field(ge=1, description="max_position_embeddings")
-    tied_embeddings: bool = Field(False, description="tie_word_embeddings")
-    quantization: str | None = Field(None, description="quantization_config.quant_method of the checkpoint")
+    tied_embeddings: bool = Field(default=False, description="tie_word_embeddings")
+    quantization: str | None = Field(default=None, description="quantization_config.quant_method of the checkpoint")
 
     @model_validator(mode="before")
     @classmethod
@@ -156,7 +158,7 @@ class ModelSpec(ConfigModel):
         if isinstance(data, dict) and data.get("configJson", data.get("config_json")):
             path = data.get("configJson", data.get("config_json"))
             try:
-                found = read_config_json(path)
+                found = read_config_json(str(path))
             except (OSError, ValueError) as e:
                 raise ValueError(f"configJson: cannot read {path}: {e}") from None
             aliases = {
@@ -191,24 +193,24 @@ class ModelSpec(ConfigModel):
 class TypicalRequest(ConfigModel):
     """The request the plan counts concurrent sequences for (besides one at full maxModelLen)."""
 
-    input_tokens: int = Field(2048, ge=1)
-    output_tokens: int = Field(512, ge=1)
+    input_tokens: int = Field(default=2048, ge=1)
+    output_tokens: int = Field(default=512, ge=1)
 
 
 class ModelSource(ConfigModel):
     """What to load: shared by vLLM Deployments and Ray Serve LLM models."""
 
     model: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="Hugging Face repository id")
-    revision: str | None = Field(None, description="commit or tag of the repository (pin it in prod)")
-    architecture: str | None = Field(None, description="key of config/architectures.py; inferred from model")
+    revision: str | None = Field(default=None, description="commit or tag of the repository (pin it in prod)")
+    architecture: str | None = Field(default=None, description="key of config/architectures.py; inferred from model")
     model_spec: ModelSpec | None = None
-    requires_hf_token: bool = Field(False, description="gated repository: the hfToken secret must be set")
+    requires_hf_token: bool = Field(default=False, description="gated repository: the hfToken secret must be set")
     tensor_parallel_size: int | None = Field(
-        None, ge=1, le=16, description="default: the fewest GPUs of one node that hold the model"
+        default=None, ge=1, le=16, description="default: the fewest GPUs of one node that hold the model"
     )
-    max_model_len: int | None = Field(None, ge=256, description="default: min(model context, 8192)")
+    max_model_len: int | None = Field(default=None, ge=256, description="default: min(model context, 8192)")
     gpu_memory_utilization: float = Field(
-        0.90, ge=0.5, le=0.95, description="0.85-0.90 leaves headroom for bursts; 0.95 risks OOM"
+        default=0.90, ge=0.5, le=0.95, description="0.85-0.90 leaves headroom for bursts; 0.95 risks OOM"
     )
     dtype: Dtype = "auto"
     quantization: Quantization | None = None
@@ -232,32 +234,32 @@ class AutoscalingFallbackConfig(ConfigModel):
     """
 
     failure_threshold: int = Field(
-        3, ge=1, description="failed polls in a row before falling back (3 x pollingInterval)"
+        default=3, ge=1, description="failed polls in a row before falling back (3 x pollingInterval)"
     )
     behavior: FallbackBehavior = "currentReplicasIfHigher"
-    replicas: int | None = Field(None, ge=0, le=100, description="default: minReplicas")
+    replicas: int | None = Field(default=None, ge=0, le=100, description="default: minReplicas")
 
 
 class AutoscalingConfig(ConfigModel):
     """Replica autoscaling on inference signals, never CPU."""
 
-    min_replicas: int = Field(1, ge=0, le=100)
-    max_replicas: int = Field(2, ge=1, le=100)
+    min_replicas: int = Field(default=1, ge=0, le=100)
+    max_replicas: int = Field(default=2, ge=1, le=100)
     queue_depth_target: float = Field(
-        5, gt=0, description="waiting requests per replica (vllm:num_requests_waiting); seeds: 3-5"
+        default=5, gt=0, description="waiting requests per replica (vllm:num_requests_waiting); seeds: 3-5"
     )
     kv_cache_usage_target: float | None = Field(
-        None, gt=0, le=1, description="average KV-cache usage per replica, e.g. 0.85"
+        default=None, gt=0, le=1, description="average KV-cache usage per replica, e.g. 0.85"
     )
-    ttft_p95_target_seconds: float | None = Field(None, gt=0, description="p95 time to first token")
-    scale_to_zero: bool = Field(False, description="allow 0 replicas (cold starts take minutes)")
-    activation_queue_depth: float = Field(0, ge=0, description="queue depth that wakes a scaled-to-zero model")
-    scale_up_pods: int = Field(2, ge=1, description="pods added per scale-up period")
-    scale_up_period_seconds: int = Field(60, ge=15)
+    ttft_p95_target_seconds: float | None = Field(default=None, gt=0, description="p95 time to first token")
+    scale_to_zero: bool = Field(default=False, description="allow 0 replicas (cold starts take minutes)")
+    activation_queue_depth: float = Field(default=0, ge=0, description="queue depth that wakes a scaled-to-zero model")
+    scale_up_pods: int = Field(default=2, ge=1, description="pods added per scale-up period")
+    scale_up_period_seconds: int = Field(default=60, ge=15)
     scale_down_stabilization_seconds: int = Field(
-        300, ge=0, description="GKE guidance: 300 s so a new replica is warm before scale-down"
+        default=300, ge=0, description="GKE guidance: 300 s so a new replica is warm before scale-down"
     )
-    polling_interval_seconds: int = Field(15, ge=5)
+    polling_interval_seconds: int = Field(default=15, ge=5)
     fallback: AutoscalingFallbackConfig = Field(default_factory=AutoscalingFallbackConfig)
 
     @model_validator(mode="after")
@@ -279,12 +281,12 @@ class AutoscalingConfig(ConfigModel):
 class ResourcesConfig(ConfigModel):
     """Overrides for the CPU and memory sized from the model."""
 
-    cpu: float | None = Field(None, gt=0)
-    memory_gib: int | None = Field(None, ge=8)
+    cpu: float | None = Field(default=None, gt=0)
+    memory_gib: int | None = Field(default=None, ge=8)
 
 
 class CacheConfig(ConfigModel):
-    size_gib: int | None = Field(None, ge=10, description="default: weights x 1.25 + 10 GiB")
+    size_gib: int | None = Field(default=None, ge=10, description="default: weights x 1.25 + 10 GiB")
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
     storage_class: str | None = None
 
@@ -294,7 +296,7 @@ class IngressConfig(ConfigModel):
     class_name: str = "nginx"
     path: str = "/v1"
     tls_secret_name: str | None = None
-    timeout_seconds: int = Field(600, ge=30, description="proxy read/send timeout for long generations")
+    timeout_seconds: int = Field(default=600, ge=30, description="proxy read/send timeout for long generations")
 
 
 class HttpRouteConfig(ConfigModel):
@@ -302,7 +304,7 @@ class HttpRouteConfig(ConfigModel):
     gateway_namespace: str
     hostnames: list[str] = Field(default_factory=list)
     path: str = "/v1"
-    timeout_seconds: int = Field(600, ge=30)
+    timeout_seconds: int = Field(default=600, ge=30)
 
 
 def check_extra_args(args: list[str]) -> list[str]:
@@ -321,21 +323,23 @@ def check_extra_args(args: list[str]) -> list[str]:
 class VllmModelConfig(ModelSource):
     name: DnsLabel
     node_pool: str
-    served_model_name: str | None = Field(None, description="default: name")
-    max_num_seqs: int | None = Field(None, ge=1)
-    max_num_batched_tokens: int | None = Field(None, ge=256)
+    served_model_name: str | None = Field(default=None, description="default: name")
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=256)
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
     extra_args: list[str] = Field(default_factory=list)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     resources: ResourcesConfig = ResourcesConfig()
-    shm_size_gib: int = Field(8, ge=1, le=256, description="/dev/shm for NCCL when tensor parallel")
+    shm_size_gib: int = Field(default=8, ge=1, le=256, description="/dev/shm for NCCL when tensor parallel")
     termination_grace_period_seconds: int = Field(
-        120, ge=120, le=600, description="lets in-flight generations finish; 600 for long streams"
+        default=120, ge=120, le=600, description="lets in-flight generations finish; 600 for long streams"
     )
-    pre_stop_sleep_seconds: int = Field(15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM")
+    pre_stop_sleep_seconds: int = Field(
+        default=15, ge=5, le=120, description="endpoints drain before vLLM gets SIGTERM"
+    )
     startup_timeout_seconds: int | None = Field(
-        None,
+        default=None,
         ge=300,
         le=3600,
         description="startup probe window; default: the plan's cold-start estimate of the engine start x "
@@ -344,7 +348,9 @@ class VllmModelConfig(ModelSource):
     cache: CacheConfig = CacheConfig()
     ingress: IngressConfig | None = None
     http_route: HttpRouteConfig | None = None
-    lora: LoraConfig | None = Field(None, description="LoRA adapters served on top of the model (vLLM multi-LoRA)")
+    lora: LoraConfig | None = Field(
+        default=None, description="LoRA adapters served on top of the model (vLLM multi-LoRA)"
+    )
     canary: CanaryConfig | None = None
 
     @field_validator("extra_args")

@@ -5,9 +5,10 @@ file; Pulumi's Python component provider infers the package schema from the comp
 annotations and constructs them when a program in any language declares one.
 """
 
+from pulumi.provider.experimental import component_provider_host
+
 from llm_infra.components import __version__
 from llm_infra.components.hosted import HOSTED
-from pulumi.provider.experimental import component_provider_host
 
 PACKAGE = "llm-infra"
 """The package name: resource types are ``llm-infra:index:<Component>``."""

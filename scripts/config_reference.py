@@ -110,7 +110,7 @@ def reference() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when docs/configuration.md is out of date")
     args = parser.parse_args()
     text = reference()

@@ -31,7 +31,7 @@ def attribute_docs(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, following in zip(body, [*body[1:], None]):
+    for node, following in zip(body, [*body[1:], None], strict=True):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)
@@ -108,8 +108,9 @@ def components() -> list[tuple[type, type | None]]:
 
 
 def package_schema() -> dict[str, Any]:
-    from llm_infra.components.hosted import HOSTED
     from pulumi.provider.experimental.component import ComponentProvider
+
+    from llm_infra.components.hosted import HOSTED
 
     return json.loads(ComponentProvider(HOSTED, "llm-infra", version="0.0.0").schema or "{}")
 

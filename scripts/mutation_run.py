@@ -244,7 +244,7 @@ def run_suite(timeout: int, deselect: list[str]) -> tuple[bool, str]:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts="]
     cmd += [f"--ignore={t}" for t in SLOW_TESTS] + [f"--deselect={t}" for t in deselect]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return True, "timeout"
     tail = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))][:1]
@@ -254,7 +254,7 @@ def run_suite(timeout: int, deselect: list[str]) -> tuple[bool, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--only", help="run the mutations whose id contains this")
     parser.add_argument("--report", type=Path, default=ROOT / "build" / "mutation.json")
     parser.add_argument("--timeout", type=int, default=900)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from upstream import UPSTREAM, upstream_path
 
 from llm_infra.components.render import Project, Recording, manifests, run_program
-from upstream import UPSTREAM, upstream_path
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["UPSTREAM"]

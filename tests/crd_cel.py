@@ -42,13 +42,14 @@ import base64
 import copy
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import celpy
 import celpy.celtypes as ct
 import lark
 import re2
+from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, base_functions
 
 MACROS = {"has", "all", "exists", "exists_one", "map", "filter"}
@@ -60,12 +61,12 @@ MACROS = {"has", "all", "exists", "exists_one", "map", "filter"}
 def _find(text: ct.StringType, pattern: ct.StringType) -> ct.StringType:
     """regex.go: the first match of the RE2 regex, or '' when none."""
     match = re2.search(str(pattern), str(text))
-    return ct.StringType(match.group(0) if match else "")
+    return ct.StringType(str(match.group(0)) if match else "")
 
 
 def _find_all(text: ct.StringType, pattern: ct.StringType, limit: ct.IntType | None = None) -> ct.ListType:
     """regex.go: all non-overlapping matches (at most ``limit``; a negative limit means all)."""
-    found = [ct.StringType(m.group(0)) for m in re2.finditer(str(pattern), str(text))]
+    found = [ct.StringType(str(m.group(0))) for m in re2.finditer(str(pattern), str(text))]
     return ct.ListType(found if limit is None or limit < 0 else found[: int(limit)])
 
 
@@ -77,7 +78,7 @@ def _split(text: ct.StringType, sep: ct.StringType, limit: ct.IntType | None = N
     if sep_ == "":
         parts = list(s)
         if limit is not None and 0 < limit < len(parts):
-            parts = parts[: int(limit) - 1] + ["".join(parts[int(limit) - 1 :])]
+            parts = [*parts[: int(limit) - 1], "".join(parts[int(limit) - 1 :])]
     else:
         parts = s.split(sep_) if limit is None or limit < 0 else s.split(sep_, int(limit) - 1)
     return ct.ListType([ct.StringType(p) for p in parts])
@@ -128,7 +129,7 @@ def _calls_and_idents(tree: lark.Tree) -> tuple[set[str], set[str]]:
     return calls, idents
 
 
-@lru_cache(maxsize=None)
+@cache
 def compile_rule(rule: str) -> CompiledRule:
     try:
         ast = _ENV.compile(rule)
@@ -214,27 +215,15 @@ def escape(name: str) -> str | None:
 def to_cel(value: Any, schema: dict[str, Any]) -> Any:
     if value is None:
         return None
-    if (
-        schema.get("x-kubernetes-int-or-string")
-        or schema.get("x-kubernetes-preserve-unknown-fields")
-        and not schema.get("properties")
+    if schema.get("x-kubernetes-int-or-string") or (
+        schema.get("x-kubernetes-preserve-unknown-fields") and not schema.get("properties")
     ):
-        return celpy.json_to_cel(value)
+        return json_to_cel(value)
     kind = schema.get("type")
     if isinstance(value, dict):
-        props = schema.get("properties")
-        if props is not None:
-            out = {}
-            for key, child in value.items():
-                name = escape(key)
-                if name is not None and key in props:
-                    out[ct.StringType(name)] = to_cel(child, props[key])
-            return ct.MapType(out)
-        additional = schema.get("additionalProperties")
-        sub = additional if isinstance(additional, dict) else {}
-        return ct.MapType({ct.StringType(k): to_cel(v, sub) for k, v in value.items()})
+        return _map_to_cel(value, schema)
     if isinstance(value, list):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        items = schema["items"] if isinstance(schema.get("items"), dict) else {}
         return ct.ListType([to_cel(v, items) for v in value])
     if isinstance(value, bool):
         return ct.BoolType(value)
@@ -245,15 +234,33 @@ def to_cel(value: Any, schema: dict[str, Any]) -> Any:
     if isinstance(value, float):
         return ct.DoubleType(value)
     if isinstance(value, str):
-        fmt = schema.get("format")
-        if fmt == "byte":
-            return ct.BytesType(base64.b64decode(value))
-        if fmt == "duration":
-            return ct.DurationType(value)
-        if fmt == "date-time":
-            return ct.TimestampType(value)
-        return ct.StringType(value)
-    return celpy.json_to_cel(value)
+        return _string_to_cel(value, schema.get("format"))
+    return json_to_cel(value)
+
+
+def _map_to_cel(value: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """An object: its declared properties (names escaped as CEL sees them), or a map of additionalProperties."""
+    props = schema.get("properties")
+    if props is not None:
+        out = {}
+        for key, child in value.items():
+            name = escape(key)
+            if name is not None and key in props:
+                out[ct.StringType(name)] = to_cel(child, props[key])
+        return ct.MapType(out)
+    additional = schema.get("additionalProperties")
+    sub = additional if isinstance(additional, dict) else {}
+    return ct.MapType({ct.StringType(k): to_cel(v, sub) for k, v in value.items()})
+
+
+def _string_to_cel(value: str, fmt: str | None) -> Any:
+    if fmt == "byte":
+        return ct.BytesType(base64.b64decode(value))
+    if fmt == "duration":
+        return ct.DurationType(value)
+    if fmt == "date-time":
+        return ct.TimestampType(value)
+    return ct.StringType(value)
 
 
 # --- evaluation ----------------------------------------------------------------------------

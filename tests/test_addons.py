@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import expected
 import pulumi
 import pulumi_kubernetes as k8s
-import expected
 import pytest
 import yaml
 from conftest import PROJECT, STACKS, objects, render
@@ -42,7 +42,6 @@ from llm_infra.components.render.mocks import (
     ResourceRecord,
     oidc_issuer_host,
 )
-import metric_names as metrics
 from llm_infra.config import StackPlan, load_stack_config, versions
 from llm_infra.config.facts import DEVICE_PLUGIN_CONFIG_LABEL, GKE_NO_DEFAULT_DEVICE_PLUGIN_LABEL
 
@@ -82,9 +81,7 @@ def releases(rec: Recording) -> dict[str, dict[str, Any]]:
 
 
 def release_records(rec: Recording) -> dict[str, ResourceRecord]:
-    return {
-        r.inputs.get("name"): r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS
-    }
+    return {r.inputs["name"]: r for r in rec.resources if r.type == RELEASE and r.inputs.get("chart") in ADDON_CHARTS}
 
 
 def namespace_urns(rec: Recording) -> dict[str, str]:
@@ -714,7 +711,7 @@ def _pool_update(i: int, **changes: Any) -> Callable[[dict, dict], None]:
     return lambda v, s: v["cluster"]["nodePools"][i].update(changes)
 
 
-REJECTED: list[tuple[str, str, Callable[[dict, dict], None], str, str]] = [
+REJECTED: list[tuple[str, str, Callable[[dict, dict], object], str, str]] = [
     ("keda-off-no-adapter", "dev", _set("addons.keda", {"enabled": False}), "models[0].autoscaling", "needs KEDA"),
     (
         "ray-without-kuberay",
@@ -864,7 +861,7 @@ def test_addons_handle_contract(stack):
     expected_autoscaler = "keda" if addons.keda.available else "hpa" if addons.prometheus_adapter.enabled else "none"
     assert handle.autoscaler == expected_autoscaler
 
-    def release_names(resources: list[pulumi.Resource]) -> list[str]:
+    def release_names(resources: Sequence[pulumi.Resource]) -> list[str]:
         return [next(name for name, release in installed.items() if release is res) for res in resources]
 
     if addons.keda.enabled:

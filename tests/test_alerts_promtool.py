@@ -23,15 +23,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import metric_names as metrics
 import pytest
 import yaml
+from test_vllm import STACKS_WITH_MODELS, VARIANTS, Served, models, served
 
 from llm_infra.components.render import manifests
-import metric_names as metrics
 from llm_infra.components.serving.autoscaling import keda_hpa_name
 from llm_infra.components.serving.dashboards import panel_queries
 from llm_infra.components.serving.vllm import workload_kind
-from test_vllm import STACKS_WITH_MODELS, VARIANTS, Served, models, served
 
 ABOVE, BELOW = 1.02, 0.98
 """Just above / just below each threshold."""
@@ -49,7 +49,7 @@ def promtool() -> str:
 
 
 def run_promtool(*args: str, cwd: Path) -> str:
-    proc = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"promtool {' '.join(args)} failed:\n{out}"
     return out
@@ -135,7 +135,9 @@ def test_promtool_rejects_a_broken_rule(tmp_path):
     """The check above can fail: a malformed expression is reported."""
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"alert": "X", "expr": "sum(rate(x[5m])"}]}]}))
-    proc = subprocess.run([promtool(), "check", "rules", path.name], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [promtool(), "check", "rules", path.name], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert proc.returncode != 0
 
 
@@ -360,7 +362,7 @@ def unit_tests_for(sv: Served, tmp_path: Path) -> list[tuple[str, int]]:
 def test_each_alert_fires_above_and_stays_silent_below_its_threshold(stack, tmp_path):
     sv = served(stack)
     results = unit_tests_for(sv, tmp_path)
-    for (name, count), (m, _) in zip(results, models(sv)):
+    for (name, count), (m, _) in zip(results, models(sv), strict=True):
         alerts = {r["alert"] for g in sv.get("PrometheusRule", m.name)["spec"]["groups"] for r in g["rules"]}
         assert count == 2 * len(alerts) and len(alerts) >= 4, (name, alerts)
 
@@ -387,5 +389,7 @@ def test_unit_tests_catch_a_wrong_threshold(tmp_path):
     (tmp_path / "test.yaml").write_text(
         yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
     )
-    proc = subprocess.run([promtool(), "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [promtool(), "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert proc.returncode != 0, proc.stdout

@@ -13,16 +13,18 @@ import math
 import metric_names as metrics
 import pytest
 import yaml
-from llm_infra.components.serving.vllm import workload_kind
-from llm_infra.config import load_stack_config, versions
 from stackfiles import assert_rejected, stack_values
 from test_alerts_promtool import STEP, expand, run_promtool, seconds, series
 from test_vllm import STACKS_WITH_MODELS, container, flags, pod_spec, served
 
+from llm_infra.components.serving.vllm import workload_kind
+from llm_infra.config import load_stack_config, versions
+from llm_infra.config.serving import VllmModelConfig
+
 CANARY_ALERTS = {"VllmCanaryErrorRatioWorse", "VllmCanaryTimeToFirstTokenWorse"}
 
 
-def canaries(stack: str) -> list[tuple[dict, object]]:
+def canaries(stack: str) -> list[tuple[dict, VllmModelConfig]]:
     """(raw stable model entry, its parsed config) of every model with a canary."""
     sv = served(stack)
     raw = {m["name"]: m for m in stack_values(stack)[0].get("models", [])}

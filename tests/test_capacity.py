@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from stackfiles import assert_rejected, stack_values
 
 from llm_infra.config import load_stack_config
 from llm_infra.config.architectures import ARCHITECTURES
 from llm_infra.config.capacity import GIB, default_batch_limits, estimate_capacity, hourly_cost, nodes_for
-from stackfiles import assert_rejected, stack_values
 
 L3_8B = ARCHITECTURES["llama-3-8b"]
 L3_70B = ARCHITECTURES["llama-3.1-70b"]
@@ -199,10 +199,12 @@ def test_tensor_parallel_size_is_derived_as_the_fewest_gpus_that_fit():
 def test_capacity_and_cost_are_reported_per_model():
     plan = load_stack_config("prod", *stack_values("prod"))
     m = plan.models["llama31-70b-awq"]
+    assert m.pool.hourly_usd is not None
     assert m.tensor_parallel_size == 4 and m.pool.instance_type == "g5.12xlarge"
     assert m.hourly_cost_min == pytest.approx(1 * m.pool.hourly_usd)
     assert m.hourly_cost_max == pytest.approx(3 * m.pool.hourly_usd)
     small = plan.models["llama31-8b"]
+    assert small.pool.hourly_usd is not None
     assert small.hourly_cost_max == pytest.approx(6 * small.pool.hourly_usd)
     assert small.capacity.usable_gib == 22.06  # A10G as CUDA reports it, not the nominal 24
 

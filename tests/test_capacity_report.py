@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from llm_infra.components.render.output import plan, summary
 from conftest import render
+
+from llm_infra.components.render.output import plan, summary
 
 
 def test_plan_json_carries_the_budget_per_model():

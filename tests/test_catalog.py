@@ -155,7 +155,7 @@ def test_accelerator_consistent_with_gpu_model() -> None:
         "nvidia-h100-80gb": "NVIDIA-H100-80GB-HBM3",
     }
     for s in shapes_for("gke"):
-        assert expected[s.accelerator] == s.product_label, s.name
+        assert expected[s.accelerator or ""] == s.product_label, s.name
 
 
 # ----------------------------------------------------------------------- spot facts

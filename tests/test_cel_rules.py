@@ -46,8 +46,7 @@ def messages(obj: dict[str, Any]) -> set[str]:
 
 def rules_in(schema: Any):
     if isinstance(schema, dict):
-        for rule in schema.get("x-kubernetes-validations") or []:
-            yield rule
+        yield from schema.get("x-kubernetes-validations") or []
         for value in schema.values():
             yield from rules_in(value)
     elif isinstance(schema, list):

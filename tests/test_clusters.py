@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import expected
@@ -33,7 +33,7 @@ EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSche
 
 
 # --------------------------------------------------------------------------- helpers
-@lru_cache(maxsize=None)
+@cache
 def plan_of(stack: str) -> StackPlan:
     return load_stack_config(stack, *stack_values(stack))
 
@@ -82,8 +82,8 @@ def expected_labels(stack: str, pool_index: int) -> dict[str, str]:
     return labels
 
 
-def cloud_taint(facts: NodePoolFacts) -> list[dict[str, str]]:
-    return [{"key": facts.taint_key, "value": facts.taint_value, "effect": EFFECTS[facts.taint_effect]}]
+def cloud_taint(facts: NodePoolFacts) -> list[dict[str, str | None]]:
+    return [{"key": facts.taint_key, "value": facts.taint_value, "effect": EFFECTS[facts.taint_effect or ""]}]
 
 
 # ------------------------------------------------------------------- node pools per cloud
@@ -106,7 +106,7 @@ def test_every_pool_of_every_stack_is_provisioned_as_configured(stack, recording
     assert set(groups) == {p.name for p in cluster.node_pools}
     for i, pool in enumerate(cluster.node_pools):
         got, facts = groups[pool.name], plan.pools[pool.name]
-        shape = catalog.lookup(cluster.cloud, pool.instance_type)
+        shape = catalog.lookup(cluster.cloud, pool.instance_type or "")
         labels = got["labels"] if cluster.cloud == "eks" else got["nodeConfig"]["labels"]
         taints = got["taints"] if cluster.cloud == "eks" else got["nodeConfig"]["taints"]
         assert labels == expected_labels(stack, i) == facts.node_labels, pool.name
@@ -277,8 +277,8 @@ def test_gpu_workloads_wait_for_gpu_capacity(stack, recording):
         r.urn
         for r in recording.resources
         if r.type in (EKS_NODE_GROUP, EKS_PLAIN_NODE_GROUP, GKE_NODE_POOL)
-        and SYSTEM_POOL_NAME
-        != ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))
+        and ((r.inputs.get("labels") or r.inputs.get("nodeConfig", {}).get("labels") or {}).get(POOL_LABEL))
+        != SYSTEM_POOL_NAME
     }
     capacity |= {
         r.urn
@@ -370,7 +370,7 @@ def test_karpenter_extends_the_pools_its_instance_types_fit():
             req = {r["key"]: r for r in spec["template"]["spec"]["requirements"]}
             assert req["node.kubernetes.io/instance-type"]["values"] == types
             for t in types:  # same GPUs as the pool, at least its vCPUs and memory
-                shape, own = catalog.lookup("eks", t), catalog.lookup("eks", facts.instance_type)
+                shape, own = catalog.lookup("eks", t), catalog.lookup("eks", facts.instance_type or "")
                 assert (shape.gpu_count, shape.gpu_memory_gib) == (own.gpu_count, own.gpu_memory_gib)
                 assert shape.vcpus >= own.vcpus and shape.memory_gib >= own.memory_gib
             assert req["karpenter.sh/capacity-type"] == {
@@ -695,7 +695,7 @@ def test_a100_accelerator_on_a_g2_machine_type_is_rejected():
     values = copy.deepcopy(values)
     values["cluster"]["nodePools"][0]["accelerator"] = "nvidia-tesla-a100"
     lines = rejected("dev", values)
-    assert any("cluster.nodePools[0].accelerator" in l and "nvidia-l4" in l for l in lines), lines
+    assert any("cluster.nodePools[0].accelerator" in line and "nvidia-l4" in line for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -766,7 +766,7 @@ def test_wrong_cluster_combinations_are_rejected_with_their_path(stack, edit, pa
     values = copy.deepcopy(values)
     edit(values["cluster"])
     lines = rejected(stack, values)
-    assert any(l.startswith(f"{stack}: {path}: ") for l in lines), f"{path} not in {lines}"
+    assert any(line.startswith(f"{stack}: {path}: ") for line in lines), f"{path} not in {lines}"
 
 
 def test_bad_cluster_config_stops_the_render_without_a_traceback():

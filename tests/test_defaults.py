@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import PROJECT
 
 from llm_infra.components.render import Recording, helm_releases, manifests, run_program
-
-from conftest import PROJECT
 
 NAMESPACE = "llm"
 MODEL = "m"

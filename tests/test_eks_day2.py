@@ -17,7 +17,8 @@ from conftest import STACKS, objects, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
 from upstream import upstream_path
 
-from llm_infra.components.cluster.karpenter import CRD_RELEASE, RELEASE as KARPENTER_RELEASE
+from llm_infra.components.cluster.karpenter import CRD_RELEASE
+from llm_infra.components.cluster.karpenter import RELEASE as KARPENTER_RELEASE
 from llm_infra.components.reports import plan_warnings
 from llm_infra.config import load_stack_config, versions
 

@@ -279,7 +279,7 @@ def test_eks_role_reads_only_the_named_secrets_it_created(stack):
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
     assert len(statement["Resource"]) == 2
-    for arn, prefix in zip(sorted(statement["Resource"]), arns):
+    for arn, prefix in zip(sorted(statement["Resource"]), arns, strict=True):
         assert arn.startswith(prefix) and len(arn) == len(prefix) + 6 and "*" not in arn
     (role,) = [
         r for r in resources_of_type(rec, "aws:iam/role:Role") if r.name == "llm-addons-external-secrets-identity-role"
@@ -350,6 +350,7 @@ def test_eks_role_matches_existing_secrets_by_name_only(prod_named_secrets, tmp_
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        check=False,
     )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 

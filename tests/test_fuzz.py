@@ -8,20 +8,18 @@ import copy
 from collections import Counter
 from typing import Any
 
+import kubernetes_validate
 import pytest
-
+from conftest import PROJECT, STACKS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stackfiles import stack_values
+from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
+from test_security import pods_of, restricted_violations
+from upstream import crd_schemas, custom_resource_errors, is_custom, required
 
 from llm_infra.components.render import RenderError, manifests, run_program
 from llm_infra.config import ConfigError, load_stack_config
-from conftest import PROJECT, STACKS
-from stackfiles import stack_values
-from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
-from upstream import crd_schemas, custom_resource_errors, is_custom, required
-from test_security import pods_of, restricted_violations
-
-import kubernetes_validate
 
 BASE = {s: stack_values(s) for s in STACKS}
 BROKEN_EXAMPLES = 200

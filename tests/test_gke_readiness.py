@@ -112,6 +112,7 @@ def _merge(base, over):
 def test_chart_targets_match_what_the_cloud_runs(stack):
     import yaml
     from conftest import requires_upstream
+
     from llm_infra.components.render import helm_releases
 
     cloud = stack_values(stack)[0]["cluster"]["cloud"]
@@ -271,7 +272,7 @@ def _gateway_variant():
 def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policies():
     from conftest import objects
 
-    stack, rec = _gateway_variant()
+    _stack, rec = _gateway_variant()
     routes = objects(rec, "HTTPRoute")
     assert routes
     services = {o["metadata"]["name"]: o for o in objects(rec, "Service")}
@@ -320,6 +321,7 @@ EC2_GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}  # Service Qu
 
 def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
     from conftest import ROOT
+
     from llm_infra.config import catalog
 
     readme = (ROOT / "README.md").read_text()
@@ -335,7 +337,7 @@ def test_readme_lists_each_stacks_apis_and_gpu_quotas_by_name():
                 assert api in part, (stack, api)
             assert "GPUS_ALL_REGIONS" in part and "gcp:project" in part
             for pool in c.node_pools:
-                accel = catalog.lookup("gke", pool.instance_type).accelerator.upper().replace("-", "_")
+                accel = catalog.lookup("gke", pool.instance_type or "").accelerator.upper().replace("-", "_")
                 quota = ("PREEMPTIBLE_" if pool.capacity_type == "spot" else "") + f"{accel}_GPUS"
                 assert quota in part, (stack, pool.name, quota)
         if c.cloud == "eks":

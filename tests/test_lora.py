@@ -16,13 +16,14 @@ import copy
 import json
 
 import pytest
+from stackfiles import assert_rejected, stack_values
+from test_vllm import STACKS_WITH_MODELS, container, flags, models, pod_spec, served
+
 from llm_infra.components.serving.vllm import workload_kind
 from llm_infra.config import load_stack_config, versions
 from llm_infra.config.architectures import ARCHITECTURES
 from llm_infra.config.capacity import GIB, estimate_capacity
 from llm_infra.config.lora import lora_bytes_per_gpu
-from stackfiles import assert_rejected, stack_values
-from test_vllm import STACKS_WITH_MODELS, container, flags, models, pod_spec, served
 
 VLLM_MAX_LORA_RANKS = [1, 8, 16, 32, 64, 128, 256, 320, 512]
 LORA_FLAGS = ("--enable-lora", "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules")
@@ -153,6 +154,7 @@ def test_lora_slots_come_out_of_the_kv_cache():
 
 def test_plan_json_and_summary_show_the_lora_slots(tmp_path):
     from conftest import PROJECT
+
     from llm_infra.components.render import run_program
     from llm_infra.components.render.output import write
 
@@ -166,7 +168,7 @@ def test_plan_json_and_summary_show_the_lora_slots(tmp_path):
             assert "lora" not in entry and "loraSlots" not in entry["budgetPerGpuGib"]
             continue
         f = expected_lora_flags(raw)
-        slots, rank = int(f["--max-loras"][0]), int(f["--max-lora-rank"][0])
+        slots, rank = int(f["--max-loras"][0] or ""), int(f["--max-lora-rank"][0] or "")
         tp = entry["tensorParallelSize"]
         arch = {"meta-llama/Llama-3.1-8B-Instruct": LLAMA_31_8B}[raw["model"]]
         gib = independent_lora_bytes(arch, slots, rank, tp) / GIB

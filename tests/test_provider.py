@@ -22,6 +22,11 @@ import pulumi
 import pytest
 import yaml
 from conftest import ROOT, objects
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_in_stack
+from upstream import upstream_path
+
 from llm_infra.components.addons.handles import AddonsHandle
 from llm_infra.components.hosted import HOSTED, GpuArgs, TaintArgs, VllmModel, VllmModelArgs
 from llm_infra.components.render import Recording
@@ -33,10 +38,6 @@ from llm_infra.config import ConfigError
 from llm_infra.config.cluster import GpuFacts, NodePoolConfig, Taint
 from llm_infra.config.model_planning import plan_model
 from llm_infra.config.serving import AutoscalingConfig, CacheConfig, VllmModelConfig
-from pulumi.provider.experimental.component import ComponentProvider
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_in_stack
-from upstream import upstream_path
 
 PROVIDER_DIR = ROOT / "provider"
 YAML_EXAMPLE = ROOT / "examples" / "yaml-vllm" / "Pulumi.yaml"

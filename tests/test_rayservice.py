@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import expected
 import kubernetes_validate
 import pulumi
-import expected
 import pytest
 import yaml
 from conftest import PROJECT, STACKS
@@ -189,7 +189,7 @@ def _render(case: Case) -> Rendered:
 
 
 def _same(record, resource: pulumi.Resource) -> bool:
-    return record.name == resource._name and record.type == resource._type  # noqa: SLF001
+    return record.name == resource._name and record.type == resource._type
 
 
 def _objects(r: Rendered, kind: str) -> list[dict[str, Any]]:

@@ -13,11 +13,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
-
-from llm_infra.components.render import helm_releases
-from llm_infra.config import versions
-
 from conftest import objects
 from upstream import (
     UPSTREAM,
@@ -30,6 +25,9 @@ from upstream import (
     required,
     strict_structural,
 )
+
+from llm_infra.components.render import helm_releases
+from llm_infra.config import versions
 
 KUBERNETES_SCHEMA_VERSION = f"{versions.KUBERNETES_VERSION}.0"
 __all__ = ["KUBERNETES_SCHEMA_VERSION", "crd_schemas", "is_custom", "strict_structural"]

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import PROJECT, ROOT, STACKS, objects, render
+from stackfiles import stack_values
 
 from llm_infra.components.render import Recording, run_program, write
 from llm_infra.components.render.engine import Project
@@ -45,8 +47,6 @@ from llm_infra.components.serving.vllm import HOME_MOUNT, TMP_MOUNT, VLLM_UID
 from llm_infra.config import ConfigError, load_stack_config, versions
 from llm_infra.config.addons import KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE
 from llm_infra.config.security import NODE_LOCAL_DNS
-from conftest import PROJECT, ROOT, STACKS, objects, render
-from stackfiles import stack_values
 
 HERE = Path(__file__).resolve().parent
 EXCEPTIONS_FILE = HERE / "checkov_exceptions.yaml"
@@ -190,28 +190,35 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
     if pod_ctx.get("runAsUser") == 0:
         bad.append("pod runAsUser 0")
     for c in containers(spec):
-        ctx, name = c.get("securityContext", {}), c["name"]
-        if ctx.get("privileged"):
-            bad.append(f"{name}: privileged")
-        if any(p.get("hostPort") for p in c.get("ports", [])):
-            bad.append(f"{name}: hostPort")
-        if ctx.get("allowPrivilegeEscalation") is not False:
-            bad.append(f"{name}: allowPrivilegeEscalation not false")
-        caps = ctx.get("capabilities") or {}
-        if "ALL" not in caps.get("drop", []):
-            bad.append(f"{name}: capabilities not dropped")
-        if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
-            bad.append(f"{name}: adds {caps['add']}")
-        if not (
-            ctx.get("runAsNonRoot") is True
-            or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)
-        ):
-            bad.append(f"{name}: runAsNonRoot not true")
-        if ctx.get("runAsUser") == 0:
-            bad.append(f"{name}: runAsUser 0")
-        seccomp = (ctx.get("seccompProfile") or {}).get("type") or pod_seccomp
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            bad.append(f"{name}: seccomp {seccomp}")
+        bad += _container_violations(c, pod_ctx, pod_seccomp)
+    return bad
+
+
+def _container_violations(c: dict[str, Any], pod_ctx: dict[str, Any], pod_seccomp: str | None) -> list[str]:
+    """One container's part of Pod Security "restricted" (its pod's context as the fallback)."""
+    bad = []
+    ctx, name = c.get("securityContext", {}), c["name"]
+    if ctx.get("privileged"):
+        bad.append(f"{name}: privileged")
+    if any(p.get("hostPort") for p in c.get("ports", [])):
+        bad.append(f"{name}: hostPort")
+    if ctx.get("allowPrivilegeEscalation") is not False:
+        bad.append(f"{name}: allowPrivilegeEscalation not false")
+    caps = ctx.get("capabilities") or {}
+    if "ALL" not in caps.get("drop", []):
+        bad.append(f"{name}: capabilities not dropped")
+    if set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+        bad.append(f"{name}: adds {caps['add']}")
+    if not (
+        ctx.get("runAsNonRoot") is True
+        or (pod_ctx.get("runAsNonRoot") is True and ctx.get("runAsNonRoot") is not False)
+    ):
+        bad.append(f"{name}: runAsNonRoot not true")
+    if ctx.get("runAsUser") == 0:
+        bad.append(f"{name}: runAsUser 0")
+    seccomp = (ctx.get("seccompProfile") or {}).get("type") or pod_seccomp
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        bad.append(f"{name}: seccomp {seccomp}")
     return bad
 
 

@@ -18,19 +18,20 @@ from __future__ import annotations
 import json
 
 import asyncio
-import dataclasses
 import copy
+import dataclasses
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
-import kubernetes_validate
-import pulumi
 import expected
+import kubernetes_validate
+import metric_names as metrics
+import pulumi
 import pytest
 from conftest import STACKS, render
 from pulumi.runtime import settings
@@ -42,8 +43,8 @@ from upstream import custom_resource_errors, is_custom
 from llm_infra.components.addons.handles import AddonsHandle, MonitoringHandle
 from llm_infra.components.render import Recording, manifests
 from llm_infra.components.render.mocks import RecordingMonitor, RenderMocks
-import metric_names as metrics
 from llm_infra.components.serving.autoscaling import keda_hpa_name
+from llm_infra.components.serving.canary import VllmCanary, VllmCanaryArgs
 from llm_infra.components.serving.context import ServingContext
 from llm_infra.components.serving.dashboards import panel_queries
 from llm_infra.components.serving.vllm import (
@@ -56,7 +57,6 @@ from llm_infra.components.serving.vllm import (
 from llm_infra.config import StackPlan, load_stack_config, versions
 from llm_infra.config.canary_model import serving_models
 from llm_infra.config.serving import MANAGED_VLLM_FLAGS, VllmModelConfig, node_share
-from llm_infra.components.serving.canary import VllmCanary, VllmCanaryArgs
 
 FAKE_PROMETHEUS = "http://prometheus.test.svc:9090"
 
@@ -169,7 +169,7 @@ def context_for(plan: StackPlan, handle: AddonsHandle, store=None) -> ServingCon
 
 def serve(
     stack: str,
-    mutate: Callable[[dict[str, Any], dict[str, bool]], None] | None = None,
+    mutate: Callable[[dict[str, Any], dict[str, bool]], object] | None = None,
     adjust_handle: Callable[[AddonsHandle], AddonsHandle] | None = None,
 ) -> Served:
     """Render the stack's VllmServices (optionally on a mutated config) under mocks."""
@@ -182,7 +182,7 @@ def serve(
     holder: dict[str, Any] = {}
 
     def program() -> None:
-        owners = {
+        owners: dict[str, pulumi.Resource] = {
             group: pulumi.CustomResource("test:addons:Release", kind, {})
             for group, kind in (("keda.sh", "Keda"), ("monitoring.coreos.com", "Monitoring"), ("gpu", "GpuOperator"))
         }
@@ -212,7 +212,7 @@ def serve(
     return Served(stack, plan, holder["context"], Recording("llm-infra", stack, monitor.records), owners)
 
 
-@lru_cache(maxsize=None)
+@cache
 def served(stack: str) -> Served:
     return serve(stack)
 
@@ -329,7 +329,7 @@ def test_server_args_come_from_typed_config(sv):
         }
         for flag, value in expected.items():
             assert f.get(flag) == value, (m.name, flag, f.get(flag))
-        assert float(f["--gpu-memory-utilization"][0]) == m.gpu_memory_utilization
+        assert float(f["--gpu-memory-utilization"][0] or "") == m.gpu_memory_utilization
         assert ("--enable-prefix-caching" in f) == m.enable_prefix_caching
         assert ("--no-enable-prefix-caching" in f) == (not m.enable_prefix_caching)
         assert ("--enable-chunked-prefill" in f) == m.enable_chunked_prefill
@@ -365,7 +365,7 @@ def test_cpu_and_memory_are_sized_from_the_model_within_the_node_share(sv):
         cpu_share, mem_share = node_share(plan.pool, plan.tensor_parallel_size)
         if mem_share is not None:
             assert mem <= mem_share, f"{m.name}: {mem} GiB exceeds the node share {mem_share:.1f}"
-            assert cores <= cpu_share
+            assert cpu_share is not None and cores <= cpu_share
         # seed 001: >= 20 GiB for 7-8B, >= 80 GiB for 70B-class models
         if plan.architecture.params_billion >= 60:
             assert mem >= 80, (m.name, mem)
@@ -598,7 +598,7 @@ def _behavior_ok(behavior: dict[str, Any], a) -> None:
 
 
 def test_autoscaling_on_inference_signals(sv):
-    for m, plan in models(sv):
+    for m, _plan in models(sv):
         a = m.autoscaling
         so, hpa = sv.maybe("ScaledObject", m.name), sv.maybe("HorizontalPodAutoscaler", m.name)
         w = sv.get(workload_kind(m), m.name)
@@ -803,7 +803,7 @@ def test_dashboard_panels_and_queries(sv):
         assert len(board["uid"]) <= 40
         queries = list(panel_queries(board))
         by_panel: dict[str, list[str]] = {}
-        for title, legend, expr in queries:
+        for title, _legend, expr in queries:
             by_panel.setdefault(title, []).append(expr)
         ttft = by_panel["Time to first token"]
         assert [q.split(",")[0] for q in ttft] == [
@@ -1034,8 +1034,9 @@ def test_every_alert_has_a_runbook_section():
 def test_fractional_quantities_are_rendered_in_milli_units():
     """HPA targets and CPU overrides that are not whole numbers (literal expectations: Kubernetes
     quantities, 0.85 -> "850m")."""
-    from llm_infra.components.render import run_program
     from conftest import PROJECT
+
+    from llm_infra.components.render import run_program
 
     values, _ = stack_values("onprem")
     model = values["models"][0]

@@ -17,8 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -194,6 +195,7 @@ def test_workflows_match_the_github_workflow_schema() -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -215,6 +217,7 @@ def test_zizmor_offline_has_no_high_or_medium_finding() -> None:
         text=True,
         timeout=120,
         cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     findings = json.loads(result.stdout or "[]")
@@ -283,7 +286,9 @@ def test_ci_credentials_match_each_stack_cluster_cloud(pr: dict[str, Any], deplo
         assert matrix_clouds.get(stack) == cloud, f"preview: {stack} should be cloud {cloud!r}"
         job_id, job = by_stack[stack]
         used = {action_of(s) for s in steps(job)} & cloud_actions
-        assert used == CI_CLOUD_ACTIONS[cloud], f"{job_id}: credential actions {sorted(used)} for a {cloud} stack"
+        assert used == CI_CLOUD_ACTIONS[cloud], (
+            f"{job_id}: credential actions {sorted(u or '' for u in used)} for a {cloud} stack"
+        )
 
 
 def test_deploy_workflow_covers_every_stack(deploy: dict[str, Any], stacks: set[str]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -107,16 +107,11 @@ def strict_structural(schema: Any) -> Any:
 
 def is_custom(obj: dict[str, Any]) -> bool:
     group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-    return (
-        "." in group
-        and not group.endswith(".k8s.io")
-        or group
-        in {
-            "gateway.networking.k8s.io",
-            "inference.networking.k8s.io",
-            "inference.networking.x-k8s.io",
-        }
-    )
+    return ("." in group and not group.endswith(".k8s.io")) or group in {
+        "gateway.networking.k8s.io",
+        "inference.networking.k8s.io",
+        "inference.networking.x-k8s.io",
+    }
 
 
 def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
@@ -146,7 +141,7 @@ _KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(\s|$)")
 _COMMENTED_KEY = re.compile(r"^(\s*)#\s?([A-Za-z_][\w.-]*):(\s|$)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def documented_keys(chart: str) -> frozenset[tuple[str, ...]]:
     """Keys a chart documents as commented-out examples (``  # storageClassName: default``
     under ``persistence:``), each with the path of the map it belongs to: settable, just not
@@ -190,7 +185,7 @@ def chart_sources() -> dict[str, dict[str, str]]:
             continue
         if set("".join(cells)) <= set("-: "):
             continue
-        row = dict(zip(header, cells))
+        row = dict(zip(header, cells, strict=False))  # a short row leaves the last columns out
         match = re.fullmatch(r"`helm-values/([^/]+)/values\.yaml`", row.get("local file", ""))
         if match and "chart version (chart.yaml at tag)" not in row:
             # the later tables name the version in their "what" cell: "... (chart 2.9.0 at tag ...)"

@@ -30,6 +30,9 @@ device-plugin ConfigMap, chosen per node by the ``nvidia.com/device-plugin.confi
 that the pool puts on its nodes (``NodePoolFacts.device_plugin_config``).
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -42,9 +45,9 @@ import yaml
 
 from llm_infra.components.k8s import MANAGED_BY
 from llm_infra.config import NodePoolFacts, versions
-from llm_infra.config.facts import operator_device_plugin
 from llm_infra.config.addons import GPU_OPERATOR_NAMESPACE, GpuOperatorConfig
 from llm_infra.config.cluster import ClusterConfig
+from llm_infra.config.facts import operator_device_plugin
 
 from .base import addon_namespace, gpu_pool_tolerations, helm_release
 from .handles import MonitoringHandle
@@ -156,9 +159,10 @@ def gpu_operator_values(args: GpuOperatorArgs, sharing: bool) -> dict[str, Any]:
             # one series per pod sharing a GPU (label vgpu), instead of one pod picked at random
             dcgm["env"] = [{"name": "KUBERNETES_VIRTUAL_GPUS", "value": "true"}]
         scraped = mon.prometheus_url is not None and mon.operator_crds
-        dcgm["serviceMonitor"] = {"enabled": scraped}
+        service_monitor: dict[str, Any] = {"enabled": scraped}
+        dcgm["serviceMonitor"] = service_monitor
         if scraped:
-            dcgm["serviceMonitor"].update(
+            service_monitor.update(
                 {
                     # The exporter labels each GPU's series with the pod/namespace using it;
                     # without honorLabels Prometheus overwrites them with the exporter's own
@@ -194,7 +198,7 @@ class GpuOperator(pulumi.ComponentResource):
                 k8s.core.v1.ResourceQuota(
                     f"{name}-critical-pods",
                     metadata={"name": "gpu-operator-quota", "namespace": NAMESPACE, "labels": MANAGED_BY},
-                    spec={
+                    spec={  # pyright: ignore[reportArgumentType]
                         "hard": {"pods": "100"},
                         "scopeSelector": {
                             "matchExpressions": [

@@ -59,7 +59,7 @@ class MonitoringArgs:
     cloud: str = "existing"
     """Which cluster DNS the chart scrapes: GKE Standard runs kube-dns, EKS CoreDNS."""
     storage_class: str | None = None
-    grafana_admin_password: pulumi.Output[str] | None = None
+    grafana_admin_password: pulumi.Input[str] | None = None
     grafana_admin_source: CredentialSource | None = None
     """Set when the password comes from the secret manager: ESO writes the Secret instead."""
     secret_sync: SecretSync | None = None
@@ -123,7 +123,7 @@ class Monitoring(pulumi.ComponentResource):
                     pulumi.ResourceOptions(parent=self, depends_on=[ns]),
                     template={
                         GRAFANA_USER_KEY: "admin",
-                        GRAFANA_PASSWORD_KEY: '{{ index . "%s" }}' % GRAFANA_PASSWORD_KEY,
+                        GRAFANA_PASSWORD_KEY: f'{{{{ index . "{GRAFANA_PASSWORD_KEY}" }}}}',
                     },
                 )
             )

@@ -7,6 +7,8 @@ AWS/GCP SDK modules costs seconds, which an on-prem stack should not pay.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pulumi
 
 from llm_infra.config import StackPlan
@@ -14,10 +16,14 @@ from llm_infra.config import StackPlan
 from .base import ClusterHandle
 from .existing import ExistingCluster, ExistingClusterArgs
 
+if TYPE_CHECKING:
+    from .eks import EksGpuCluster
+    from .gke import GkeGpuCluster
+
 
 def create_cluster(
-    name: str, plan: StackPlan, kubeconfig: pulumi.Output[str] | None, opts: pulumi.ResourceOptions
-) -> pulumi.ComponentResource:
+    name: str, plan: StackPlan, kubeconfig: pulumi.Input[str] | None, opts: pulumi.ResourceOptions
+) -> EksGpuCluster | GkeGpuCluster | ExistingCluster:
     """The cluster component for ``cluster.cloud``; its ``handle`` feeds everything else."""
     cluster = plan.config.cluster
     if cluster.cloud == "eks":

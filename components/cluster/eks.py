@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -135,7 +136,7 @@ class EksVpc(pulumi.ComponentResource):
         self.private_subnets: dict[str, aws.ec2.Subnet] = {}
         self.public_subnets: dict[str, aws.ec2.Subnet] = {}
         self.ready: list[pulumi.Resource] = []
-        for zone, private_cidr, public_cidr in zip(zones, private_cidrs, public_cidrs):
+        for zone, private_cidr, public_cidr in zip(zones, private_cidrs, public_cidrs, strict=True):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
                 vpc_id=self.vpc.id,
@@ -270,6 +271,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         self.gpu_node_groups: dict[str, pulumi.Resource] = {}
         for pool in cfg.node_pools:
             facts = args.pools[pool.name]
+            assert facts.instance_type is not None  # an EKS pool's type is in the catalog (config checks)
             self.gpu_node_groups[pool.name] = self._node_group(
                 f"{name}-{pool.name}",
                 target,
@@ -465,7 +467,7 @@ class EksGpuCluster(pulumi.ComponentResource):
         taint_args = [aws.eks.NodeGroupTaintArgs(**t) for t in taints]
         tags = {**self._tags, "llm-infra.io/node-pool": labels.get("llm-infra.io/node-pool", "")}
         opts = pulumi.ResourceOptions(parent=self, depends_on=[*self._node_policies, *target.ready])
-        common = dict(
+        common: dict[str, Any] = dict(
             instance_types=instance_types,
             ami_type=ami_type,
             capacity_type=capacity_type,
@@ -612,8 +614,17 @@ class EksGpuCluster(pulumi.ComponentResource):
 def _asg_name(group: pulumi.Resource) -> pulumi.Output[str]:
     """Name of the Auto Scaling group EKS created for a managed node group (the Cluster
     Autoscaler discovers groups by ASG tags, which EKS does not copy from the node group)."""
-    node_group = group.node_group if isinstance(group, eks.ManagedNodeGroup) else pulumi.Output.from_input(group)
-    return node_group.apply(lambda ng: ng.resources).apply(lambda rs: rs[0].autoscaling_groups[0].name)
+    if isinstance(group, eks.ManagedNodeGroup):
+        node_group = group.node_group
+    else:
+        assert isinstance(group, aws.eks.NodeGroup)
+        node_group = pulumi.Output.from_input(group)
+
+    def first(resources: Any) -> str:
+        """``resources[0].autoscalingGroups[0].name`` (optional in the API; EKS sets it for every group it creates)."""
+        return resources[0].autoscaling_groups[0].name
+
+    return node_group.apply(lambda ng: ng.resources).apply(first)
 
 
 __all__ = ["EksGpuCluster", "EksGpuClusterArgs", "EksVpc"]

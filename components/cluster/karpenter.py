@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -36,6 +37,8 @@ import pulumi_kubernetes as k8s
 from llm_infra.config import NodePoolFacts, versions
 from llm_infra.config.cluster import KarpenterConfig, NodePoolConfig
 
+from .base import AwsIrsa
+from .irsa import irsa_role
 from .karpenter_iam import (
     CONTROLLER_POLICIES,
     INTERRUPTION_EVENTS,
@@ -45,8 +48,6 @@ from .karpenter_iam import (
     policy_name,
     queue_policy,
 )
-from .base import AwsIrsa
-from .irsa import irsa_role
 from .nodes import SYSTEM_LABELS
 
 NAMESPACE = "kube-system"
@@ -256,7 +257,7 @@ class Karpenter(pulumi.ComponentResource):
             )
 
         # -- CRDs first, from their own chart: Helm upgrades templates/, never crds/
-        k8s_opts = dict(parent=self, provider=args.provider)
+        k8s_opts: dict[str, Any] = dict(parent=self, provider=args.provider)
         crd_chart = versions.KARPENTER_CRD
         crds = k8s.helm.v3.Release(
             f"{name}-crd-release",

@@ -115,6 +115,11 @@ class Recording:
     logs: list[str] = field(default_factory=list)
 
 
+def _run_program(main: Path) -> None:
+    """The Pulumi program, as ``pulumi up`` runs it (its module globals are not needed after)."""
+    runpy.run_path(str(main), run_name="__main__")
+
+
 @contextmanager
 def _fresh_event_loop():
     loop = asyncio.new_event_loop()
@@ -175,7 +180,7 @@ def run_program(
             # `pulumi up`, so its exports are registered as stack outputs.
             settings.ROOT.set(None)
             try:
-                loop.run_until_complete(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+                loop.run_until_complete(run_in_stack(lambda: _run_program(main)))
             except pulumi.RunError as err:
                 raise RenderError(str(err)) from None
     finally:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
-from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.proto import resource_pb2
 
 FAKE_ACCOUNT = "123456789012"
 FAKE_REGION = "us-east-1"
@@ -299,18 +299,19 @@ class RecordingMonitor(MockMonitor):
     # node_role=...)``) are turned off: deserializing one inside the monitor would look the
     # resource up on the monitor thread's event loop, which the program's loop cannot await.
     # Without them the SDK sends the resource's ID (custom) or URN (component) instead.
-    def SupportsFeature(self, request):  # noqa: N802
+    def SupportsFeature(self, request):
         response = super().SupportsFeature(request)
         if request.id == "resourceReferences":
-            response.hasSupport = False
+            # the SDK answers with a class (type(...)) whose attribute is the answer; its stub does not say so
+            response.hasSupport = False  # pyright: ignore[reportAttributeAccessIssue]
         return response
 
-    def GetDeploymentInfo(self, request):  # noqa: N802
+    def GetDeploymentInfo(self, request):
         info = super().GetDeploymentInfo(request)
         features = [f for f in info.supportedFeatures if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES]
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         for urn, (id_, state) in getattr(self.mocks, "inner", {}).items():
             self.resources.setdefault(urn, MockMonitor.ResourceRegistration(urn, id_, state))
@@ -335,11 +336,11 @@ class RecordingMonitor(MockMonitor):
         )
         return response
 
-    def RegisterResourceOutputs(self, request):  # noqa: N802
+    def RegisterResourceOutputs(self, request):
         if request.urn == self._stack_urn or request.urn.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
             outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=False)
             self.stack_outputs = mask_secrets(outputs)
         return super().RegisterResourceOutputs(request)
 
 
-__all__ = ["MOCK_OUTPUTS", "RecordingMonitor", "RenderMocks", "ResourceRecord", "SECRET_MASK", "mock_outputs", "pulumi"]
+__all__ = ["MOCK_OUTPUTS", "SECRET_MASK", "RecordingMonitor", "RenderMocks", "ResourceRecord", "mock_outputs", "pulumi"]

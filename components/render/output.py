@@ -303,7 +303,9 @@ def summary(recording: Recording) -> str:
     if releases:
         lines += ["", "## Helm releases", "", "| release | chart | version | namespace |", "|---|---|---|---|"]
         lines += [f"| {r['name']} | {r['chart']} | {r['version']} | {r['namespace']} |" for r in releases]
-    warnings = list(recording.outputs.get("warnings") or []) + [l for l in recording.logs if l.startswith("warning")]
+    warnings = list(recording.outputs.get("warnings") or []) + [
+        line for line in recording.logs if line.startswith("warning")
+    ]
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"

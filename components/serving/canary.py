@@ -22,6 +22,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan
 from llm_infra.config.canary_model import canary_image, canary_model
@@ -149,4 +150,6 @@ class VllmCanary(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=ctx.addons.depends_for("monitoring.coreos.com")),
             )
-        self.register_outputs({"endpoint": self.service.endpoint, "weight": args.model.canary.weight})
+        canary = args.model.canary
+        assert canary is not None  # a CanaryService is made only for a model with a canary
+        self.register_outputs({"endpoint": self.service.endpoint, "weight": canary.weight})

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pulumi
+
 from llm_infra.components.addons.handles import AddonsHandle
 from llm_infra.config.security import SecurityConfig
 from llm_infra.config.stack import AlertThresholds

@@ -5,11 +5,14 @@ The rules and why each exists are documented in config/security.py. With ``clust
 the namespace is kept on ``pulumi destroy`` (``retain_on_delete``): deleting it would delete
 every model cache volume in it, whatever their own options say."""
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -76,7 +79,7 @@ class ServingNamespaceArgs:
     """The External Secrets store (``ClusterAddons.handle.secret_sync``), with ``hf_token_source``."""
 
 
-def _from_namespaces(names: list[str]) -> list[dict]:
+def _from_namespaces(names: Sequence[str]) -> list[dict]:
     return [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}} for n in names]
 
 
@@ -125,15 +128,15 @@ class ServingNamespace(pulumi.ComponentResource):
             # are allowed" (a GPU's request always equals its limit, overcommit is not allowed).
             k8s.core.v1.ResourceQuota(
                 f"{name}-gpu-quota",
-                metadata=meta("gpu-quota"),
+                metadata=meta("gpu-quota"),  # pyright: ignore[reportArgumentType]
                 spec={"hard": {GPU_QUOTA_KEY: str(sec.gpu_quota)}},
                 opts=in_ns,
             )
         # Defaults for any container that forgets its resources (ours all set them).
         k8s.core.v1.LimitRange(
             f"{name}-defaults",
-            metadata=meta("container-defaults"),
-            spec={
+            metadata=meta("container-defaults"),  # pyright: ignore[reportArgumentType]
+            spec={  # pyright: ignore[reportArgumentType]
                 "limits": [
                     {
                         "type": "Container",
@@ -158,7 +161,7 @@ class ServingNamespace(pulumi.ComponentResource):
         elif args.hf_token is not None:
             token_object = k8s.core.v1.Secret(
                 f"{name}-hf-token",
-                metadata=meta(HF_TOKEN_SECRET),
+                metadata=meta(HF_TOKEN_SECRET),  # pyright: ignore[reportArgumentType]
                 type="Opaque",
                 string_data={HF_TOKEN_KEY: args.hf_token},
                 opts=in_ns,
@@ -177,10 +180,10 @@ class ServingNamespace(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
             metadata=meta("default-deny"),
-            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},  # pyright: ignore[reportArgumentType]
             opts=opts,
         )
-        ingress = [{"from": [{"podSelector": {}}]}]  # Ray head <-> workers, in-namespace clients
+        ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {}}]}]  # Ray head <-> workers, in-namespace clients
         callers = [*_from_namespaces(np.ingress_namespaces), *[{"ipBlock": {"cidr": c}} for c in np.ingress_cidrs]]
         if callers:
             ingress.append({"from": callers, "ports": [{"protocol": "TCP", "port": SERVING_PORT}]})
@@ -194,7 +197,7 @@ class ServingNamespace(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-ingress",
             metadata=meta("allow-gateway-and-monitoring"),
-            spec={"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress},
+            spec={"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress},  # pyright: ignore[reportArgumentType]
             opts=opts,
         )
         egress = [
@@ -218,6 +221,6 @@ class ServingNamespace(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-egress",
             metadata=meta("allow-dns-and-model-downloads"),
-            spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},
+            spec={"podSelector": {}, "policyTypes": ["Egress"], "egress": egress},  # pyright: ignore[reportArgumentType]
             opts=opts,
         )

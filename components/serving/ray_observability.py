@@ -56,6 +56,10 @@ REQUESTS_WAITING = ray_engine_metric(metrics.NUM_REQUESTS_WAITING)  # gauge
 GENERATION_TOKENS = ray_engine_metric(metrics.GENERATION_TOKENS)  # counter
 
 SERVICE_LABEL = "ray_service"
+COMPONENT_HEAD = "ray-head"
+COMPONENT_WORKER = "ray-worker"
+"""``app.kubernetes.io/component`` of the head and worker pods (set by rayservice.py, selected by the
+PodMonitors here): defined on this side so that rayservice.py imports this module, never the reverse."""
 HEALTH_ROUTES = "/-/.*"
 """Serve's own health/routes endpoints (``/-/healthz``, ``/-/routes``): not user traffic."""
 RATE_WINDOW = "5m"
@@ -80,7 +84,6 @@ def pod_monitors(name: str, namespace: str, monitor_labels: dict[str, str]) -> l
 
     Port names are the container port names of components/serving/rayservice.py.
     """
-    from .rayservice import COMPONENT_HEAD, COMPONENT_WORKER
 
     def monitor(suffix: str, component: str, node_type: str, ports: list[str]) -> dict[str, Any]:
         return {
@@ -204,7 +207,7 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
     """The Serve + engine view of one RayService (grafana-foundation-sdk)."""
     from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
-    from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
+    from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableOption
 
     sel = selector(name, namespace)
     ds = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -248,7 +251,7 @@ def dashboard_json(name: str, namespace: str) -> dict[str, Any]:
             .query(f"label_values({REQUESTS_RUNNING}{{{sel}}}, model_name)")
             .multi(True)
             .include_all(True)
-            .current({"text": "All", "value": "$__all"})
+            .current(VariableOption(text="All", value="$__all"))
         )
         .with_row(dashboard.Row("Serve (HTTP proxy)").id(next(ids)).grid_pos(GridPos(h=1, w=24, x=0, y=0)))
         .with_panel(

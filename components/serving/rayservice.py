@@ -35,6 +35,9 @@ its pinned revision's ``s3://`` / ``gs://`` URI, streamed by vLLM's Run:ai loade
 identity), and the shared volume keeps vLLM's compile caches.
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
 from __future__ import annotations
 
 import math
@@ -56,6 +59,7 @@ from . import ray_observability
 from .context import ServingContext
 from .namespace import hf_token_env, hf_token_mount, hf_token_volume
 from .observability import custom_resource
+from .ray_observability import COMPONENT_HEAD, COMPONENT_WORKER
 from .vllm import CACHE_MOUNT, CACHE_VOLUME, DOWNLOAD_EXCLUDE, DOWNLOAD_RESOURCES, HF_HUB_CACHE
 
 SERVE_PORT = 8000
@@ -74,8 +78,6 @@ enforce runAsNonRoot)."""
 
 HEAD_CONTAINER = "ray-head"
 WORKER_CONTAINER = "ray-worker"
-COMPONENT_HEAD = "ray-head"
-COMPONENT_WORKER = "ray-worker"
 AUTOSCALER_CPU = "500m"
 AUTOSCALER_MEMORY = "512Mi"
 """The autoscaler sidecar's size (KubeRay's default for it)."""
@@ -332,7 +334,7 @@ def _port(name: str, port: int) -> dict[str, Any]:
 
 
 def _quantity_cpu(cpu: float) -> str:
-    return str(int(cpu)) if float(cpu).is_integer() else f"{int(round(cpu * 1000))}m"
+    return str(int(cpu)) if float(cpu).is_integer() else f"{round(cpu * 1000)}m"
 
 
 def head_group(service: RayServiceConfig, name: str, hf_token_secret: pulumi.Input[str] | None) -> dict[str, Any]:
@@ -660,8 +662,8 @@ class RayLlmService(pulumi.ComponentResource):
             # protect: a destroy, a rename or a replacement leaves the weights in place
             self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-model-cache",
-                metadata=kube.metadata(cache_claim_name(svc.name), ns, kube.labels(svc.name, "ray-llm")),
-                spec=claim_spec,
+                metadata=kube.metadata(cache_claim_name(svc.name), ns, kube.labels(svc.name, "ray-llm")),  # pyright: ignore[reportArgumentType]
+                spec=claim_spec,  # pyright: ignore[reportArgumentType]
                 opts=pulumi.ResourceOptions(parent=self, depends_on=inherited, retain_on_delete=ctx.protect),
             )
         workers_sa = worker_service_account(svc.name)

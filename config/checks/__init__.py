@@ -1,32 +1,51 @@
-"""Cross-field checks of a parsed stack config, one concern per module."""
+"""Cross-field checks of a parsed stack config, one concern per module.
+
+Every check is a function of what it reads (the ``Stack`` and what earlier checks derived)
+that returns the issues it found; nothing is shared or mutated between them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..errors import Issue
-from ..facts import all_node_pool_facts
-from .addons import AddonChecks
-from .cluster import ClusterChecks
-from .credentials import CredentialChecks
-from .model_store import ModelStoreChecks
-from .models import ModelChecks
-from .ray import RayChecks
+from ..facts import NodePoolFacts, all_node_pool_facts
+from ..plan import ModelPlan
+from .addons import check_addons
+from .base import Stack
+from .cluster import check_cluster
+from .credentials import check_credentials
+from .model_store import check_model_store
+from .models import check_gpu_budget, check_models
+from .ray import check_ray_services
 
 
-class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, CredentialChecks, ModelStoreChecks):
+@dataclass(frozen=True)
+class CheckResult:
+    """Every issue, in the order the checks report them, and what the checks derived."""
+
+    issues: list[Issue]
+    pools: dict[str, NodePoolFacts] = field(default_factory=dict)
+    model_plans: dict[str, ModelPlan] = field(default_factory=dict)
+    ray_plans: dict[str, ModelPlan] = field(default_factory=dict)
+
+
+def check_stack(stack: Stack) -> CheckResult:
     """Runs every check; pools are derived only from a cluster that passed its own checks,
     so one bad pool does not cascade into an error per model."""
+    issues = check_cluster(stack)
+    pools: dict[str, NodePoolFacts] = {}
+    if not any(i.path.startswith("cluster.nodePools") for i in issues):
+        pools = all_node_pool_facts(stack.config.cluster, stack.config.addons.gpu_operator.enabled)
+    model_issues, model_plans = check_models(stack, pools)
+    ray_issues, ray_plans = check_ray_services(stack, pools, model_plans)
+    issues += model_issues
+    issues += ray_issues
+    issues += check_addons(stack, pools)
+    issues += check_credentials(stack)
+    issues += check_model_store(stack)
+    issues += check_gpu_budget(stack, pools, model_plans)
+    return CheckResult(list(issues), pools, model_plans, ray_plans)
 
-    def run(self) -> list[Issue]:
-        self.check_cluster()
-        if not any(i.path.startswith("cluster.nodePools") for i in self.issues):
-            self.pools = all_node_pool_facts(self.config.cluster, self.config.addons.gpu_operator.enabled)
-        self.check_models()
-        self.check_ray_services()
-        self.check_addons()
-        self.check_credentials()
-        self.check_model_store()
-        self.check_gpu_budget()
-        return self.issues
 
-
-__all__ = ["StackChecker"]
+__all__ = ["CheckResult", "Stack", "check_stack"]

@@ -1,43 +1,42 @@
-"""State shared by the cross-field checks."""
+"""What every cross-field check gets: the stack it reads (never changed) and a list of its own to report into."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ..errors import Issue, did_you_mean
-from ..facts import NodePoolFacts
-from ..plan import ModelPlan
-
-if TYPE_CHECKING:
-    from ..stack import StackConfig
+from ..stack import StackConfig
 
 
-class CheckerBase:
-    """Each check appends Issues (path + message); derived plans are kept for the caller."""
+@dataclass(frozen=True)
+class Stack:
+    """The parsed config with the credentials and provider settings beside it: read-only input of the checks."""
 
-    def __init__(self, config: StackConfig, secrets: frozenset[str], providers: dict[str, str] | None = None):
-        self.config = config
-        self.secrets = secrets
-        self.providers = providers or {}
-        self.issues: list[Issue] = []
-        self.pools: dict[str, NodePoolFacts] = {}
-        self.model_plans: dict[str, ModelPlan] = {}
-        self.ray_plans: dict[str, ModelPlan] = {}
+    config: StackConfig
+    secrets: frozenset[str]
+    providers: Mapping[str, str] = field(default_factory=dict)
 
     def has_credential(self, key: str) -> bool:
         """A credential is available from Pulumi (set as a secret) or from the secret manager."""
         return key in self.secrets or self.config.credentials.source(key).source == "secretManager"
 
-    def add(self, path: str, message: str) -> None:
-        self.issues.append(Issue(path, message))
 
-    def report_missing_pool(self, path: str, name: str) -> None:
-        """A reference to a pool without facts: a pool that is configured but failed its own
-        checks was reported there already (no follow-on error); any other name is unknown."""
-        configured = [p.name for p in self.config.cluster.node_pools]
-        if name in configured:
-            return
-        self.add(
+class Issues(list[Issue]):
+    """The issues one check found (path + message); each check makes its own and returns it."""
+
+    def add(self, path: str, message: str) -> None:
+        self.append(Issue(path, message))
+
+
+def missing_pool(stack: Stack, path: str, name: str) -> Issues:
+    """A reference to a pool without facts: a pool that is configured but failed its own
+    checks was reported there already (no follow-on error); any other name is unknown."""
+    out = Issues()
+    configured = [p.name for p in stack.config.cluster.node_pools]
+    if name not in configured:
+        out.add(
             path,
             f"no node pool '{name}'{did_you_mean(name, configured)} (pools: {', '.join(sorted(configured)) or 'none'})",
         )
+    return out
