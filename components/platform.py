@@ -7,14 +7,15 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
+
 from llm_infra.config import StackPlan
 from llm_infra.config.canary_model import canary_name, serving_models
 
 from .addons import AddonsArgs, AddonsHandle, ClusterAddons
-from .cluster import ClusterHandle, create_cluster
-from .serving.canary import VllmCanary, VllmCanaryArgs
 from .addons.image_prepull import ImagePrepull, ImagePrepullArgs
+from .cluster import ClusterHandle, create_cluster
 from .cluster.base import AwsIrsa
+from .serving.canary import VllmCanary, VllmCanaryArgs
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account

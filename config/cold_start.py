@@ -34,15 +34,15 @@ class ColdStartConfig(ConfigModel):
     """What shortens cold starts beyond the model store, and how much margin the probes keep."""
 
     prepull_images: bool = Field(
-        True, description="a DaemonSet on every GPU pool pulls the serving images as nodes join"
+        default=True, description="a DaemonSet on every GPU pool pulls the serving images as nodes join"
     )
     compile_cache: bool = Field(
-        True,
+        default=True,
         description="vLLM's torch.compile/Triton caches on the model cache volume (keyed by model, revision and "
         "vLLM version): restarts and replicas sharing the volume skip recompilation",
     )
     startup_margin: float = Field(
-        2.0, ge=1.2, le=5, description="startup probe window = estimated engine start x this margin"
+        default=2.0, ge=1.2, le=5, description="startup probe window = estimated engine start x this margin"
     )
 
 

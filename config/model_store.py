@@ -36,25 +36,29 @@ of lowercase letters, digits, dots and hyphens, starting and ending with a lette
 class ModelStoreConfig(ConfigModel):
     """Weights in object storage (S3 on EKS, GCS on GKE), loaded with the Run:ai Model Streamer."""
 
-    enabled: bool = Field(False, description="stream every model's weights from the store (models pin a revision)")
+    enabled: bool = Field(
+        default=False, description="stream every model's weights from the store (models pin a revision)"
+    )
     bucket: str | None = Field(
-        None, description="bucket name; default: <cluster.name>-models-<stack>; required with create false"
+        default=None, description="bucket name; default: <cluster.name>-models-<stack>; required with create false"
     )
     create: bool = Field(
-        True,
+        default=True,
         description="create the bucket here (versioned, encrypted, private, protected with cluster.protect); "
         "false: use an existing bucket",
     )
-    prefix: str = Field("models", pattern=r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]$", description="key prefix of the weights")
+    prefix: str = Field(
+        default="models", pattern=r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]$", description="key prefix of the weights"
+    )
     concurrency: int = Field(
-        16,
+        default=16,
         ge=1,
         le=64,
         description="Run:ai streamer threads per process (model-loader-extra-config concurrency; its object-store "
         "default is 8)",
     )
     memory_limit_gib: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="CPU buffer of the streamer (model-loader-extra-config memory_limit); default: the streamer's "
         "own (40 GB)",

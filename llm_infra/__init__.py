@@ -20,7 +20,7 @@ do not load Pulumi's SDKs they do not need.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     # components
@@ -73,7 +73,88 @@ _EXPORTS: dict[str, str] = {
 }
 """Public name -> the module that defines it."""
 
-__all__ = [name for name in sorted(_EXPORTS)]  # a list, as __all__ must be
+if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imports on first use
+    from llm_infra.components import (
+        AddonsArgs,
+        AddonsHandle,
+        ClusterAddons,
+        ClusterHandle,
+        EksGpuCluster,
+        EksGpuClusterArgs,
+        ExistingCluster,
+        ExistingClusterArgs,
+        GkeGpuCluster,
+        GkeGpuClusterArgs,
+        LlmPlatform,
+        MonitoringHandle,
+        RayLlmService,
+        RayLlmServiceArgs,
+        ServingContext,
+        ServingNamespace,
+        ServingNamespaceArgs,
+        VllmService,
+        VllmServiceArgs,
+        create_cluster,
+        read_stack_plan,
+        secret,
+    )
+    from llm_infra.components.hosted import VllmModel, VllmModelArgs
+    from llm_infra.components.reports import capacity_report, model_capacity
+    from llm_infra.config import ConfigError, ModelPlan, NodePoolFacts, StackConfig, StackPlan, load_stack_config
+    from llm_infra.config.cluster import GpuFacts, NodePoolConfig, Taint
+    from llm_infra.config.model_planning import gpu_from_catalog, plan_model
+    from llm_infra.config.ray import RayServiceConfig
+    from llm_infra.config.security import SecurityConfig
+    from llm_infra.config.serving import AutoscalingConfig, CacheConfig, HttpRouteConfig, IngressConfig, VllmModelConfig
+    from llm_infra.config.stack import AlertThresholds
+
+__all__ = [
+    "AddonsArgs",
+    "AddonsHandle",
+    "AlertThresholds",
+    "AutoscalingConfig",
+    "CacheConfig",
+    "ClusterAddons",
+    "ClusterHandle",
+    "ConfigError",
+    "EksGpuCluster",
+    "EksGpuClusterArgs",
+    "ExistingCluster",
+    "ExistingClusterArgs",
+    "GkeGpuCluster",
+    "GkeGpuClusterArgs",
+    "GpuFacts",
+    "HttpRouteConfig",
+    "IngressConfig",
+    "LlmPlatform",
+    "ModelPlan",
+    "MonitoringHandle",
+    "NodePoolConfig",
+    "NodePoolFacts",
+    "RayLlmService",
+    "RayLlmServiceArgs",
+    "RayServiceConfig",
+    "SecurityConfig",
+    "ServingContext",
+    "ServingNamespace",
+    "ServingNamespaceArgs",
+    "StackConfig",
+    "StackPlan",
+    "Taint",
+    "VllmModel",
+    "VllmModelArgs",
+    "VllmModelConfig",
+    "VllmService",
+    "VllmServiceArgs",
+    "capacity_report",
+    "create_cluster",
+    "gpu_from_catalog",
+    "load_stack_config",
+    "model_capacity",
+    "plan_model",
+    "read_stack_plan",
+    "secret",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,11 +10,12 @@ import math
 
 import pytest
 from conftest import STACKS, render
+from stackfiles import stack_values
+
 from llm_infra.components.render import manifests, summary
 from llm_infra.components.render.output import plan as plan_json
 from llm_infra.components.reports import plan_warnings
 from llm_infra.config import load_stack_config
-from stackfiles import stack_values
 
 PHASES = ("nodeProvisioning", "imagePull", "weightLoad", "compile", "cudaGraphs", "readiness")
 IMAGE_PULL = math.ceil(10 * 1024 / 85)  # 10 GiB image at 85 MiB/s (seed 004's slow end) = 121 s

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PROJECT, render, resources_of_type
+from stackfiles import assert_rejected, stack_values
+
 from llm_infra.components.render import manifests, run_program
 from llm_infra.config import load_stack_config
-from stackfiles import assert_rejected, stack_values
 
 OIDC_PREFIX = "oidc.eks."
 

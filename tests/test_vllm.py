@@ -15,11 +15,10 @@ the objects under test.
 
 from __future__ import annotations
 
-import json
-
 import asyncio
 import copy
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Callable

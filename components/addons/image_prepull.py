@@ -11,12 +11,17 @@ Why not GKE image streaming or a secondary boot disk: both need the images in Ar
 or a disk image built out of band; the serving images are pulled from Docker Hub.
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from llm_infra.components import k8s as kube
 from llm_infra.config import NodePoolFacts, versions
 
@@ -102,8 +107,8 @@ class ImagePrepull(pulumi.ComponentResource):
         )
         k8s.apps.v1.DaemonSet(
             name,
-            metadata=kube.metadata(NAME, args.namespace, labels),
-            spec=daemonset_spec(args),
+            metadata=kube.metadata(NAME, args.namespace, labels),  # pyright: ignore[reportArgumentType]
+            spec=daemonset_spec(args),  # pyright: ignore[reportArgumentType]
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
         )
         self.register_outputs({"images": list(args.images)})

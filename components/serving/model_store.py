@@ -17,6 +17,10 @@
   bring, upload what the bucket does not hold yet). Workloads wait for their Jobs.
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
+
 from __future__ import annotations
 
 import json
@@ -196,7 +200,7 @@ class ModelStore(pulumi.ComponentResource):
         labels = kube.labels(COMPONENT, COMPONENT)
         writer = k8s.core.v1.ServiceAccount(
             f"{name}-fill",
-            metadata={
+            metadata={  # pyright: ignore[reportArgumentType]
                 **kube.metadata(FILL_SERVICE_ACCOUNT, args.namespace, labels),
                 "annotations": self.annotations[FILL_SERVICE_ACCOUNT],
             },
@@ -206,15 +210,15 @@ class ModelStore(pulumi.ComponentResource):
         if args.cloud == "gke" and args.network_policies:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-allow-metadata",
-                metadata=kube.metadata("allow-gke-metadata-server", args.namespace, labels),
-                spec=metadata_network_policy_spec(),
+                metadata=kube.metadata("allow-gke-metadata-server", args.namespace, labels),  # pyright: ignore[reportArgumentType]
+                spec=metadata_network_policy_spec(),  # pyright: ignore[reportArgumentType]
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.fill_jobs = {
             key: k8s.batch.v1.Job(
                 f"{name}-{fill_job_name(*key)}",
-                metadata=kube.metadata(fill_job_name(*key), args.namespace, labels),
-                spec=fill_job_spec(args, m),
+                metadata=kube.metadata(fill_job_name(*key), args.namespace, labels),  # pyright: ignore[reportArgumentType]
+                spec=fill_job_spec(args, m),  # pyright: ignore[reportArgumentType]
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[writer, *self._identity]),
             )
             for key, m in sorted(models.items())

@@ -48,6 +48,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts

@@ -59,6 +59,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan, versions
 from llm_infra.config.cold_start import PROBE_PERIOD_SECONDS
