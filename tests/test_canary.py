@@ -55,13 +55,19 @@ def test_canary_workload_is_the_stable_one_with_the_canarys_changes(stack):
         extra = c.get("extraArgs", [])
         assert c_args[len(c_args) - len(extra) :] == extra
         base = c_args[: len(c_args) - len(extra)]
-        assert _without_flag_values(base, "--revision") == _without_flag_values(s_args, "--revision")
         revision = c.get("revision", raw.get("revision"))
-        assert flags(base).get("--revision") == ([revision] if revision else None)
+        if stack_values(stack)[0].get("modelStore", {}).get("enabled"):
+            # streamed from the model store: the revision is the last segment of the object path
+            # (s3:// or gs://), which is vLLM's model argument; no --revision flag
+            assert base[0].rsplit("/", 1) == [s_args[0].rsplit("/", 1)[0], revision], base[0]
+            assert base[1:] == s_args[1:] and "--revision" not in base
+        else:
+            assert _without_flag_values(base, "--revision") == _without_flag_values(s_args, "--revision")
+            assert flags(base).get("--revision") == ([revision] if revision else None)
         assert flags(base)["--served-model-name"] == flags(s_args)["--served-model-name"]
         image = c.get("image", versions.VLLM_IMAGE)
         assert container(canary)["image"] == image
-        assert {i["image"] for i in pod_spec(canary)["initContainers"]} == {image}
+        assert {i["image"] for i in pod_spec(canary).get("initContainers", [])} <= {image}
         # replicas: 1 .. its share of the stable maximum
         top = max(1, math.ceil(raw.get("autoscaling", {}).get("maxReplicas", 2) * c["weight"] / 100))
         assert canary["spec"]["replicas"] == 1
@@ -311,12 +317,21 @@ def test_bad_canary_config_is_rejected_at_its_path(change, path, words):
     assert_rejected("prod", values, secrets, path, words)
 
 
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
 def test_a_canary_may_run_a_pinned_image_or_another_revision():
     values, secrets = _prod_canary(
-        lambda m: m.update(canary={"weight": 5, "image": versions.VLLM_IMAGES[0], "revision": "0e9e39f"})
+        lambda m: m.update(canary={"weight": 5, "image": versions.VLLM_IMAGES[0], "revision": REVISION})
     )
     plan = load_stack_config("prod", values, secrets)
     assert plan.models[f"{values['models'][0]['name']}-canary"].max_replicas == 1
+
+
+def test_a_streamed_canary_pins_its_revision():
+    """prod streams from the model store, filled once per commit: a canary's revision is a commit too."""
+    values, secrets = _prod_canary(lambda m: m.update(canary={"weight": 5, "revision": "0e9e39f"}))
+    assert_rejected("prod", values, secrets, "models[0].canary.revision", "pin the Hugging Face commit")
 
 
 def test_a_heavier_canary_autoscales_within_its_share():

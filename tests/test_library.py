@@ -658,6 +658,12 @@ def test_llm_platform_outputs_name_every_service(stack):
     _, seen = run(program)
     ns = plan.config.namespace
     expected = {m.name: f"http://{m.name}.{ns}.svc.cluster.local:8000/v1" for m in plan.config.models}
+    # a canary has a Service of its own, <model>-canary (its share of traffic comes through the route)
+    expected |= {
+        f"{m.name}-canary": f"http://{m.name}-canary.{ns}.svc.cluster.local:8000/v1"
+        for m in plan.config.models
+        if m.canary is not None
+    }
     expected |= {s.name: f"http://{s.name}-serve-svc.{ns}.svc.cluster.local:8000/v1" for s in plan.config.ray_services}
     assert seen["endpoints"] == expected
     assert seen["namespace"] == ns

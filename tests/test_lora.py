@@ -70,27 +70,32 @@ def test_every_adapter_is_a_flag_and_a_pinned_download(stack):
         w = sv.get(workload_kind(m), m.name)
         args = container(w)["args"]
         f = flags(args[1:])
-        inits = pod_spec(w)["initContainers"]
+        inits = pod_spec(w).get("initContainers", [])
+        # with the model store the base weights stream from it: no model-download, only adapters
+        streamed = bool(stack_values(stack)[0].get("modelStore", {}).get("enabled"))
+        base_downloads = [] if streamed else ["model-download"]
         if "lora" not in source:
             assert not set(LORA_FLAGS) & set(f), m.name
-            assert [c["name"] for c in inits] == ["model-download"]
+            assert [c["name"] for c in inits] == base_downloads
             continue
         for flag, value in expected_lora_flags(source).items():
             assert f[flag] == value, (m.name, flag)
         adapters = source["lora"]["adapters"]
         assert lora_modules(args) == [f"{a['name']}=/model-cache/lora/{a['name']}" for a in adapters]
-        base, *downloads = inits
-        assert base["name"] == "model-download"
-        assert [c["name"] for c in downloads] == [f"lora-download-{i}" for i in range(len(adapters))]
+        assert [c["name"] for c in inits] == [*base_downloads, *(f"lora-download-{i}" for i in range(len(adapters)))]
+        downloads = inits[len(base_downloads) :]
         for a, c in zip(adapters, downloads, strict=True):
             cmd = ["hf", "download", a["repo"], "--local-dir", f"/model-cache/lora/{a['name']}"]
             if a.get("revision"):
                 cmd += ["--revision", a["revision"]]
             assert c["command"] == cmd
-            # same image, credentials, cache volume and limits as the base weights' download
-            assert c["image"] == base["image"] == versions.VLLM_IMAGE
-            for key in ("env", "volumeMounts", "resources", "securityContext", "imagePullPolicy"):
-                assert c[key] == base[key], key
+            assert c["image"] == versions.VLLM_IMAGE
+            assert {"name": "model-cache", "mountPath": "/model-cache"} in c["volumeMounts"], c["volumeMounts"]
+            if not streamed:
+                # same image, credentials, cache volume and limits as the base weights' download
+                base = inits[0]
+                for key in ("env", "volumeMounts", "resources", "securityContext", "imagePullPolicy"):
+                    assert c[key] == base[key], key
 
 
 # -- GPU memory of the LoRA slots ---------------------------------------------------------------

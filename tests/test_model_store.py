@@ -33,6 +33,9 @@ def _readers(stack: str) -> dict[str, set[str]]:
     """Serving ServiceAccount -> the key prefixes it may read (from the stack file)."""
     plan = load_stack_config(stack, *stack_values(stack))
     out = {m.name: {f"models/{m.model}/{m.revision}"} for m in plan.config.models}
+    for m in plan.config.models:
+        if m.canary is not None:  # a canary streams its own revision (the stable one's by default)
+            out[f"{m.name}-canary"] = {f"models/{m.model}/{m.canary.revision or m.revision}"}
     for svc in plan.config.ray_services:
         out[f"{svc.name}-ray-worker"] = {f"models/{m.model}/{m.revision}" for m in svc.models}
     return out
