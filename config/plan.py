@@ -43,6 +43,18 @@ class ModelPlan:
     hourly_cost_max: float | None
     quantization: str | None = None  # what vLLM loads with: --quantization or the checkpoint's own
     rollout: RolloutPlan = RolloutPlan()
+    pipeline_parallel_size: int = 1
+    """Pipeline stages of one replica; above one a replica spans nodes (config/multinode.py)."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """Tensor x pipeline parallel: every GPU one replica holds, over all its nodes."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def nodes_per_replica(self) -> int:
+        """Whole nodes one replica takes when it spans nodes; 1 when it fits one node."""
+        return max(1, -(-self.gpus_per_replica // self.pool.gpus_per_node))
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class StackPlan:
     models: dict[str, ModelPlan]  # vLLM models by name
     ray_models: dict[str, ModelPlan]  # "<service>/<model_id>"
     secrets: frozenset[str]  # which SECRET_KEYS are set (never their values)
+    multinode_models: dict[str, ModelPlan] = field(default_factory=dict)
+    """multiNodeModels (LeaderWorkerSet) by name."""
     feasibility: dict[str, Any] = field(default_factory=dict)
     """Pool name -> ``feasibility.PoolFeasibility`` (what each pool must hold and can reach)."""
     warnings: list[str] = field(default_factory=list)
@@ -68,6 +82,14 @@ class StackPlan:
     def needs_kuberay(self) -> bool:
         kr = self.config.addons.kuberay
         return bool(self.config.ray_services) if kr.enabled is None else kr.enabled
+
+    @property
+    def needs_lws(self) -> bool:
+        """Whether the stack installs the LeaderWorkerSet controller (a multiNodeModel needs it)."""
+        lws = self.config.addons.lws
+        if lws.already_installed:
+            return False
+        return bool(self.config.multi_node_models) if lws.enabled is None else lws.enabled
 
     @property
     def uses_gateway_api(self) -> bool:

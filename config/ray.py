@@ -65,6 +65,13 @@ class RayModelConfig(ModelSource):
     max_ongoing_requests: int = Field(64, ge=1, description="per replica; excess requests queue in the proxy")
     max_num_seqs: int | None = Field(None, ge=1, description="vLLM batch size cap (engine_kwargs)")
     enable_prefix_caching: bool = True
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="pipeline stages per replica: tensorParallelSize x this GPUs; a replica larger than one "
+        "worker spans workers (nodes), one stage per worker",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> RayModelConfig:

@@ -23,6 +23,7 @@ from .credentials import CredentialsConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan
+from .multinode import MultiNodeModelConfig
 from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import VllmModelConfig
@@ -47,6 +48,11 @@ class AlertThresholds(ConfigModel):
     error_ratio_for: str = Field("5m", pattern=r"^\d+[smh]$")
     max_replicas_for: str = Field("15m", pattern=r"^\d+[smh]$")
     no_healthy_replica_for: str = Field("5m", pattern=r"^\d+[smh]$")
+    group_member_lost_for: str = Field(
+        "10m",
+        pattern=r"^\d+[smh]$",
+        description="a multi-node replica (LeaderWorkerSet group) missing a running member this long alerts",
+    )
     runbook_base_url: str = Field(
         "https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
         pattern=r"^https?://\S+[^/]$",
@@ -54,7 +60,7 @@ class AlertThresholds(ConfigModel):
     )
 
 
-LISTS_CHECKED_PER_ENTRY = ("models", "rayServices")
+LISTS_CHECKED_PER_ENTRY = ("models", "rayServices", "multiNodeModels")
 
 
 def _cross_checks_of_valid_entries(
@@ -101,6 +107,9 @@ class StackConfig(ConfigModel):
     namespace: DnsLabel = Field("llm-inference", description="namespace of the serving workloads")
     models: list[VllmModelConfig] = Field(default_factory=list)
     ray_services: list[RayServiceConfig] = Field(default_factory=list)
+    multi_node_models: list[MultiNodeModelConfig] = Field(
+        default_factory=list, description="vLLM models whose replica spans nodes (LeaderWorkerSet groups)"
+    )
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
     credentials: CredentialsConfig = CredentialsConfig()
@@ -130,7 +139,7 @@ def load_stack_config(
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
     checker = StackChecker(config, present, dict(providers or {}))
     issues += checker.run()
-    feasibility = plan_feasibility(config, checker.pools, checker.model_plans, checker.ray_plans)
+    feasibility = plan_feasibility(config, checker.pools, checker.model_plans, checker.ray_plans, checker.lws_plans)
     reported = {i.path for i in issues}
     # a problem the GPU-count checks already reported at the same path is not repeated
     issues += [i for i in feasibility.issues if i.path not in reported]
@@ -142,6 +151,7 @@ def load_stack_config(
         pools=checker.pools,
         models=apply_rollouts(checker.model_plans, feasibility.rollouts),
         ray_models=checker.ray_plans,
+        multinode_models=apply_rollouts(checker.lws_plans, feasibility.rollouts),
         secrets=checker.secrets,
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,

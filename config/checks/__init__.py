@@ -8,10 +8,11 @@ from .addons import AddonChecks
 from .cluster import ClusterChecks
 from .credentials import CredentialChecks
 from .models import ModelChecks
+from .multinode import MultiNodeChecks
 from .ray import RayChecks
 
 
-class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, CredentialChecks):
+class StackChecker(ClusterChecks, ModelChecks, MultiNodeChecks, RayChecks, AddonChecks, CredentialChecks):
     """Runs every check; pools are derived only from a cluster that passed its own checks,
     so one bad pool does not cascade into an error per model."""
 
@@ -20,6 +21,7 @@ class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, Credentia
         if not any(i.path.startswith("cluster.nodePools") for i in self.issues):
             self.pools = all_node_pool_facts(self.config.cluster, self.config.addons.gpu_operator.enabled)
         self.check_models()
+        self.check_multinode_models()
         self.check_ray_services()
         self.check_addons()
         self.check_credentials()

@@ -23,6 +23,8 @@ class CheckerBase:
         self.pools: dict[str, NodePoolFacts] = {}
         self.model_plans: dict[str, ModelPlan] = {}
         self.ray_plans: dict[str, ModelPlan] = {}
+        self.lws_plans: dict[str, ModelPlan] = {}
+        """multiNodeModels (LeaderWorkerSet) by name."""
 
     def has_credential(self, key: str) -> bool:
         """A credential is available from Pulumi (set as a secret) or from the secret manager."""

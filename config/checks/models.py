@@ -127,6 +127,8 @@ class ModelChecks(CheckerBase):
         memory = pool.cuda_memory_gib
         where = f"{pool.instance_type or pool.name}"
         typical = src.typical_request.input_tokens + src.typical_request.output_tokens
+        # stages of one replica: each holds ceil(layers/pp) layers on tp GPUs of one node
+        pp = getattr(src, "pipeline_parallel_size", 1)
 
         def estimate(tp: int) -> CapacityEstimate:
             return estimate_capacity(
@@ -143,7 +145,8 @@ class ModelChecks(CheckerBase):
                 max_num_seqs=getattr(src, "max_num_seqs", None),
                 enable_chunked_prefill=getattr(src, "enable_chunked_prefill", True),
                 typical_request_tokens=typical,
-                usage="serve" if kind == "vllm" else "llm",
+                usage="serve" if kind in ("vllm", "lws") else "llm",
+                pipeline_parallel_size=pp,
             )
 
         candidates = [
@@ -160,9 +163,10 @@ class ModelChecks(CheckerBase):
             fitting = [d for d in candidates if estimate(d).fits]
             if not fitting:
                 cap = estimate(max(candidates))
+                stages = f" x {pp} pipeline stages" if pp > 1 else ""
                 self.add(
                     f"{path}.maxModelLen" if cap.weights_per_gpu_gib < cap.budget_per_gpu_gib else f"{path}.model",
-                    f"does not fit {where} even on all {max(candidates)} GPUs: weights {cap.weights_gib:.1f} GiB; "
+                    f"does not fit {where} even on all {max(candidates)} GPUs{stages}: weights {cap.weights_gib:.1f} GiB; "
                     f"{cap.describe_budget()} < maxModelLen {max_len} (quantize, lower maxModelLen, or use a larger pool)",
                 )
                 return None
@@ -187,14 +191,17 @@ class ModelChecks(CheckerBase):
             if not cap.fits:
                 self.add(
                     f"{path}.tensorParallelSize",
-                    f"{tp} x {where} GPUs at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
+                    f"{tp * pp} x {where} GPUs ({tp} x {pp} stages) at gpuMemoryUtilization {util} cannot hold one "
+                    f"{max_len}-token sequence, "
+                    if pp > 1
+                    else f"{tp} x {where} GPUs at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
                     f"so vLLM would refuse to start: {cap.describe_budget()} (lower maxModelLen, raise "
                     f"tensorParallelSize or quantize)",
                 )
                 return None
         cap = estimate(tp)
         price = pool.hourly_usd
-        gpus_per_replica = tp
+        gpus_per_replica = tp * pp
         return ModelPlan(
             name=name,
             path=path,
@@ -213,6 +220,7 @@ class ModelChecks(CheckerBase):
             if price is None
             else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
             quantization=quantization,
+            pipeline_parallel_size=pp,
         )
 
     def check_spot_shutdown(self, path: str, m: VllmModelConfig, plan: ModelPlan) -> None:
@@ -380,8 +388,8 @@ class ModelChecks(CheckerBase):
     def check_gpu_budget(self) -> None:
         """Models at their minimum replicas must fit the GPUs their pool can ever have."""
         need: dict[str, int] = {}
-        for plan in [*self.model_plans.values()]:
-            need[plan.pool.name] = need.get(plan.pool.name, 0) + plan.tensor_parallel_size * plan.min_replicas
+        for plan in [*self.model_plans.values(), *self.lws_plans.values()]:
+            need[plan.pool.name] = need.get(plan.pool.name, 0) + plan.gpus_per_replica * plan.min_replicas
         for svc in self.config.ray_services:
             pool = self.pools.get(svc.worker_pool)
             if pool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..facts import NodePoolFacts
 from ..ray import RAY_NVIDIA_ACCELERATOR_TYPES, RayServiceConfig, ray_accelerator_type
+from .multinode import check_ray_stages
 from .base import CheckerBase
 
 
@@ -57,12 +58,14 @@ class RayChecks(CheckerBase):
                 )
                 if plan is None:
                     continue
+                if not check_ray_stages(self, mpath, plan, gpus):
+                    continue
                 self.ray_plans[f"{svc.name}/{model.model_id}"] = plan
-                min_gpus += plan.tensor_parallel_size * model.min_replicas
-                if plan.tensor_parallel_size * model.max_replicas > capacity:
+                min_gpus += plan.gpus_per_replica * model.min_replicas
+                if plan.gpus_per_replica * model.max_replicas > capacity:
                     self.add(
                         f"{mpath}.maxReplicas",
-                        f"{model.max_replicas} replicas x {plan.tensor_parallel_size} GPUs can never be placed on "
+                        f"{model.max_replicas} replicas x {plan.gpus_per_replica} GPUs can never be placed on "
                         f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
                     )
             self.check_ray_cache(path, svc)
@@ -76,8 +79,8 @@ class RayChecks(CheckerBase):
                 # room for it the upgrade stalls (the old cluster keeps serving the old config)
                 own = max(svc.min_workers, -(-min_gpus // gpus)) * gpus
                 others = sum(
-                    p.tensor_parallel_size * p.min_replicas
-                    for p in self.model_plans.values()
+                    p.gpus_per_replica * p.min_replicas
+                    for p in [*self.model_plans.values(), *self.lws_plans.values()]
                     if p.pool.name == pool.name
                 )
                 pool_gpus = pool.max_nodes * pool.gpus_per_node
