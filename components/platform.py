@@ -13,6 +13,7 @@ from llm_infra.config import StackPlan
 from .addons import AddonsArgs, ClusterAddons
 from .cluster import create_cluster
 from .serving.context import ServingContext
+from .serving.leaderworkerset import MultiNodeServiceArgs, MultiNodeVllmService
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
 from .serving.vllm import VllmService, VllmServiceArgs
@@ -98,5 +99,13 @@ class LlmPlatform(pulumi.ComponentResource):
                 opts=serving_opts,
             )
             for svc in cfg.ray_services
+        ]
+        self.multi_node = [
+            MultiNodeVllmService(
+                m.name,
+                MultiNodeServiceArgs(model=m, plan=plan.multinode_models[m.name], context=context),
+                opts=serving_opts,
+            )
+            for m in cfg.multi_node_models
         ]
         self.register_outputs({"namespace": cfg.namespace})

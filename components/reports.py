@@ -10,19 +10,22 @@ from typing import Any
 
 from llm_infra.config import StackPlan, k8s_support
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
+from llm_infra.config.multinode import group_plan, interconnect_plan
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 
 def capacity_report(plan: StackPlan) -> dict[str, Any]:
     """The capacity and cost estimate per model (exported, and printed by the offline render)."""
     report = {}
-    for key, m in [*plan.models.items(), *plan.ray_models.items()]:
+    for key, m in [*plan.models.items(), *plan.ray_models.items(), *plan.multinode_models.items()]:
         c = m.capacity
         report[key] = {
             "kind": m.kind,
             "pool": m.pool.name,
             "gpu": m.pool.gpu_model,
             "tensorParallelSize": m.tensor_parallel_size,
+            # what one replica takes: a replica larger than a node spans whole nodes (config/multinode.py)
+            **group_plan(m),
             "maxModelLen": m.max_model_len,
             "weightsGib": round(c.weights_gib, 2),
             "kvCacheGib": round(c.kv_cache_gib, 2),
@@ -42,6 +45,8 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
             "hourlyCostMin": None if m.hourly_cost_min is None else round(m.hourly_cost_min, 2),
             "hourlyCostMax": None if m.hourly_cost_max is None else round(m.hourly_cost_max, 2),
         }
+        if m.gpus_per_replica > m.pool.gpus_per_node:
+            report[key]["interconnect"] = interconnect_plan(m, m.pool.instance_type, m.pool.cloud)
     return report
 
 
@@ -172,6 +177,12 @@ def spot_warnings(plan: StackPlan) -> list[str]:
                 f"models/{m.name}: runs on spot capacity (pool {m.node_pool}); when {c.cloud.upper()} reclaims a node its "
                 f"pods get {notice}s in all ({m.pre_stop_sleep_seconds}s preStop, then {after}s after SIGTERM{cut}): "
                 f"generations still streaming then are cut and clients must retry them"
+            )
+    for mn in plan.config.multi_node_models:
+        if on_spot(plan, mn.node_pool):
+            out.append(
+                f"multiNodeModels/{mn.name}: runs on spot capacity (pool {mn.node_pool}); one reclaimed node takes its "
+                f"whole group ({mn.pipeline_parallel_size} pods) down until LWS recreates it, and streams on it are cut"
             )
     for r in plan.config.ray_services:
         if on_spot(plan, r.worker_pool):

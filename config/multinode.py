@@ -64,6 +64,7 @@ NODE_NETWORK: dict[tuple[str, str], NodeNetwork] = {
     ("eks", "g5.12xlarge"): NodeNetwork(40, None, 0, "Amazon EC2 G5 Instances (40 Gbps, no EFA)"),
     ("eks", "g5.24xlarge"): NodeNetwork(50, None, 0, "Amazon EC2 G5 Instances (50 Gbps, no EFA)"),
     ("eks", "g5.48xlarge"): NodeNetwork(100, "EFA", 1, "Amazon EC2 G5 Instances (100 Gbps, EFA)"),
+    ("eks", "g6e.2xlarge"): NodeNetwork(20, None, 0, "Amazon EC2 G6e Instances (up to 20 Gbps, no EFA)"),
     ("eks", "g6e.12xlarge"): NodeNetwork(100, "EFA", 1, "Amazon EC2 G6e Instances (100 Gbps, EFA)"),
     ("eks", "g6e.24xlarge"): NodeNetwork(200, "EFA", 2, "Amazon EC2 G6e Instances (200 Gbps, EFA)"),
     ("eks", "g6e.48xlarge"): NodeNetwork(400, "EFA", 4, "Amazon EC2 G6e Instances (400 Gbps, EFA)"),

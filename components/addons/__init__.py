@@ -21,9 +21,18 @@ from llm_infra.config import StackPlan, versions
 from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .external_secrets import ExternalSecrets, ExternalSecretsArgs
-from .handles import EXTERNAL_SECRETS_GROUP, KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
+from .handles import (
+    EXTERNAL_SECRETS_GROUP,
+    KEDA_GROUP,
+    LWS_GROUP,
+    MONITORING_GROUP,
+    RAY_GROUP,
+    AddonsHandle,
+    MonitoringHandle,
+)
 from .keda import Keda, KedaArgs
 from .kuberay import KubeRayArgs, KubeRayOperator
+from .lws import LeaderWorkerSetController, LwsArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
 
@@ -131,6 +140,12 @@ class ClusterAddons(pulumi.ComponentResource):
             self.releases[versions.KUBERAY_OPERATOR.name] = kr.release
             ray_owners.append(kr.release)
 
+        lws_owners: list[pulumi.Resource] = []
+        if args.plan.needs_lws:
+            controller = LeaderWorkerSetController(f"{name}-lws", LwsArgs(cluster_ready=ready), opts=child)
+            self.releases[versions.LWS.name] = controller.release
+            lws_owners.append(controller.release)
+
         if addons.prometheus_adapter.enabled:
             assert mon.prometheus_url is not None, "validated: the adapter needs monitoring"
             pa = PrometheusAdapter(
@@ -150,6 +165,8 @@ class ClusterAddons(pulumi.ComponentResource):
             crd_owners[KEDA_GROUP] = keda_owners
         if args.plan.needs_kuberay or addons.kuberay.already_installed:
             crd_owners[RAY_GROUP] = ray_owners
+        if args.plan.needs_lws or addons.lws.already_installed:
+            crd_owners[LWS_GROUP] = lws_owners
         if mon.operator_crds:
             crd_owners[MONITORING_GROUP] = mon_crds
         if self.external_secrets is not None:

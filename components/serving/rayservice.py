@@ -46,6 +46,7 @@ import yaml
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
+from llm_infra.config.multinode import NCCL_ENV, ray_placement_group_config
 from llm_infra.config.ray import RayModelConfig, RayServiceConfig
 from llm_infra.config.versions import RAY_LLM_IMAGE
 
@@ -171,6 +172,7 @@ def engine_kwargs(model: RayModelConfig, plan: ModelPlan, shared_cache: bool = F
     Deployments do (``--download-dir``)."""
     kwargs: dict[str, Any] = {
         "tensor_parallel_size": plan.tensor_parallel_size,
+        **({"pipeline_parallel_size": plan.pipeline_parallel_size} if plan.pipeline_parallel_size > 1 else {}),
         "max_model_len": plan.max_model_len,
         "gpu_memory_utilization": model.gpu_memory_utilization,
         "dtype": model.dtype,
@@ -204,14 +206,19 @@ def deployment_config(model: RayModelConfig, service: RayServiceConfig) -> dict[
 def llm_config(
     model: RayModelConfig, plan: ModelPlan, service: RayServiceConfig, accelerator_type: str, shared_cache: bool = False
 ) -> dict[str, Any]:
-    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it."""
-    return {
+    """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it. A pipeline-parallel
+    replica gets its placement group spelled out: one GPU bundle per rank, PACK
+    (config/multinode.py ``ray_placement_group_config``)."""
+    config = {
         "model_loading_config": {"model_id": model.model_id, "model_source": model.model},
         "accelerator_type": accelerator_type,
         "engine_kwargs": engine_kwargs(model, plan, shared_cache),
         "deployment_config": deployment_config(model, service),
         "log_engine_metrics": True,
     }
+    if plan.pipeline_parallel_size > 1:
+        config["placement_group_config"] = ray_placement_group_config(plan)
+    return config
 
 
 def serve_config(
@@ -345,10 +352,16 @@ def accelerator_resources(accelerator_type: str) -> str:
 
 
 def worker_group(
-    service: RayServiceConfig, name: str, pool: NodePoolFacts, hf_token_secret: str | None, shared_cache: bool = False
+    service: RayServiceConfig,
+    name: str,
+    pool: NodePoolFacts,
+    hf_token_secret: str | None,
+    shared_cache: bool = False,
+    multi_node: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
-    the shared model cache as ``HF_HOME`` when there is one."""
+    the shared model cache as ``HF_HOME`` when there is one. Workers that hold stages of a
+    multi-node replica pin NCCL and Gloo to the pod interface (config/multinode.py ``NCCL_ENV``)."""
     gpus = service.worker_gpus(pool)
     sizing = service.worker_resources(pool)
     assert sizing is not None, "validated by config: worker CPU and memory are known"
@@ -360,6 +373,7 @@ def worker_group(
     cache_env = [{"name": "HF_HOME", "value": CACHE_MOUNT}] if shared_cache else []
     cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
     env = [*cache_env, *token.get("env", [])]
+    worker_env = [*env, *([dict(e) for e in NCCL_ENV] if multi_node else [])]
     spec: dict[str, Any] = {
         "serviceAccountName": worker_service_account(name),
         "automountServiceAccountToken": False,
@@ -373,7 +387,7 @@ def worker_group(
                 "image": RAY_LLM_IMAGE,
                 "imagePullPolicy": kube.IMAGE_PULL_POLICY,
                 "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
-                **({"env": env} if env else {}),
+                **({"env": worker_env} if worker_env else {}),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
                 "readinessProbe": worker_readiness_probe(),
@@ -464,7 +478,16 @@ def rayservice_spec(
                 "securityContext": kube.container_security_context(),
             },
             "headGroupSpec": head_group(service, name, hf_token_secret),
-            "workerGroupSpecs": [worker_group(service, name, pool, hf_token_secret, shared_cache)],
+            "workerGroupSpecs": [
+                worker_group(
+                    service,
+                    name,
+                    pool,
+                    hf_token_secret,
+                    shared_cache,
+                    multi_node=any(p.gpus_per_replica > service.worker_gpus(pool) for p in plans),
+                )
+            ],
         },
     }
 
