@@ -7,7 +7,6 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
-
 from llm_infra.config import StackPlan
 
 from .addons import AddonsArgs, ClusterAddons

@@ -14,7 +14,13 @@ KUBERAY_NAMESPACE = "kuberay-system"
 PROMETHEUS_ADAPTER_NAMESPACE = "prometheus-adapter"
 LWS_NAMESPACE = "lws-system"
 """The LeaderWorkerSet controller's namespace (the name its installation guide uses)."""
-ADDON_NAMESPACES = (GPU_OPERATOR_NAMESPACE, KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE, LWS_NAMESPACE)
+ADDON_NAMESPACES = (
+    GPU_OPERATOR_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBERAY_NAMESPACE,
+    PROMETHEUS_ADAPTER_NAMESPACE,
+    LWS_NAMESPACE,
+)
 """Namespaces the add-ons are installed into (monitoring: ``addons.monitoring.namespace``)."""
 
 

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
 from .facts import NodePoolFacts
-from .plan import ModelPlan, RolloutPlan
 from .multinode import stage_pod_resources
+from .plan import ModelPlan, RolloutPlan
 from .pods import host_resources
 
 if TYPE_CHECKING:
@@ -424,7 +424,11 @@ def plan_feasibility(
         def explain(counts: dict[str, int]) -> str:
             return "; ".join(
                 f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node"
-                + (f" ({counts[w.name] // w.pods_per_replica} groups of {w.pods_per_replica})" if w.kind == "LeaderWorkerSet" else "")
+                + (
+                    f" ({counts[w.name] // w.pods_per_replica} groups of {w.pods_per_replica})"
+                    if w.kind == "LeaderWorkerSet"
+                    else ""
+                )
                 for w in loads
                 if counts[w.name] > 0
             )
@@ -458,7 +462,9 @@ def plan_feasibility(
                 feas.rollouts[w.name] = f"surge 1 {unit}" if w.kind == "LeaderWorkerSet" else "surge 1"
                 result.rollouts[name] = RolloutPlan(max_surge=1, max_unavailable=0)
             else:
-                feas.rollouts[w.name] = f"maxUnavailable 1 {unit}" if w.kind == "LeaderWorkerSet" else "maxUnavailable 1"
+                feas.rollouts[w.name] = (
+                    f"maxUnavailable 1 {unit}" if w.kind == "LeaderWorkerSet" else "maxUnavailable 1"
+                )
                 result.rollouts[name] = RolloutPlan(max_surge=0, max_unavailable=1)
                 replicas = w.max_pods // w.pods_per_replica
                 result.warnings.append(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 from pydantic import Field, field_validator, model_validator
 
 from .architectures import ModelArchitecture
@@ -262,4 +263,3 @@ def group_plan(plan: ModelPlan) -> dict:
         "gpusPerReplica": plan.gpus_per_replica,
         "nodesPerReplica": plan.nodes_per_replica,
     }
-

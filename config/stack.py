@@ -22,8 +22,8 @@ from .cluster import (
 from .credentials import CredentialsConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
-from .plan import StackPlan
 from .multinode import MultiNodeModelConfig
+from .plan import StackPlan
 from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import VllmModelConfig

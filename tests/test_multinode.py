@@ -23,21 +23,24 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT, STACKS, find, objects, render
-from stackfiles import assert_rejected, stack_values
-from test_alerts_promtool import check_queries, check_rules, promtool, queries_of, rule_groups, run_promtool
-from upstream import UPSTREAM, custom_resource_errors, in_ci
-
 from llm_infra.components.render import manifests
 from llm_infra.config import load_stack_config
 from llm_infra.config.architectures import ARCHITECTURES, checkpoint_for_repository
 from llm_infra.config.capacity import GIB, LINEAR_BYTES
 from llm_infra.config.versions import LWS, LWS_IMAGE_TAG, RAY_LLM_IMAGE, VLLM_IMAGE
+from stackfiles import assert_rejected, stack_values
+from test_alerts_promtool import check_queries, check_rules, promtool, queries_of, rule_groups, run_promtool
+from upstream import UPSTREAM, custom_resource_errors, in_ci
 
 # -- what the stacks hold ------------------------------------------------------------------------
 PLANS = {s: load_stack_config(s, *stack_values(s)) for s in STACKS}
 LWS_MODELS = [(s, m) for s, p in PLANS.items() for m in p.config.multi_node_models]
 RAY_PP_MODELS = [
-    (s, svc, m) for s, p in PLANS.items() for svc in p.config.ray_services for m in svc.models if m.pipeline_parallel_size > 1
+    (s, svc, m)
+    for s, p in PLANS.items()
+    for svc in p.config.ray_services
+    for m in svc.models
+    if m.pipeline_parallel_size > 1
 ]
 RAY_STACKS = [s for s, p in PLANS.items() if p.config.ray_services]
 
@@ -76,7 +79,7 @@ def _multi_node_plans():
 
 @pytest.mark.parametrize("case", list(_multi_node_plans()), ids=lambda c: f"{c[0]}-{c[1]}")
 def test_capacity_counts_gpus_per_replica_and_layers_per_stage(case):
-    stack, key, model, plan, node_gpus = case
+    _stack, _key, model, plan, _node_gpus = case
     checkpoint = checkpoint_for_repository(model.model)
     arch = ARCHITECTURES[checkpoint.architecture]
     tp, pp = model.tensor_parallel_size, model.pipeline_parallel_size
@@ -300,14 +303,27 @@ def _ray_python() -> str:
 
 @pytest.mark.parametrize("stack", RAY_STACKS)
 def test_serve_config_validates_against_rays_own_schemas(stack):
-    configs = {o["metadata"]["name"]: yaml.safe_load(o["spec"]["serveConfigV2"]) for o in objects(render(stack), "RayService")}
+    configs = {
+        o["metadata"]["name"]: yaml.safe_load(o["spec"]["serveConfigV2"]) for o in objects(render(stack), "RayService")
+    }
     proc = subprocess.run(
-        [_ray_python(), "-c", RAY_CHECK], input=json.dumps(configs), capture_output=True, text=True, timeout=300
+        [_ray_python(), "-c", RAY_CHECK],
+        check=False,
+        input=json.dumps(configs),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ray"] == RAY_LLM_IMAGE.rsplit(":", 1)[1].split("-", 1)[0]  # the pinned Ray
-    expected = [(n, m.model_id) for n in configs for svc in PLANS[stack].config.ray_services if svc.name == n for m in svc.models]
+    expected = [
+        (n, m.model_id)
+        for n in configs
+        for svc in PLANS[stack].config.ray_services
+        if svc.name == n
+        for m in svc.models
+    ]
     assert [(r["service"], r["model_id"]) for r in out["results"]] == expected
     for r in out["results"]:
         assert r["accelerator_kind"] == "gpu"
@@ -321,7 +337,12 @@ def test_rays_schema_rejects_a_bad_placement_group():
     llm = bad["x"]["applications"][0]["args"]["llm_configs"][0]
     llm["placement_group_config"]["strategy"] = "TP_AWARE"
     proc = subprocess.run(
-        [_ray_python(), "-c", RAY_CHECK], input=json.dumps(bad), capture_output=True, text=True, timeout=300
+        [_ray_python(), "-c", RAY_CHECK],
+        check=False,
+        input=json.dumps(bad),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0 and "strategy" in proc.stderr
 
@@ -376,7 +397,9 @@ def test_leader_worker_set_matches_the_config_and_its_crd(case):
             # probes on the leader only (the API server); workers have none
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
-            assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= m.startup_timeout_seconds
+            assert (
+                c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= m.startup_timeout_seconds
+            )
             assert [i["name"] for i in pod["initContainers"]] == ["model-download"]
         else:
             assert "worker --ray_address=$(LWS_LEADER_ADDRESS)" in script
@@ -470,7 +493,12 @@ def test_group_alert_and_rank_panels_pass_promtool(prod, tmp_path):
 def _series(pod: str, phase: str, ns: str = "llm-prod") -> list[dict[str, str]]:
     out = []
     for p in ("Running", "Pending", "Failed", "Unknown", "Succeeded"):
-        out.append({"series": f'kube_pod_status_phase{{namespace="{ns}",pod="{pod}",phase="{p}"}}', "values": f"{int(p == phase)}x30"})
+        out.append(
+            {
+                "series": f'kube_pod_status_phase{{namespace="{ns}",pod="{pod}",phase="{p}"}}',
+                "values": f"{int(p == phase)}x30",
+            }
+        )
     return out
 
 
@@ -478,7 +506,9 @@ def test_group_alert_fires_for_a_group_missing_a_member(prod, tmp_path):
     promtool()
     m = next(m for s, m in LWS_MODELS if s == "prod")
     rule_obj = find(prod, "PrometheusRule", m.name)
-    (rule,) = [r for g in rule_obj["spec"]["groups"] for r in g["rules"] if r["alert"] == "VllmMultiNodeGroupIncomplete"]
+    (rule,) = [
+        r for g in rule_obj["spec"]["groups"] for r in g["rules"] if r["alert"] == "VllmMultiNodeGroupIncomplete"
+    ]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [rule]}]}))
     for_ = int(rule["for"][:-1])
     name = m.name
@@ -510,7 +540,9 @@ def test_group_alert_fires_for_a_group_missing_a_member(prod, tmp_path):
             ],
         }
     ]
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}))
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
     run_promtool("test", "rules", "test.yaml", cwd=tmp_path)
 
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-
 from llm_infra.components.cluster.base import ClusterHandle
 from llm_infra.config import StackPlan, versions
 
 from . import gpu_operator, keda, kuberay, prometheus_adapter
-from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .external_secrets import ExternalSecrets, ExternalSecretsArgs
+from .gpu_operator import GpuOperator, GpuOperatorArgs
 from .handles import (
     EXTERNAL_SECRETS_GROUP,
     KEDA_GROUP,

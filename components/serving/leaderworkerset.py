@@ -27,7 +27,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import KEDA_GROUP, LWS_GROUP, MONITORING_GROUP
 from llm_infra.config import ModelPlan, versions
@@ -371,7 +370,12 @@ def leader_worker_set(
 
 
 def scaled_object(
-    name: str, namespace: str, labels: dict[str, str], scope: observability.ModelScope, model: MultiNodeModelConfig, url: str
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    scope: observability.ModelScope,
+    model: MultiNodeModelConfig,
+    url: str,
 ) -> dict[str, Any]:
     """KEDA scales groups: the LWS scale subresource (LWS CRD v0.10.0: specReplicasPath
     ``.spec.replicas``, labelSelectorPath ``.status.hpaPodSelector``, the leaders); the queue
@@ -408,9 +412,7 @@ def missing_members_query(namespace: str, name: str, size: int) -> str:
     return f"({size} - {running_members_query(namespace, name)}) or on (namespace, group) ({size} * {groups})"
 
 
-def group_alert_rule(
-    name: str, namespace: str, model_name: str, size: int, alerts: AlertThresholds
-) -> dict[str, Any]:
+def group_alert_rule(name: str, namespace: str, model_name: str, size: int, alerts: AlertThresholds) -> dict[str, Any]:
     """A group missing a running member cannot serve (every stage holds layers)."""
     for_ = alerts.group_member_lost_for
     return {
@@ -546,7 +548,10 @@ class MultiNodeVllmService(pulumi.ComponentResource):
             observability.custom_resource(
                 f"{name}-rules",
                 observability.prometheus_rule(
-                    name, ns, labels={**labels, **mon.monitor_labels}, groups=[{"name": f"vllm-lws.{ns}.{name}", "rules": rules}]
+                    name,
+                    ns,
+                    labels={**labels, **mon.monitor_labels},
+                    groups=[{"name": f"vllm-lws.{ns}.{name}", "rules": rules}],
                 ),
                 child(*monitoring_deps),
             )

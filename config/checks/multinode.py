@@ -25,15 +25,16 @@ class MultiNodeChecks(CheckerBase):
     def check_multinode_models(self) -> None:
         cfg = self.config
         names = (
-            [m.name for m in cfg.models]
-            + [r.name for r in cfg.ray_services]
-            + [m.name for m in cfg.multi_node_models]
+            [m.name for m in cfg.models] + [r.name for r in cfg.ray_services] + [m.name for m in cfg.multi_node_models]
         )
         served = [m.served_name for m in cfg.models]
         for i, m in enumerate(cfg.multi_node_models):
             path = f"multiNodeModels[{i}]"
             if names.count(m.name) > 1:
-                self.add(f"{path}.name", f"duplicate serving name '{m.name}' (models, rayServices and multiNodeModels share a namespace)")
+                self.add(
+                    f"{path}.name",
+                    f"duplicate serving name '{m.name}' (models, rayServices and multiNodeModels share a namespace)",
+                )
             if m.served_name in served:
                 self.add(f"{path}.servedModelName", f"'{m.served_name}' is already served by a vLLM model")
             served.append(m.served_name)
@@ -87,7 +88,10 @@ class MultiNodeChecks(CheckerBase):
                     "HPAs read per-pod metrics, which only the leader of each group exports",
                 )
             if addons.monitoring.mode == "none":
-                self.add(f"{path}.autoscaling", "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')")
+                self.add(
+                    f"{path}.autoscaling",
+                    "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')",
+                )
         if addons.lws.enabled is False and not addons.lws.already_installed:
             self.add(
                 "addons.lws.enabled",

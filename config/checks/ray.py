@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..facts import NodePoolFacts
 from ..ray import RAY_NVIDIA_ACCELERATOR_TYPES, RayServiceConfig, ray_accelerator_type
-from .multinode import check_ray_stages
 from .base import CheckerBase
+from .multinode import check_ray_stages
 
 
 class RayChecks(CheckerBase):
