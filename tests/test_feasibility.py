@@ -208,14 +208,14 @@ def test_losing_the_only_node_is_a_warning():
 
 def test_max_replicas_beyond_the_gpu_quota_are_rejected_and_tight_quota_warns():
     values = prod_values()
-    # max GPUs: 8B 6 x 1 + 70B 3 x 4 + Ray 4 workers x 1 = 22
-    values["security"]["gpuQuota"] = 21
-    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 22")
-    # 22 fit 25, but surges (1 + 4) and a NewCluster upgrade (2 workers) add 7 = 29
-    values["security"]["gpuQuota"] = 25
+    # max GPUs: 8B 6 x 1 + 70B 3 x 4 + Ray 4 workers x 1 + Ray 72B 4 workers x 1 + LWS 2 groups x 8 = 42
+    values["security"]["gpuQuota"] = 41
+    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 42")
+    # 42 fit 45, but surges (1 + 4 + a group of 2 x 4) and NewCluster upgrades (2 + 2 workers) add 17 = 59
+    values["security"]["gpuQuota"] = 45
     plan = plan_of("prod", values)
     assert any(
-        w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (22) but not rollouts") and "(29)" in w
+        w.startswith("security.gpuQuota: 45 GPUs admit the maximum replicas (42) but not rollouts") and "(59)" in w
         for w in plan.warnings
     ), plan.warnings
 
