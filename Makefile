@@ -9,6 +9,7 @@
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 TOOLS ?= .venv-tools
+RAYENV ?= .venv-ray
 STACK ?= dev
 OUT   ?= build/render
 UV_VERSION := 0.13.9
@@ -45,7 +46,15 @@ $(TOOLS)/.installed: requirements-tools.txt $(if $(filter .venv-uv/bin/uv,$(UV))
 	$(UV) pip install --quiet --python $(TOOLS)/bin/python -r requirements-tools.txt
 	touch $@
 
-tools: $(TOOLS)/.installed
+# Ray Serve (its own virtualenv: its packaging pin conflicts with checkov's); the tests validate
+# serveConfigV2 with Ray's ServeDeploySchema/LLMConfig (regenerate: uv pip compile requirements-ray.in
+# --python-version 3.11 -o requirements-ray.txt)
+$(RAYENV)/.installed: requirements-ray.txt $(if $(filter .venv-uv/bin/uv,$(UV)),.venv-uv/bin/uv)
+	$(UV) venv --quiet --allow-existing $(RAYENV)
+	$(UV) pip install --quiet --python $(RAYENV)/bin/python -r requirements-ray.txt
+	touch $@
+
+tools: $(TOOLS)/.installed $(RAYENV)/.installed
 	@scripts/install-tools.sh
 
 # ruff (lint + format check, pyproject [tool.ruff]) and pyright over the whole repository
@@ -58,7 +67,7 @@ lint: install-test
 # LINT= skips the lint step (the pull-request workflow runs `make lint` as a step of its own)
 LINT ?= lint
 test: install-test tools $(LINT)
-	CHECKOV=$(TOOLS)/bin/checkov PARLIAMENT=$(TOOLS)/bin/parliament $(PY) -m pytest
+	CHECKOV=$(TOOLS)/bin/checkov PARLIAMENT=$(TOOLS)/bin/parliament RAY_PYTHON=$(RAYENV)/bin/python $(PY) -m pytest
 
 # Not in CI: one-line bugs (scripts/mutation_run.py) against the fast part of the suite.
 mutation: install-test tools

@@ -31,7 +31,11 @@ pulumi.export("systemPool", system_pool_report(plan))
 pulumi.export("nodePools", node_pool_report(plan))
 pulumi.export("models", capacity_report(plan))
 pulumi.export(
-    "endpoints", {s.name: s.endpoint for s in [*platform.vllm, *(c.service for c in platform.canaries), *platform.ray]}
+    "endpoints",
+    {
+        s.name: s.endpoint
+        for s in [*platform.vllm, *(c.service for c in platform.canaries), *platform.ray, *platform.multi_node]
+    },
 )
 pulumi.export("hosts", hosts_report(plan))
 pulumi.export("warnings", plan_warnings(plan))

@@ -7,7 +7,6 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
-
 from llm_infra.config import StackPlan
 from llm_infra.config.canary_model import canary_name, serving_models
 
@@ -17,6 +16,7 @@ from .cluster import ClusterHandle, create_cluster
 from .cluster.base import AwsIrsa
 from .serving.canary import VllmCanary, VllmCanaryArgs
 from .serving.context import ServingContext
+from .serving.leaderworkerset import MultiNodeServiceArgs, MultiNodeVllmService
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
 from .serving.vllm import VllmService, VllmServiceArgs
@@ -70,6 +70,7 @@ class LlmPlatform(pulumi.ComponentResource):
                 grafana_admin_password=grafana_admin_password,
                 credentials=cfg.credentials,
                 ray_services=bool(cfg.ray_services),
+                multi_node_models=bool(cfg.multi_node_models),
             ),
             opts=k8s_opts,
         )
@@ -147,8 +148,17 @@ class LlmPlatform(pulumi.ComponentResource):
             )
             for svc in cfg.ray_services
         ]
+        self.multi_node = [
+            MultiNodeVllmService(
+                m.name,
+                MultiNodeServiceArgs(model=m, plan=plan.multinode_models[m.name], context=context),
+                opts=serving_opts,
+            )
+            for m in cfg.multi_node_models
+        ]
         self.namespace = serving_ns.namespace_name
-        endpoints = {s.name: s.endpoint for s in [*self.vllm, *(c.service for c in self.canaries), *self.ray]}
+        services = [*self.vllm, *(c.service for c in self.canaries), *self.ray, *self.multi_node]
+        endpoints = {s.name: s.endpoint for s in services}
         self.endpoints = pulumi.Output.all(**endpoints) if endpoints else pulumi.Output.from_input({})
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig)
         self.prometheus_url = addons.prometheus_url

@@ -11,6 +11,7 @@ from typing import Any
 from llm_infra.config import ModelPlan, StackPlan, cold_start, k8s_support
 from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
+from llm_infra.config.multinode import group_plan, interconnect_plan
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 
@@ -18,7 +19,7 @@ def capacity_report(plan: StackPlan) -> dict[str, Any]:
     """The capacity and cost estimate per model (exported, and printed by the offline render)."""
     return {
         key: {**model_capacity(m), "autoscaling": _autoscaling(plan, key)}
-        for key, m in [*plan.models.items(), *plan.ray_models.items()]
+        for key, m in [*plan.models.items(), *plan.ray_models.items(), *plan.multinode_models.items()]
     }
 
 
@@ -31,6 +32,8 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
         "pool": m.pool.name,
         "gpu": m.pool.gpu_model,
         "tensorParallelSize": m.tensor_parallel_size,
+        # what one replica takes: a replica larger than a node spans whole nodes (config/multinode.py)
+        **group_plan(m),
         "maxModelLen": m.max_model_len,
         "weightsGib": round(c.weights_gib, 2),
         "kvCacheGib": round(c.kv_cache_gib, 2),
@@ -52,6 +55,8 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
         # scale-up decision to serving, phase by phase (config/cold_start.py)
         "coldStart": None if m.cold_start is None else m.cold_start.report(),
     }
+    if m.gpus_per_replica > m.pool.gpus_per_node:
+        report["interconnect"] = interconnect_plan(m, m.pool.instance_type, m.pool.cloud)
     if c.lora_slots:
         # GPU slots vLLM preallocates for adapters (--max-loras x --max-lora-rank), per GPU
         report["lora"] = {
@@ -59,12 +64,14 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
             "maxLoraRank": c.lora_rank,
             "gibPerGpu": round(c.lora_gib, 3),
         }
+        if m.gpus_per_replica > m.pool.gpus_per_node:
+            report[key]["interconnect"] = interconnect_plan(m, m.pool.instance_type, m.pool.cloud)
     return report
 
 
 def _autoscaling(plan: StackPlan, key: str) -> dict[str, Any]:
     """The settings the cold start is weighed against: replicas and the queue-depth target."""
-    for _, m in serving_models(plan.config.models):
+    for _, m in [*serving_models(plan.config.models), *((None, m) for m in plan.config.multi_node_models)]:
         if m.name == key:
             a = m.autoscaling
             return {
@@ -216,6 +223,12 @@ def spot_warnings(plan: StackPlan) -> list[str]:
                 f"models/{m.name}: runs on spot capacity (pool {m.node_pool}); when {c.cloud.upper()} reclaims a node its "
                 f"pods get {notice}s in all ({m.pre_stop_sleep_seconds}s preStop, then {after}s after SIGTERM{cut}): "
                 f"generations still streaming then are cut and clients must retry them"
+            )
+    for mn in plan.config.multi_node_models:
+        if on_spot(plan, mn.node_pool):
+            out.append(
+                f"multiNodeModels/{mn.name}: runs on spot capacity (pool {mn.node_pool}); one reclaimed node takes its "
+                f"whole group ({mn.pipeline_parallel_size} pods) down until LWS recreates it, and streams on it are cut"
             )
     for r in plan.config.ray_services:
         if on_spot(plan, r.worker_pool):

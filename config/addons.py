@@ -12,7 +12,15 @@ GPU_OPERATOR_NAMESPACE = "gpu-operator"
 KEDA_NAMESPACE = "keda"
 KUBERAY_NAMESPACE = "kuberay-system"
 PROMETHEUS_ADAPTER_NAMESPACE = "prometheus-adapter"
-ADDON_NAMESPACES = (GPU_OPERATOR_NAMESPACE, KEDA_NAMESPACE, KUBERAY_NAMESPACE, PROMETHEUS_ADAPTER_NAMESPACE)
+LWS_NAMESPACE = "lws-system"
+"""The LeaderWorkerSet controller's namespace (the name its installation guide uses)."""
+ADDON_NAMESPACES = (
+    GPU_OPERATOR_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBERAY_NAMESPACE,
+    PROMETHEUS_ADAPTER_NAMESPACE,
+    LWS_NAMESPACE,
+)
 """Namespaces the add-ons are installed into (monitoring: ``addons.monitoring.namespace``)."""
 
 
@@ -97,9 +105,23 @@ class PrometheusAdapterConfig(ConfigModel):
     enabled: bool = False
 
 
+class LwsAddonConfig(ConfigModel):
+    """The LeaderWorkerSet controller (kubernetes-sigs/lws Helm chart)."""
+
+    enabled: bool | None = Field(None, description="default: installed when a multiNodeModel is configured")
+    already_installed: bool = Field(False, description="the cluster runs LWS already: use it")
+
+    @model_validator(mode="after")
+    def _either(self) -> LwsAddonConfig:
+        if self.enabled and self.already_installed:
+            raise ValueError("set either enabled (we install LWS) or alreadyInstalled (use the cluster's)")
+        return self
+
+
 class AddonsConfig(ConfigModel):
     gpu_operator: GpuOperatorConfig = GpuOperatorConfig()
     keda: KedaConfig = KedaConfig()
     kuberay: KubeRayConfig = KubeRayConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     prometheus_adapter: PrometheusAdapterConfig = PrometheusAdapterConfig()
+    lws: LwsAddonConfig = LwsAddonConfig()

@@ -142,7 +142,7 @@ def default_batch_limits(cuda_memory_gib: float, gpu_model: str, usage: str = "s
 
 @dataclass(frozen=True)
 class CapacityEstimate:
-    gpus: int
+    gpus: int  # per replica: tensor x pipeline parallel
     usable_gib: float  # per GPU: total memory as CUDA reports it
     budget_per_gpu_gib: float  # usable x gpu-memory-utilization (vLLM's requested_memory)
     weights_gib: float  # whole model
@@ -161,6 +161,7 @@ class CapacityEstimate:
     lora_gib: float = 0.0  # per GPU: preallocated LoRA slots (config/lora.py), 0 without adapters
     lora_slots: int = 0  # --max-loras
     lora_rank: int = 0  # --max-lora-rank
+    pipeline_parallel_size: int = 1
 
     @property
     def kv_cache_gib(self) -> float:
@@ -223,6 +224,27 @@ def weights_bytes(arch: ModelArchitecture, dtype: str = "auto", quantization: st
     return (arch.params_billion * 1e9 - embedding) * linear_bytes + embedding * dtype_bytes
 
 
+def stage_weights_bytes(
+    arch: ModelArchitecture, pipeline_parallel_size: int, dtype: str = "auto", quantization: str | None = None
+) -> float:
+    """Weights of the largest pipeline stage (all of them without pipeline parallelism).
+
+    vLLM splits the decoder layers evenly over the stages (vllm/distributed/utils.py
+    ``get_pp_indices``: the remainder goes to the last stages, so the largest stage holds
+    ``ceil(layers / pp)``); the input embedding lives on the first stage and the LM head on the
+    last (``PPMissingLayer`` elsewhere), and a tied LM head is a second copy on the last stage.
+    So the largest stage holds ``ceil(layers/pp)`` layers plus one vocabulary matrix.
+    """
+    pp = pipeline_parallel_size
+    total = weights_bytes(arch, dtype, quantization)
+    if pp == 1:
+        return total
+    one_matrix = arch.vocab_size * arch.hidden_size * DTYPE_BYTES[dtype]
+    embeddings = arch.embedding_params_billion * 1e9 * DTYPE_BYTES[dtype]
+    layers = total - embeddings
+    return layers * math.ceil(arch.layers / pp) / arch.layers + one_matrix
+
+
 def activation_peak_bytes(
     arch: ModelArchitecture, *, tensor_parallel_size: int, profile_tokens: int, max_num_seqs: int, dtype: str = "auto"
 ) -> float:
@@ -255,8 +277,10 @@ def estimate_capacity(
     usage: str = "serve",
     lora_slots: int = 0,
     lora_rank: int = 0,
+    pipeline_parallel_size: int = 1,
 ) -> CapacityEstimate:
-    """KV-cache capacity of one replica (one tensor-parallel group) as vLLM computes it.
+    """KV-cache capacity of one replica (``tensor_parallel_size x pipeline_parallel_size`` GPUs)
+    as vLLM computes it.
 
     ``gpu_memory_gib`` is the memory CUDA reports per GPU (catalog ``cuda_memory_gib``).
     ``max_num_batched_tokens``/``max_num_seqs`` default as in vLLM for that GPU; without chunked
@@ -266,19 +290,26 @@ def estimate_capacity(
     allocates the slots while loading the model, so they count with the weights (config/lora.py).
     ``usage``: "serve" (``vllm serve``) or "llm" (engines built in-process,
     such as Ray Serve LLM's, whose usage context is not pinned down: the larger defaults err low).
+
+    With pipeline parallelism every GPU holds ``ceil(layers/pp)`` layers (weights and KV cache)
+    of its stage, so the
+    largest stage, which also holds a vocabulary matrix, is the one estimated here (vLLM gives
+    every worker the same number of KV blocks, so the tightest worker sets it).
     """
     tp = tensor_parallel_size
+    pp = pipeline_parallel_size
     default_tokens, default_seqs = default_batch_limits(gpu_memory_gib, gpu_model, usage)
     batch_tokens = max_num_batched_tokens or default_tokens
     profile_tokens = batch_tokens if enable_chunked_prefill else max(batch_tokens, max_model_len)
     seqs = max_num_seqs or default_seqs
 
     weights = weights_bytes(arch, dtype, quantization)
+    stage_weights = stage_weights_bytes(arch, pp, dtype, quantization)
     budget = gpu_memory_utilization * gpu_memory_gib * GIB
     activation = activation_peak_bytes(
         arch, tensor_parallel_size=tp, profile_tokens=profile_tokens, max_num_seqs=seqs, dtype=dtype
     )
-    non_torch = (NON_TORCH_GIB + (TENSOR_PARALLEL_GIB if tp > 1 else 0.0)) * GIB
+    non_torch = (NON_TORCH_GIB + (TENSOR_PARALLEL_GIB if tp * pp > 1 else 0.0)) * GIB
     graphs = CUDA_GRAPH_GIB * GIB if cuda_graphs else 0.0
     lora = (
         lora_bytes_per_gpu(
@@ -287,24 +318,25 @@ def estimate_capacity(
         if lora_slots
         else 0.0
     )
-    kv_per_gpu = budget - weights / tp - lora - activation - non_torch - graphs
+    kv_per_gpu = budget - stage_weights / tp - lora - activation - non_torch - graphs
 
-    # TP splits KV heads across GPUs, replicating them when tp > kv_heads
+    # TP splits KV heads across GPUs, replicating them when tp > kv_heads; PP splits the layers
     kv_heads_per_gpu = math.ceil(arch.kv_heads / tp)
     kv_bytes = KV_CACHE_BYTES.get(kv_cache_dtype, DTYPE_BYTES[dtype])
-    per_token_per_gpu = 2 * arch.layers * kv_heads_per_gpu * arch.head_dim * kv_bytes
+    stage_layers = math.ceil(arch.layers / pp)
+    per_token_per_gpu = 2 * stage_layers * kv_heads_per_gpu * arch.head_dim * kv_bytes
     blocks = int(max(0.0, kv_per_gpu) // (per_token_per_gpu * BLOCK_SIZE))
     return CapacityEstimate(
-        gpus=tp,
+        gpus=tp * pp,
         usable_gib=gpu_memory_gib,
         budget_per_gpu_gib=budget / GIB,
         weights_gib=weights / GIB,
-        weights_per_gpu_gib=weights / tp / GIB,
+        weights_per_gpu_gib=stage_weights / tp / GIB,
         activation_gib=activation / GIB,
         non_torch_gib=non_torch / GIB,
         cuda_graph_gib=graphs / GIB,
         kv_per_gpu_gib=kv_per_gpu / GIB,
-        kv_bytes_per_token=per_token_per_gpu * tp,
+        kv_bytes_per_token=2 * arch.layers * kv_heads_per_gpu * arch.head_dim * kv_bytes * tp,
         kv_blocks=blocks,
         kv_cache_tokens=blocks * BLOCK_SIZE,
         max_model_len=max_model_len,
@@ -314,11 +346,15 @@ def estimate_capacity(
         lora_gib=lora / GIB,
         lora_slots=lora_slots,
         lora_rank=lora_rank if lora_slots else 0,
+        pipeline_parallel_size=pp,
     )
 
 
 def nodes_for(replicas: int, gpus_per_replica: int, gpus_per_node: int) -> int:
-    """Nodes needed when each node packs ``gpus_per_node // gpus_per_replica`` replicas."""
+    """Nodes needed when each node packs ``gpus_per_node // gpus_per_replica`` replicas; a
+    replica larger than a node (pipeline parallel across nodes) takes whole nodes of its own."""
+    if gpus_per_replica > gpus_per_node:
+        return replicas * math.ceil(gpus_per_replica / gpus_per_node)
     per_node = max(1, gpus_per_node // gpus_per_replica)
     return math.ceil(replicas / per_node)
 

@@ -39,6 +39,7 @@ from .canary_model import serving_models
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
 from .facts import NodePoolFacts
+from .multinode import stage_pod_resources
 from .plan import ModelPlan, RolloutPlan
 from .pods import host_resources
 
@@ -110,6 +111,10 @@ class Workload:
     max_pods: int
     upgrade_strategy: str | None = None
     surge_percent: int = 0
+    pods_per_replica: int = 1
+    """Pods one model replica takes: pipeline stages of a LeaderWorkerSet group, workers a
+    multi-node Ray replica spans (its largest model); 1 otherwise."""
+    gpus_per_replica: int | None = None
 
 
 @dataclass
@@ -124,6 +129,8 @@ class PoolFeasibility:
     """Scenario -> nodes needed (min, max, rollout, rayUpgrade, nodeLoss)."""
     rollouts: dict[str, str] = field(default_factory=dict)
     """Workload -> how it rolls: "surge 1", "one at a time" (StatefulSet), "maxUnavailable 1"."""
+    replicas: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Workload -> what one model replica takes: GPUs, pods and whole nodes (multi-node replicas)."""
 
     def fits(self, scenario: str) -> bool:
         return self.need.get(scenario, 0) <= self.reach_nodes
@@ -141,6 +148,7 @@ class PoolFeasibility:
             "nodesNeeded": dict(self.need),
             "fits": {k: self.fits(k) for k in self.need},
             "rollouts": dict(self.rollouts),
+            **({"replicaShape": dict(self.replicas)} if self.replicas else {}),
         }
 
 
@@ -255,8 +263,12 @@ def reach(config: StackConfig, index: int, pool: NodePoolFacts) -> tuple[str, in
 
 # -- workloads ----------------------------------------------------------------------------------
 def workloads(
-    config: StackConfig, pools: dict[str, NodePoolFacts], models: dict[str, ModelPlan]
+    config: StackConfig,
+    pools: dict[str, NodePoolFacts],
+    models: dict[str, ModelPlan],
+    lws_models: dict[str, ModelPlan] | None = None,
 ) -> dict[str, list[Workload]]:
+    lws_models = lws_models or {}
     out: dict[str, list[Workload]] = {}
     for path, m in serving_models(config.models):
         plan = models.get(m.name)
@@ -276,9 +288,9 @@ def workloads(
         gpus = svc.worker_gpus(pool)
         res = svc.worker_resources(pool)
         pod = PodShape(gpus=gpus, cpu=res[0] if res else None, memory_gib=res[1] if res else None)
-        min_gpus = sum(
-            (p.tensor_parallel_size * p.min_replicas) for key, p in models.items() if key.startswith(f"{svc.name}/")
-        )
+        plans = [p for key, p in models.items() if key.startswith(f"{svc.name}/")]
+        min_gpus = sum(p.gpus_per_replica * p.min_replicas for p in plans)
+        widest = max((p.gpus_per_replica for p in plans), default=gpus)
         min_workers = max(svc.min_workers, -(-min_gpus // gpus))
         surge = svc.incremental_upgrade.max_surge_percent if svc.incremental_upgrade else 0
         out.setdefault(pool.name, []).append(
@@ -291,6 +303,28 @@ def workloads(
                 max(svc.max_workers, min_workers),
                 svc.upgrade_strategy,
                 surge,
+                pods_per_replica=max(1, -(-widest // gpus)),
+                gpus_per_replica=widest if widest > gpus else None,
+            )
+        )
+    for i, m in enumerate(config.multi_node_models):
+        plan = lws_models.get(m.name)
+        if plan is None:
+            continue
+        res = stage_pod_resources(m, plan)
+        pp = plan.pipeline_parallel_size
+        pod = PodShape(gpus=plan.tensor_parallel_size, cpu=res.cpu, memory_gib=res.memory_gib)
+        a = m.autoscaling
+        out.setdefault(plan.pool.name, []).append(
+            Workload(
+                f"multiNodeModels/{m.name}",
+                f"multiNodeModels[{i}]",
+                "LeaderWorkerSet",
+                pod,
+                a.min_replicas * pp,
+                a.max_replicas * pp,
+                pods_per_replica=pp,
+                gpus_per_replica=plan.gpus_per_replica,
             )
         )
     return out
@@ -333,10 +367,18 @@ class FeasibilityResult:
 
 
 def plan_feasibility(
-    config: StackConfig, pools: dict[str, NodePoolFacts], models: dict[str, ModelPlan], ray_models: dict[str, ModelPlan]
+    config: StackConfig,
+    pools: dict[str, NodePoolFacts],
+    models: dict[str, ModelPlan],
+    ray_models: dict[str, ModelPlan],
+    lws_models: dict[str, ModelPlan] | None = None,
 ) -> FeasibilityResult:
-    """Nodes needed per pool and scenario against the pool's reach; see the module docstring."""
-    by_pool = workloads(config, pools, {**models, **ray_models})
+    """Nodes needed per pool and scenario against the pool's reach; see the module docstring.
+
+    A replica that spans nodes counts whole groups: a LeaderWorkerSet model needs
+    ``pipelineParallelSize`` pods per replica (a surge adds a whole group), and the plan reports
+    each such workload's GPUs, pods and nodes per replica (``replicaShape``)."""
+    by_pool = workloads(config, pools, {**models, **ray_models}, lws_models)
     result = FeasibilityResult({}, {}, [], [])
     for index, cfg in enumerate(config.cluster.node_pools):
         facts = pools.get(cfg.name)
@@ -360,6 +402,12 @@ def _plan_pool(
     where = facts.instance_type or facts.name
     for w in loads:
         feas.pods_per_node[w.name] = pods_per_node(w.pod, node)
+        if w.gpus_per_replica is not None and feas.pods_per_node[w.name]:
+            feas.replicas[w.name] = {
+                "gpusPerReplica": w.gpus_per_replica,
+                "podsPerReplica": w.pods_per_replica,
+                "nodesPerReplica": math.ceil(w.pods_per_replica / feas.pods_per_node[w.name]),
+            }
     unplaceable = [w for w in loads if feas.pods_per_node[w.name] == 0]
     for w in unplaceable:
         result.issues.append(
@@ -386,6 +434,11 @@ def _plan_pool(
     def explain(counts: dict[str, int]) -> str:
         return "; ".join(
             f"{w.name} {counts[w.name]} x {w.pod.gpus} GPUs, {per[w.name]} per node"
+            + (
+                f" ({counts[w.name] // w.pods_per_replica} groups of {w.pods_per_replica})"
+                if w.kind == "LeaderWorkerSet"
+                else ""
+            )
             for w in loads
             if counts[w.name] > 0
         )
@@ -423,27 +476,32 @@ def _plan_rollouts(
     feas: PoolFeasibility,
     result: FeasibilityResult,
 ) -> None:
-    """Each Deployment surges one pod where the pool holds it at maximum, else replaces one at a time."""
+    """Each Deployment surges one pod (a LeaderWorkerSet one whole group) where the pool holds it at
+    maximum, else replaces one at a time."""
     counts = dict(maxs)
     for w in loads:
         if w.kind == "StatefulSet":
             feas.rollouts[w.name] = "one at a time"
             continue
-        if w.kind != "Deployment":
+        if w.kind not in ("Deployment", "LeaderWorkerSet"):
             continue
         name = w.name.split("/", 1)[1]
-        trial = {**counts, w.name: counts[w.name] + 1}
+        # a LeaderWorkerSet surges (and replaces) whole groups
+        trial = {**counts, w.name: counts[w.name] + w.pods_per_replica}
+        unit = "group" if w.kind == "LeaderWorkerSet" else "replica"
         if nodes(trial) <= reach_nodes:
             counts = trial
-            feas.rollouts[w.name] = "surge 1"
+            feas.rollouts[w.name] = f"surge 1 {unit}" if w.kind == "LeaderWorkerSet" else "surge 1"
             result.rollouts[name] = RolloutPlan(max_surge=1, max_unavailable=0)
         else:
-            feas.rollouts[w.name] = "maxUnavailable 1"
+            feas.rollouts[w.name] = f"maxUnavailable 1 {unit}" if w.kind == "LeaderWorkerSet" else "maxUnavailable 1"
             result.rollouts[name] = RolloutPlan(max_surge=0, max_unavailable=1)
+            replicas = w.max_pods // w.pods_per_replica
             result.warnings.append(
-                f"{w.path}: pool '{pool}' has no room for a surge replica at maxReplicas {w.max_pods} "
-                f"({nodes(trial)} nodes needed, {reach_nodes} reachable): rollouts replace one replica at a time "
-                f"(maxSurge 0, maxUnavailable 1)" + (", which takes the only replica down" if w.min_pods <= 1 else "")
+                f"{w.path}: pool '{pool}' has no room for a surge {unit} at maxReplicas {replicas} "
+                f"({nodes(trial)} nodes needed, {reach_nodes} reachable): rollouts replace one {unit} at a time "
+                f"(maxSurge 0, maxUnavailable 1)"
+                + (", which takes the only replica down" if w.min_pods <= w.pods_per_replica else "")
             )
     feas.need["rollout"] = nodes(counts)
 
@@ -499,7 +557,11 @@ def _check_quota(config: StackConfig, by_pool: dict[str, list[Workload]], result
         return
     loads = [w for ws in by_pool.values() for w in ws]
     at_max = sum(w.pod.gpus * w.max_pods for w in loads)
-    surge = sum(w.pod.gpus for w in loads if result.rollouts.get(w.name.split("/", 1)[1], RolloutPlan(0, 1)).max_surge)
+    surge = sum(
+        w.pod.gpus * w.pods_per_replica
+        for w in loads
+        if w.kind != "RayService" and result.rollouts.get(w.name.split("/", 1)[1], RolloutPlan(0, 1)).max_surge
+    )
     surge += sum(
         w.pod.gpus * w.min_pods for w in loads if w.kind == "RayService" and w.upgrade_strategy == "NewCluster"
     )

@@ -20,7 +20,7 @@ from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan
 from .stack import SECRET_KEYS, StackConfig
 
-LISTS_CHECKED_PER_ENTRY = ("models", "rayServices")
+LISTS_CHECKED_PER_ENTRY = ("models", "rayServices", "multiNodeModels")
 
 
 def _cross_checks_of_valid_entries(
@@ -85,7 +85,9 @@ def load_stack_config(
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
     checked = check_stack(Stack(config, present, dict(providers or {})))
     issues += checked.issues
-    feasibility = plan_feasibility(config, checked.pools, checked.model_plans, checked.ray_plans)
+    feasibility = plan_feasibility(
+        config, checked.pools, checked.model_plans, checked.ray_plans, checked.lws_plans
+    )
     reported = {i.path for i in issues}
     # a problem the GPU-count checks already reported at the same path is not repeated
     issues += [i for i in feasibility.issues if i.path not in reported]
@@ -100,6 +102,7 @@ def load_stack_config(
         pools=checked.pools,
         models=models,
         ray_models=ray_models,
+        multinode_models=apply_rollouts(checked.lws_plans, feasibility.rollouts),
         secrets=present,
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,

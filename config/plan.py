@@ -32,7 +32,7 @@ class ModelPlan:
 
     name: str
     path: str  # config path, e.g. "models[0]"
-    kind: Literal["vllm", "ray"]
+    kind: Literal["vllm", "ray", "lws"]
     architecture: ModelArchitecture
     pool: NodePoolFacts
     tensor_parallel_size: int
@@ -46,6 +46,18 @@ class ModelPlan:
     rollout: RolloutPlan = RolloutPlan()
     cold_start: ColdStartEstimate | None = None
     """Scale-up to serving, phase by phase (config/cold_start.py); sizes the startup probe."""
+    pipeline_parallel_size: int = 1
+    """Pipeline stages of one replica; above one a replica spans nodes (config/multinode.py)."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """Tensor x pipeline parallel: every GPU one replica holds, over all its nodes."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def nodes_per_replica(self) -> int:
+        """Whole nodes one replica takes when it spans nodes; 1 when it fits one node."""
+        return max(1, -(-self.gpus_per_replica // self.pool.gpus_per_node))
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class StackPlan:
     models: dict[str, ModelPlan]  # vLLM models by name
     ray_models: dict[str, ModelPlan]  # "<service>/<model_id>"
     secrets: frozenset[str]  # which SECRET_KEYS are set (never their values)
+    multinode_models: dict[str, ModelPlan] = field(default_factory=dict)
+    """multiNodeModels (LeaderWorkerSet) by name."""
     feasibility: dict[str, Any] = field(default_factory=dict)
     """Pool name -> ``feasibility.PoolFeasibility`` (what each pool must hold and can reach)."""
     warnings: list[str] = field(default_factory=list)
@@ -71,6 +85,14 @@ class StackPlan:
     def needs_kuberay(self) -> bool:
         kr = self.config.addons.kuberay
         return bool(self.config.ray_services) if kr.enabled is None else kr.enabled
+
+    @property
+    def needs_lws(self) -> bool:
+        """Whether the stack installs the LeaderWorkerSet controller (a multiNodeModel needs it)."""
+        lws = self.config.addons.lws
+        if lws.already_installed:
+            return False
+        return bool(self.config.multi_node_models) if lws.enabled is None else lws.enabled
 
     @property
     def uses_gateway_api(self) -> bool:

@@ -67,6 +67,13 @@ class RayModelConfig(ModelSource):
     max_num_seqs: int | None = Field(default=None, ge=1, description="vLLM batch size cap (engine_kwargs)")
     enable_prefix_caching: bool = True
     lora: RayLoraConfig | None = Field(default=None, description="LoRA adapters loaded on demand from cloud storage")
+    pipeline_parallel_size: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="pipeline stages per replica: tensorParallelSize x this GPUs; a replica larger than one "
+        "worker spans workers (nodes), one stage per worker",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> RayModelConfig:

@@ -10,6 +10,7 @@ from .cluster import ClusterConfig
 from .cold_start import ColdStartConfig
 from .credentials import CredentialsConfig
 from .model_store import ModelStoreConfig
+from .multinode import MultiNodeModelConfig
 from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import VllmModelConfig
@@ -41,6 +42,11 @@ class AlertThresholds(ConfigModel):
         default=1.25, gt=1, description="a canary's p95 time to first token above the stable one's times this alerts"
     )
     canary_for: str = Field(default="10m", pattern=r"^\d+[smh]$")
+    group_member_lost_for: str = Field(
+        default="10m",
+        pattern=r"^\d+[smh]$",
+        description="a multi-node replica (LeaderWorkerSet group) missing a running member this long alerts",
+    )
     runbook_base_url: str = Field(
         default="https://github.com/llm-infra/llm-infra/blob/main/docs/runbooks",
         pattern=r"^https?://\S+[^/]$",
@@ -54,6 +60,9 @@ class StackConfig(ConfigModel):
     namespace: DnsLabel = Field(default="llm-inference", description="namespace of the serving workloads")
     models: list[VllmModelConfig] = Field(default_factory=list)
     ray_services: list[RayServiceConfig] = Field(default_factory=list)
+    multi_node_models: list[MultiNodeModelConfig] = Field(
+        default_factory=list, description="vLLM models whose replica spans nodes (LeaderWorkerSet groups)"
+    )
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
     credentials: CredentialsConfig = CredentialsConfig()

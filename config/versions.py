@@ -82,6 +82,12 @@ EXTERNAL_SECRETS = Chart("external-secrets", "2.9.0", "https://charts.external-s
 """External Secrets Operator (external-secrets/external-secrets v2.9.0): syncs credentials from AWS
 Secrets Manager / Google Secret Manager into Kubernetes Secrets (``credentials.*.source: secretManager``)."""
 
+LWS = Chart("lws", "0.10.0", "oci://registry.k8s.io/lws/charts")
+"""LeaderWorkerSet controller (kubernetes-sigs/lws v0.10.0; the chart is published with the
+release's version, its Chart.yaml in git says 0.1.0): multi-node model groups (multiNodeModels)."""
+LWS_IMAGE_TAG = "v0.10.0"
+"""``image.manager.tag`` of the lws chart (``registry.k8s.io/lws/lws``): the chart defaults to ``main``."""
+
 ALL_CHARTS = (
     GPU_OPERATOR,
     KEDA,
@@ -92,6 +98,7 @@ ALL_CHARTS = (
     KARPENTER_CRD,
     CLUSTER_AUTOSCALER,
     EXTERNAL_SECRETS,
+    LWS,
 )
 ALL_IMAGES = (*VLLM_IMAGES, RAY_LLM_IMAGE)
 """The serving images (pre-pulled on GPU nodes: components/addons/image_prepull.py)."""

@@ -21,6 +21,8 @@ POOLS: dict[tuple[str, str], dict[str, Any]] = {
     ("prod", "a10g"): {"selector": {"llm-infra.io/node-pool": "a10g"}, "tolerations": [EKS_GPU_TOLERATION]},
     ("prod", "a10g-x4"): {"selector": {"llm-infra.io/node-pool": "a10g-x4"}, "tolerations": [EKS_GPU_TOLERATION]},
     ("prod", "l40s"): {"selector": {"llm-infra.io/node-pool": "l40s"}, "tolerations": [EKS_GPU_TOLERATION]},
+    ("prod", "l40s-pp"): {"selector": {"llm-infra.io/node-pool": "l40s-pp"}, "tolerations": [EKS_GPU_TOLERATION]},
+    ("prod", "a10g-x4-pp"): {"selector": {"llm-infra.io/node-pool": "a10g-x4-pp"}, "tolerations": [EKS_GPU_TOLERATION]},
     # an existing cluster: the selector and taint written in the stack file
     ("onprem", "a100"): {
         "selector": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},

@@ -431,7 +431,7 @@ def test_unknown_pool_name_gets_a_suggestion():
     with pytest.raises(ConfigError) as info:
         load_stack_config("prod", values, secrets)
     assert info.value.lines() == [
-        "prod: models[0].nodePool: no node pool 'a10' (did you mean 'a10g'?) (pools: a10g, a10g-x4, l40s)"
+        "prod: models[0].nodePool: no node pool 'a10' (did you mean 'a10g'?) (pools: a10g, a10g-x4, a10g-x4-pp, l40s, l40s-pp)"
     ]
 
 

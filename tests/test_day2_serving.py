@@ -26,7 +26,7 @@ from llm_infra.config import load_stack_config
 EXPECTED_QUOTAS = {
     # the serving namespace's quotas (llm-infra:namespace of the stack file)
     "dev": ("llm-dev", []),  # Pulumi.dev.yaml sets no security.gpuQuota
-    "prod": ("llm-prod", [{"requests.nvidia.com/gpu": "32"}]),  # Pulumi.prod.yaml security.gpuQuota: 32
+    "prod": ("llm-prod", [{"requests.nvidia.com/gpu": "64"}]),  # Pulumi.prod.yaml security.gpuQuota: 64
     "onprem": ("llm-onprem", []),  # Pulumi.onprem.yaml sets no security.gpuQuota
 }
 NATIVE_RESOURCES = {"cpu", "memory", "storage", "ephemeral-storage", "pods", "services", "persistentvolumeclaims"}
@@ -62,7 +62,12 @@ DEFAULT_FALLBACK = {"failureThreshold": 3, "behavior": "currentReplicasIfHigher"
 EXPECTED_FALLBACK = {
     # replicas: the model's autoscaling.minReplicas in the stack file
     "dev": {"llama3-8b": {**DEFAULT_FALLBACK, "replicas": 1}},
-    "prod": {"llama31-8b": {**DEFAULT_FALLBACK, "replicas": 2}, "llama31-70b-awq": {**DEFAULT_FALLBACK, "replicas": 1}},
+    "prod": {
+        "llama31-8b": {**DEFAULT_FALLBACK, "replicas": 2},
+        "llama31-70b-awq": {**DEFAULT_FALLBACK, "replicas": 1},
+        # multiNodeModels: replicas are LeaderWorkerSet groups
+        "llama31-70b-pp": {**DEFAULT_FALLBACK, "replicas": 1},
+    },
     "onprem": {},  # plain HPA through prometheus-adapter: without metrics an HPA keeps its replicas
 }
 
@@ -154,7 +159,11 @@ EXPECTED_RAY_CACHE = {
     # prod: cluster.eks.efsModelCache: true -> the EFS class (components/cluster/eks.py
     # EFS_STORAGE_CLASS); size: weights of mistral-7b (13.5 GiB) + qwen2.5-7b (14.2 GiB), as
     # summary.md's capacity table shows, x 1.25 + 10 GiB, rounded up
-    "prod": {"ray-llm": {"storageClassName": "efs-model-cache", "storage": "45Gi"}},
+    "prod": {
+        "ray-llm": {"storageClassName": "efs-model-cache", "storage": "45Gi"},
+        # Qwen2.5-72B-AWQ: 38.6 GiB of weights x 1.25 + 10 GiB
+        "ray-llm-72b": {"storageClassName": "efs-model-cache", "storage": "59Gi"},
+    },
     "dev": {},  # no rayServices
     "onprem": {},  # no rayServices
 }

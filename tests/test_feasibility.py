@@ -210,14 +210,15 @@ def test_losing_the_only_node_is_a_warning():
 
 def test_max_replicas_beyond_the_gpu_quota_are_rejected_and_tight_quota_warns():
     values = prod_values()
-    # max GPUs: 8B 6 x 1 + its canary 1 + 70B 3 x 4 + Ray 4 workers x 1 = 23
-    values["security"]["gpuQuota"] = 22
-    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 23")
-    # 23 fit 25, but surges (1 + 1 canary + 4) and a NewCluster upgrade (2 workers) add 8 = 31
-    values["security"]["gpuQuota"] = 25
+    # max GPUs: 8B 6 x 1 + its canary 1 + 70B 3 x 4 + Ray 4 workers x 1 + Ray 72B 4 workers x 1
+    # + LWS 2 groups x 8 = 43
+    values["security"]["gpuQuota"] = 42
+    assert_rejected("prod", values, stack_values("prod")[1], "security.gpuQuota", "cannot admit the 43")
+    # 43 fit 46, but surges (1 + 1 canary + 4 + a group of 2 x 4) and NewCluster upgrades (2 + 2 workers) add 18 = 61
+    values["security"]["gpuQuota"] = 46
     plan = plan_of("prod", values)
     assert any(
-        w.startswith("security.gpuQuota: 25 GPUs admit the maximum replicas (23) but not rollouts") and "(31)" in w
+        w.startswith("security.gpuQuota: 46 GPUs admit the maximum replicas (43) but not rollouts") and "(61)" in w
         for w in plan.warnings
     ), plan.warnings
 

@@ -154,7 +154,7 @@ def test_valid_variants_render_and_pass_schema_checks(case):
             kubernetes_validate.validate(obj, KUBERNETES_SCHEMA_VERSION, strict=True)
     as_root = values["security"].get("vllmRunAsRoot", False)
     for pod in pods_of(recording):
-        if pod.role == "vllm" and as_root:
+        if pod.role in ("vllm", "vllm-lws") and as_root:  # multiNodeModels honour vllmRunAsRoot too
             continue
         assert not restricted_violations(pod.spec), (pod.id, restricted_violations(pod.spec))
     policies = [o for o in manifests(recording) if o["kind"] == "NetworkPolicy"]

@@ -107,7 +107,7 @@ def test_prod_karpenter_covers_every_gpu_pool():
         o["spec"]["template"]["metadata"]["labels"][POOL_LABEL]: o
         for o in [r.inputs for r in rec.resources if r.type == "kubernetes:karpenter.sh/v1:NodePool"]
     }
-    assert set(node_pools) == {"a10g", "a10g-x4", "l40s"}
+    assert set(node_pools) == {"a10g", "a10g-x4", "l40s", "a10g-x4-pp", "l40s-pp"}
     # g5.12xlarge (4 x A10G) is the 70B pool's type: without it that pool could never grow
     reqs = {r["key"]: r["values"] for r in node_pools["a10g-x4"]["spec"]["template"]["spec"]["requirements"]}
     assert reqs["node.kubernetes.io/instance-type"] == ["g5.12xlarge"]
@@ -223,12 +223,12 @@ def test_every_node_group_asg_is_tagged_for_discovery_and_scale_from_zero(existi
     )
     token = PLAIN_NG if existing else MNG
     groups = {(r.inputs.get("labels") or {})[POOL_LABEL]: r for r in resources_of_type(rec, token)}
-    assert set(groups) == {"system", "a10g", "a10g-x4", "l40s"}
+    assert set(groups) == {"system", "a10g", "a10g-x4", "l40s", "a10g-x4-pp", "l40s-pp"}
     tags = tags_by_asg(rec)
     # the mocks name each node group's ASG eks-<resource name>-<suffix>, as EKS does
     asg = {pool: next(a for a in tags if a.startswith(f"eks-{r.name}-0")) for pool, r in groups.items()}
     # GPUs per node, by hand from the catalog: g5.2xlarge 1, g5.12xlarge 4, g6e.2xlarge 1
-    gpus = {"a10g": "1", "a10g-x4": "4", "l40s": "1"}
+    gpus = {"a10g": "1", "a10g-x4": "4", "l40s": "1", "a10g-x4-pp": "4", "l40s-pp": "1"}
     for pool, name in asg.items():
         t = tags[name]
         assert t["k8s.io/cluster-autoscaler/enabled"] == "true"

@@ -133,6 +133,8 @@ def test_variants_are_ordered_too(name, stack, edit, new_cluster):
             pool = next(p for p in values["cluster"]["nodePools"] if p["name"] == m["nodePool"])
             pool["zones"] = [f"{values['cluster']['region']}a"]
         overrides["models"] = values["models"]
+        # multi-node groups share one RWX cache (config check): none without EFS
+        overrides["multiNodeModels"] = []
     rec = run_program(PROJECT, stack, config_overrides=overrides)
     assert_ordered(rec, "eks" if stack == "prod" else "gke", new_cluster)
     if name == "eks-rwo-caches":

@@ -52,6 +52,7 @@ def test_plan_reports_capacity_and_cost_for_every_model(recording):
     expected = {m["name"] for m in values.get("models", [])}
     expected |= {f"{m['name']}-canary" for m in values.get("models", []) if "canary" in m}
     expected |= {f"{s['name']}/{m['modelId']}" for s in values.get("rayServices", []) for m in s["models"]}
+    expected |= {m["name"] for m in values.get("multiNodeModels", [])}
     models = recording.outputs["models"]
     assert set(models) == expected
     for m in models.values():

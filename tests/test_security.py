@@ -96,6 +96,28 @@ class PodUnderTest:
     """vllm, ray-head or ray-worker."""
 
 
+LWS_POD_PREFIX = "lws-"
+
+
+def lws_pods(lws: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods the LeaderWorkerSet controller creates from its templates (a leader and a
+    worker of one group), as Pods checkov can read."""
+    meta, t = lws["metadata"], lws["spec"]["leaderWorkerTemplate"]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{LWS_POD_PREFIX}{meta['name']}-{role}",
+                "namespace": meta["namespace"],
+                "labels": dict(t[f"{role}Template"]["metadata"]["labels"]),
+            },
+            "spec": copy.deepcopy(t[f"{role}Template"]["spec"]),
+        }
+        for role in ("leader", "worker")
+    ]
+
+
 def kuberay_pods(rayservice: dict[str, Any]) -> list[dict[str, Any]]:
     """The pods KubeRay creates from a RayService: its templates plus what KubeRay adds that
     matters here (the head's autoscaler sidecar from ``autoscalerOptions`` with the Ray image,
@@ -147,6 +169,15 @@ def pods_of(rec: Recording) -> list[PodUnderTest]:
                     SUPPORT_KINDS.get(obj["kind"], "vllm"),
                 )
             )
+        elif obj["kind"] == "LeaderWorkerSet":
+            # multiNodeModels: the leader's and the workers' pods of every group
+            for pod in lws_pods(obj):
+                m = pod["metadata"]
+                out.append(
+                    PodUnderTest(
+                        f"Pod.{m['namespace']}.{m['name']}", "Pod", m["namespace"], m["labels"], pod["spec"], "vllm-lws"
+                    )
+                )
         elif obj["kind"] == "RayService":
             for pod in kuberay_pods(obj):
                 m = pod["metadata"]
@@ -231,6 +262,7 @@ def test_every_stack_declares_pods_to_check(stack, recording):
     canaries = [m for m in cfg.models if m.canary is not None]  # each runs its own <model>-canary pods
     assert len([p for p in pods if p.role == "vllm"]) == len(cfg.models) + len(canaries)
     assert len([p for p in pods if p.role == "ray-head"]) == len(cfg.ray_services)
+    assert len([p for p in pods if p.role == "vllm-lws"]) == 2 * len(cfg.multi_node_models)  # leader + worker
 
 
 def test_every_pod_meets_pod_security_restricted(stack, recording):
@@ -269,12 +301,15 @@ def test_pods_run_under_their_own_service_accounts(stack, recording):
         assert pod.spec["automountServiceAccountToken"] is False, pod.id
         if pod.role == "vllm":
             assert sa == pod.id.rsplit(".", 1)[1], "one account per model"
+        if pod.role == "vllm-lws":
+            assert sa == pod.labels["app.kubernetes.io/instance"], "one account per multi-node model"
     cfg = plan_of(stack).config
     for svc in cfg.ray_services:
         assert (cfg.namespace, worker_service_account(svc.name)) in accounts
     canaries = [m for m in cfg.models if m.canary is not None]
     support = int(cfg.model_store.enabled) + int(cfg.cold_start.prepull_images)  # fill Jobs, pre-pull DaemonSet
-    assert len(accounts) == len(cfg.models) + len(canaries) + len(cfg.ray_services) + support, "no account nobody uses"
+    expected = len(cfg.models) + len(canaries) + len(cfg.ray_services) + len(cfg.multi_node_models) + support
+    assert len(accounts) == expected, "no account nobody uses"
 
 
 def _env(c: dict[str, Any]) -> dict[str, str]:
@@ -519,13 +554,15 @@ def test_network_policies_isolate_every_model_pod(stack, recording):
         assert ingress(pod, pod_peer(ns, any="pod"), 45678), where
         assert egress(pod, pod_peer(ns), 45678), where
         # Prometheus scrapes the metrics ports
-        metrics = {"vllm": [8000], "ray-head": [8080, 44217, 44227], "ray-worker": [8080]}.get(pod.role, [])
+        metrics = {"vllm": [8000], "vllm-lws": [8000], "ray-head": [8080, 44217, 44227], "ray-worker": [8080]}.get(
+            pod.role, []
+        )
         for port in metrics:
             assert ingress(pod, pod_peer(monitoring), port) if monitoring else True, (where, port)
         if monitoring:
             assert not ingress(pod, pod_peer(monitoring), 6379), where
         # KubeRay reaches the Ray dashboard and Serve ports, nothing of the vLLM pods
-        if pod.role in ("vllm", *SUPPORT_KINDS.values()):
+        if pod.role in ("vllm", "vllm-lws", *SUPPORT_KINDS.values()):
             assert not ingress(pod, pod_peer(KUBERAY_NAMESPACE), 8265), where
         else:
             assert ingress(pod, pod_peer(KUBERAY_NAMESPACE), 8000), where
@@ -740,8 +777,8 @@ def checkov_reports(tmp_path_factory) -> dict[str, dict[str, Any]]:
         out = tmp_path_factory.mktemp(f"checkov-{stack}")
         rec = render(stack)
         write(rec, out)
-        for ray in objects(rec, "RayService"):
-            for pod in kuberay_pods(ray):
+        for ray in [*objects(rec, "RayService"), *objects(rec, "LeaderWorkerSet")]:
+            for pod in kuberay_pods(ray) if ray["kind"] == "RayService" else lws_pods(ray):
                 path = out / "manifests" / pod["metadata"]["namespace"] / f"pod-{pod['metadata']['name']}.yaml"
                 path.write_text(yaml.safe_dump(pod, sort_keys=True))
         # no --quiet: the passed checks show that every workload was actually scanned

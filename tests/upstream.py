@@ -189,7 +189,11 @@ def chart_sources() -> dict[str, dict[str, str]]:
         match = re.fullmatch(r"`helm-values/([^/]+)/values\.yaml`", row.get("local file", ""))
         if match and "chart version (chart.yaml at tag)" not in row:
             # the later tables name the version in their "what" cell: "... (chart 2.9.0 at tag ...)"
-            stated = re.search(r"\(chart (\d+\.\d+\.\d+)\b", row.get("what", ""))
+            what = row.get("what", "")
+            stated = re.search(r"\(chart (\d+\.\d+\.\d+)\b", what)
+            if stated is None and "the published chart is versioned with the release" in what:
+                # lws: git's Chart.yaml says 0.1.0; the release publishes the chart as its appVersion
+                stated = re.search(r"appVersion v(\d+\.\d+\.\d+)\b", what)
             if stated:
                 found.setdefault(match.group(1), {"version": stated.group(1)})
             continue

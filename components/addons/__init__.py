@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-
 from llm_infra.components.cluster.base import ClusterHandle
 from llm_infra.config import versions
 from llm_infra.config.addons import AddonsConfig
@@ -26,9 +25,18 @@ from llm_infra.config.credentials import CredentialsConfig
 from . import gpu_operator, keda, kuberay, prometheus_adapter
 from .external_secrets import ExternalSecrets, ExternalSecretsArgs
 from .gpu_operator import GpuOperator, GpuOperatorArgs
-from .handles import EXTERNAL_SECRETS_GROUP, KEDA_GROUP, MONITORING_GROUP, RAY_GROUP, AddonsHandle, MonitoringHandle
+from .handles import (
+    EXTERNAL_SECRETS_GROUP,
+    KEDA_GROUP,
+    LWS_GROUP,
+    MONITORING_GROUP,
+    RAY_GROUP,
+    AddonsHandle,
+    MonitoringHandle,
+)
 from .keda import Keda, KedaArgs
 from .kuberay import KubeRayArgs, KubeRayOperator
+from .lws import LeaderWorkerSetController, LwsArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .prometheus_adapter import PrometheusAdapter, PrometheusAdapterArgs
 
@@ -53,10 +61,21 @@ class AddonsArgs:
     """Whether RayLlmServices will run: KubeRay is installed for them unless ``addons.kuberay.enabled``
     says otherwise (``StackPlan.needs_kuberay``)."""
 
+    multi_node_models: bool = False
+    """Whether LeaderWorkerSet models will run: the LWS controller is installed for them unless
+    ``addons.lws`` says otherwise (``StackPlan.needs_lws``)."""
+
     @property
     def needs_kuberay(self) -> bool:
         enabled = self.addons.kuberay.enabled
         return self.ray_services if enabled is None else enabled
+
+    @property
+    def needs_lws(self) -> bool:
+        lws = self.addons.lws
+        if lws.already_installed:
+            return False
+        return self.multi_node_models if lws.enabled is None else lws.enabled
 
 
 class ClusterAddons(pulumi.ComponentResource):
@@ -175,6 +194,12 @@ class ClusterAddons(pulumi.ComponentResource):
             self.releases[versions.KUBERAY_OPERATOR.name] = kr.release
             ray_owners.append(kr.release)
 
+        lws_owners: list[pulumi.Resource] = []
+        if args.needs_lws:
+            controller = LeaderWorkerSetController(f"{name}-lws", LwsArgs(cluster_ready=ready), opts=child)
+            self.releases[versions.LWS.name] = controller.release
+            lws_owners.append(controller.release)
+
         if addons.prometheus_adapter.enabled:
             assert mon.prometheus_url is not None, "validated: the adapter needs monitoring"
             pa = PrometheusAdapter(
@@ -194,6 +219,8 @@ class ClusterAddons(pulumi.ComponentResource):
             crd_owners[KEDA_GROUP] = keda_owners
         if args.needs_kuberay or addons.kuberay.already_installed:
             crd_owners[RAY_GROUP] = ray_owners
+        if args.needs_lws or addons.lws.already_installed:
+            crd_owners[LWS_GROUP] = lws_owners
         if mon.operator_crds:
             crd_owners[MONITORING_GROUP] = mon_crds
         if self.external_secrets is not None:

@@ -19,6 +19,7 @@ KEDA_GROUP = "keda.sh"
 RAY_GROUP = "ray.io"
 MONITORING_GROUP = "monitoring.coreos.com"
 EXTERNAL_SECRETS_GROUP = "external-secrets.io"
+LWS_GROUP = "leaderworkerset.x-k8s.io"
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,35 @@ def _cold_start_table(models: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interconnect(models: dict[str, Any]) -> list[str]:
+    """Replicas that span nodes: what crosses the network between their pipeline stages."""
+    rows = {name: m["interconnect"] for name, m in models.items() if m.get("interconnect")}
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Multi-node replicas: interconnect",
+        "",
+        "| model | GPUs (nodes) per replica | transport | per token per stage boundary | prefill batch | decode step | note |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for name, i in rows.items():
+        m = models[name]
+        ms = [i.get("prefillBatchMs"), i.get("decodeStepMs")]
+        lines.append(
+            f"| {name} | {int(m['gpusPerReplica'])} ({int(m['nodesPerReplica'])}) | {i['transport']} "
+            f"| {int(i['bytesPerTokenPerBoundary']) // 1024} KiB | "
+            + " | ".join("-" if v is None else f"{v:g} ms" for v in ms)
+            + f" | {i['note']} |"
+        )
+    lines += [
+        "",
+        "_Time on the wire between stages at the node's bandwidth for one profiling-size prefill batch and one decode "
+        "step at maxNumSeqs (hidden states + residual, 16 bit); tensor parallelism stays inside a node._",
+    ]
+    return lines
+
+
 SCENARIOS = (
     ("min", "min replicas"),
     ("max", "max replicas"),
@@ -206,6 +235,13 @@ def _feasibility(pools: dict[str, Any]) -> list[str]:
             need = f["nodesNeeded"].get(key)
             cells.append("-" if need is None else f"{int(need)} {'ok' if f['fits'][key] else 'NO'}")
         rollouts = ", ".join(f"{w.split('/', 1)[1]}: {r}" for w, r in sorted(f["rollouts"].items())) or "-"
+        groups = f.get("replicaShape") or {}
+        if groups:
+            per += "; per replica: " + ", ".join(
+                f"{w.split('/', 1)[1]} {int(g['gpusPerReplica'])} GPUs = {int(g['podsPerReplica'])} pods on "
+                f"{int(g['nodesPerReplica'])} whole nodes"
+                for w, g in sorted(groups.items())
+            )
         lines.append(
             f"| {name} | {f['autoscaler']} | {int(f['reachNodes'])} | {alloc} | {per} | "
             + " | ".join(cells)
@@ -258,8 +294,8 @@ def summary(recording: Recording) -> str:
             "",
             "## Models: capacity and cost",
             "",
-            "| model | kind | pool | TP | weights | KV-cache tokens | sequences at maxModelLen | replicas | $/hour |",
-            "|---|---|---|---:|---:|---:|---:|---|---|",
+            "| model | kind | pool | TP x PP | GPUs (nodes) per replica | weights | KV-cache tokens | sequences at maxModelLen | replicas | $/hour |",
+            "|---|---|---|---:|---:|---:|---:|---:|---|---|",
         ]
         unpriced = False
         for name, m in models.items():
@@ -268,7 +304,9 @@ def summary(recording: Recording) -> str:
             unpriced |= low is None or high is None
             at_max_len = (m.get("concurrentSequences") or {}).get("atMaxModelLen", int(m["maxConcurrentSequences"]))
             lines.append(
-                f"| {name} | {m['kind']} | {m['pool']} | {int(m['tensorParallelSize'])} | {m['weightsGib']:.1f} GiB "
+                f"| {name} | {m['kind']} | {m['pool']} | {int(m['tensorParallelSize'])} x {int(m.get('pipelineParallelSize', 1))} "
+                f"| {int(m.get('gpusPerReplica', m['tensorParallelSize']))} ({int(m.get('nodesPerReplica', 1))}) "
+                f"| {m['weightsGib']:.1f} GiB "
                 f"| {int(m['kvCacheTokens']):,} | {int(at_max_len)} × {int(m['maxModelLen']):,}¹ "
                 f"| {int(m['minReplicas'])}..{int(m['maxReplicas'])} | {cost} |"
             )
@@ -286,6 +324,7 @@ def summary(recording: Recording) -> str:
             )
         lines += _budget_table(models)
         lines += _cold_start_table(models)
+        lines += _interconnect(models)
     endpoints = dict(
         sorted((recording.outputs.get("endpoints") or {}).items())
     )  # map order from the engine is not stable

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -74,8 +74,10 @@ def _right_axis(panel, *series: str):
     return panel
 
 
-def model_dashboard(scope: ModelScope, *, title: str, uid: str, gpu_metrics: bool) -> dict[str, Any]:
-    """The dashboard JSON (a dict) for one served model."""
+def model_dashboard(
+    scope: ModelScope, *, title: str, uid: str, gpu_metrics: bool, extra_rows: Sequence[tuple[str, list]] = ()
+) -> dict[str, Any]:
+    """The dashboard JSON (a dict) for one served model; ``extra_rows`` (title, panels) go last."""
     sel = scope.vllm()
     m = scope.metric
 
@@ -224,7 +226,8 @@ def model_dashboard(scope: ModelScope, *, title: str, uid: str, gpu_metrics: boo
         .with_variable(dashboard.DatasourceVariable(DATASOURCE_VARIABLE).label("Prometheus").type("prometheus"))
     )
     ids = iter(range(1, 1000))
-    for row_title, panels in (("Latency", latency), ("Load and scaling", load), ("KV cache", cache), ("GPUs", gpu)):
+    rows = (("Latency", latency), ("Load and scaling", load), ("KV cache", cache), ("GPUs", gpu), *extra_rows)
+    for row_title, panels in rows:
         if not panels:
             continue
         builder = builder.with_row(dashboard.Row(row_title).id(next(ids)))

@@ -53,6 +53,7 @@ from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
 from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
+from llm_infra.config.multinode import NCCL_ENV, ray_placement_group_config
 from llm_infra.config.ray import RayModelConfig, RayServiceConfig
 from llm_infra.config.versions import RAY_LLM_IMAGE
 
@@ -190,6 +191,7 @@ def engine_kwargs(
     Deployments do (``--download-dir``)."""
     kwargs: dict[str, Any] = {
         "tensor_parallel_size": plan.tensor_parallel_size,
+        **({"pipeline_parallel_size": plan.pipeline_parallel_size} if plan.pipeline_parallel_size > 1 else {}),
         "max_model_len": plan.max_model_len,
         "gpu_memory_utilization": model.gpu_memory_utilization,
         "dtype": model.dtype,
@@ -237,7 +239,9 @@ def llm_config(
     store: StoreSource | None = None,
 ) -> dict[str, Any]:
     """One ``LLMConfig`` (ray.serve.llm) as the Serve config schema takes it; with the model store
-    the model source is the revision's ``s3://`` / ``gs://`` URI (vLLM's model path); ``lora_config``
+    the model source is the revision's ``s3://`` / ``gs://`` URI (vLLM's model path). A pipeline-parallel
+    replica gets its placement group spelled out: one GPU bundle per rank, PACK (config/multinode.py
+    ``ray_placement_group_config``). ``lora_config``
     (ray python/ray/llm/_internal/serve/core/configs/llm_config.py ``LoraConfig``, read at a
     2026 master snapshot, commit 1190ecb; the ray-2.58.0 tag could not be fetched here) when
     the model serves LoRA adapters, requested as ``<model_id>:<adapter>``."""
@@ -254,6 +258,8 @@ def llm_config(
             "dynamic_lora_loading_path": model.lora.dynamic_loading_path,
             "max_num_adapters_per_replica": model.lora.max_adapters_per_replica,
         }
+    if plan.pipeline_parallel_size > 1:
+        config["placement_group_config"] = ray_placement_group_config(plan)
     return config
 
 
@@ -399,9 +405,11 @@ def worker_group(
     shared_cache: bool = False,
     store: StoreSource | None = None,
     compile_cache: bool = False,
+    multi_node: bool = False,
 ) -> dict[str, Any]:
     """GPU workers on the pool: whole GPUs, the pool's toleration and selector, /dev/shm, and
-    the shared model cache as ``HF_HOME`` when there is one."""
+    the shared model cache as ``HF_HOME`` when there is one. Workers that hold stages of a
+    multi-node replica pin NCCL and Gloo to the pod interface (config/multinode.py ``NCCL_ENV``)."""
     gpus = service.worker_gpus(pool)
     sizing = service.worker_resources(pool)
     assert sizing is not None, "validated by config: worker CPU and memory are known"
@@ -420,6 +428,7 @@ def worker_group(
         ]
     cache_mounts = [{"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}] if shared_cache else []
     env = [*cache_env, *(store.env if store is not None else []), *token.get("env", [])]
+    worker_env = [*env, *([dict(e) for e in NCCL_ENV] if multi_node else [])]
     spec: dict[str, Any] = {
         "serviceAccountName": worker_service_account(name),
         "automountServiceAccountToken": False,
@@ -433,7 +442,7 @@ def worker_group(
                 "image": RAY_LLM_IMAGE,
                 "imagePullPolicy": kube.IMAGE_PULL_POLICY,
                 "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
-                **({"env": env} if env else {}),
+                **({"env": worker_env} if worker_env else {}),
                 "resources": {"requests": dict(res), "limits": dict(res)},
                 "securityContext": kube.container_security_context(),
                 "readinessProbe": worker_readiness_probe(),
@@ -534,7 +543,16 @@ def rayservice_spec(
             },
             "headGroupSpec": head_group(service, name, hf_token_secret),
             "workerGroupSpecs": [
-                worker_group(service, name, pool, hf_token_secret, shared_cache, store, compile_cache)
+                worker_group(
+                    service,
+                    name,
+                    pool,
+                    hf_token_secret,
+                    shared_cache,
+                    store,
+                    compile_cache,
+                    multi_node=any(p.gpus_per_replica > service.worker_gpus(pool) for p in plans),
+                )
             ],
         },
     }

@@ -17,6 +17,7 @@ from .cluster import check_cluster
 from .credentials import check_credentials
 from .model_store import check_model_store
 from .models import check_gpu_budget, check_models
+from .multinode import check_multinode_models
 from .ray import check_ray_services
 
 
@@ -28,6 +29,8 @@ class CheckResult:
     pools: dict[str, NodePoolFacts] = field(default_factory=dict)
     model_plans: dict[str, ModelPlan] = field(default_factory=dict)
     ray_plans: dict[str, ModelPlan] = field(default_factory=dict)
+    lws_plans: dict[str, ModelPlan] = field(default_factory=dict)
+    """multiNodeModels (LeaderWorkerSet) by name."""
 
 
 def check_stack(stack: Stack) -> CheckResult:
@@ -38,14 +41,16 @@ def check_stack(stack: Stack) -> CheckResult:
     if not any(i.path.startswith("cluster.nodePools") for i in issues):
         pools = all_node_pool_facts(stack.config.cluster, stack.config.addons.gpu_operator.enabled)
     model_issues, model_plans = check_models(stack, pools)
-    ray_issues, ray_plans = check_ray_services(stack, pools, model_plans)
+    lws_issues, lws_plans = check_multinode_models(stack, pools)
+    ray_issues, ray_plans = check_ray_services(stack, pools, model_plans, lws_plans)
     issues += model_issues
+    issues += lws_issues
     issues += ray_issues
     issues += check_addons(stack, pools)
     issues += check_credentials(stack)
     issues += check_model_store(stack)
-    issues += check_gpu_budget(stack, pools, model_plans)
-    return CheckResult(list(issues), pools, model_plans, ray_plans)
+    issues += check_gpu_budget(stack, pools, model_plans, lws_plans)
+    return CheckResult(list(issues), pools, model_plans, ray_plans, lws_plans)
 
 
 __all__ = ["CheckResult", "Stack", "check_stack"]

@@ -113,7 +113,7 @@ def plan_model(
     out: Issues,
     path: str,
     name: str,
-    kind: Literal["vllm", "ray"],
+    kind: Literal["vllm", "ray", "lws"],
     src: ModelSource,
     pool: NodePoolFacts,
     gpus_available: int,
@@ -141,6 +141,8 @@ def plan_model(
     where = f"{pool.instance_type or pool.name}"
     typical = src.typical_request.input_tokens + src.typical_request.output_tokens
     lora = getattr(src, "lora", None)
+    # stages of one replica: each holds ceil(layers/pp) layers on tp GPUs of one node
+    pp = getattr(src, "pipeline_parallel_size", 1)
 
     def estimate(tp: int) -> CapacityEstimate:
         return estimate_capacity(
@@ -157,7 +159,8 @@ def plan_model(
             max_num_seqs=getattr(src, "max_num_seqs", None),
             enable_chunked_prefill=getattr(src, "enable_chunked_prefill", True),
             typical_request_tokens=typical,
-            usage="serve" if kind == "vllm" else "llm",
+            usage="serve" if kind in ("vllm", "lws") else "llm",
+            pipeline_parallel_size=pp,
             lora_slots=lora.slots if lora is not None else 0,
             lora_rank=lora.max_rank if lora is not None else 0,
         )
@@ -174,9 +177,10 @@ def plan_model(
         fitting = [d for d in candidates if estimate(d).fits]
         if not fitting:
             cap = estimate(max(candidates))
+            stages = f" x {pp} pipeline stages" if pp > 1 else ""
             out.add(
                 f"{path}.maxModelLen" if cap.weights_per_gpu_gib < cap.budget_per_gpu_gib else f"{path}.model",
-                f"does not fit {where} even on all {max(candidates)} GPUs: weights {cap.weights_gib:.1f} GiB; "
+                f"does not fit {where} even on all {max(candidates)} GPUs{stages}: weights {cap.weights_gib:.1f} GiB; "
                 f"{cap.describe_budget()} < maxModelLen {max_len} (quantize, lower maxModelLen, or use a larger pool)",
             )
             return None
@@ -201,14 +205,15 @@ def plan_model(
         if not cap.fits:
             out.add(
                 f"{path}.tensorParallelSize",
-                f"{tp} x {where} GPUs at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
+                (f"{tp * pp} x {where} GPUs ({tp} x {pp} stages)" if pp > 1 else f"{tp} x {where} GPUs")
+                + f" at gpuMemoryUtilization {util} cannot hold one {max_len}-token sequence, "
                 f"so vLLM would refuse to start: {cap.describe_budget()} (lower maxModelLen, raise "
                 f"tensorParallelSize or quantize)",
             )
             return None
     cap = estimate(tp)
     price = pool.hourly_usd
-    gpus_per_replica = tp
+    gpus_per_replica = tp * pp
     return ModelPlan(
         name=name,
         path=path,
@@ -227,6 +232,7 @@ def plan_model(
         if price is None
         else hourly_cost(max_replicas, gpus_per_replica, pool.gpus_per_node, price),
         quantization=quantization,
+        pipeline_parallel_size=pp,
     )
 
 
@@ -473,12 +479,18 @@ def check_autoscaling(stack: Stack, path: str, m: VllmModelConfig) -> Issues:
     return out
 
 
-def check_gpu_budget(stack: Stack, pools: dict[str, NodePoolFacts], model_plans: dict[str, ModelPlan]) -> Issues:
-    """Models at their minimum replicas must fit the GPUs their pool can ever have."""
+def check_gpu_budget(
+    stack: Stack,
+    pools: dict[str, NodePoolFacts],
+    model_plans: dict[str, ModelPlan],
+    lws_plans: dict[str, ModelPlan] | None = None,
+) -> Issues:
+    """Models at their minimum replicas must fit the GPUs their pool can ever have (a
+    multi-node replica counts all its GPUs: tensor x pipeline parallel)."""
     out = Issues()
     need: dict[str, int] = {}
-    for plan in model_plans.values():
-        need[plan.pool.name] = need.get(plan.pool.name, 0) + plan.tensor_parallel_size * plan.min_replicas
+    for plan in [*model_plans.values(), *(lws_plans or {}).values()]:
+        need[plan.pool.name] = need.get(plan.pool.name, 0) + plan.gpus_per_replica * plan.min_replicas
     for svc in stack.config.ray_services:
         pool = pools.get(svc.worker_pool)
         if pool:

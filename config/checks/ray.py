@@ -7,10 +7,14 @@ from ..plan import ModelPlan
 from ..ray import RAY_NVIDIA_ACCELERATOR_TYPES, RayServiceConfig, ray_accelerator_type
 from .base import Issues, Stack, missing_pool
 from .models import plan_model
+from .multinode import check_ray_stages
 
 
 def check_ray_services(
-    stack: Stack, pools: dict[str, NodePoolFacts], model_plans: dict[str, ModelPlan]
+    stack: Stack,
+    pools: dict[str, NodePoolFacts],
+    model_plans: dict[str, ModelPlan],
+    lws_plans: dict[str, ModelPlan] | None = None,
 ) -> tuple[Issues, dict[str, ModelPlan]]:
     """The RayServices against their worker pool (beside the vLLM models' plans on the same pools);
     returns the issues and a plan per served model, keyed "<service>/<model_id>"."""
@@ -63,12 +67,16 @@ def check_ray_services(
             )
             if plan is None:
                 continue
+            stages = check_ray_stages(mpath, plan, gpus)
+            if stages:
+                out += stages
+                continue
             plans[f"{svc.name}/{model.model_id}"] = plan
-            min_gpus += plan.tensor_parallel_size * model.min_replicas
-            if plan.tensor_parallel_size * model.max_replicas > capacity:
+            min_gpus += plan.gpus_per_replica * model.min_replicas
+            if plan.gpus_per_replica * model.max_replicas > capacity:
                 out.add(
                     f"{mpath}.maxReplicas",
-                    f"{model.max_replicas} replicas x {plan.tensor_parallel_size} GPUs can never be placed on "
+                    f"{model.max_replicas} replicas x {plan.gpus_per_replica} GPUs can never be placed on "
                     f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
                 )
         out += check_ray_cache(stack, path, svc, plans)
@@ -82,7 +90,9 @@ def check_ray_services(
             # room for it the upgrade stalls (the old cluster keeps serving the old config)
             own = max(svc.min_workers, -(-min_gpus // gpus)) * gpus
             others = sum(
-                p.tensor_parallel_size * p.min_replicas for p in model_plans.values() if p.pool.name == pool.name
+                p.gpus_per_replica * p.min_replicas
+                for p in [*model_plans.values(), *(lws_plans or {}).values()]
+                if p.pool.name == pool.name
             )
             pool_gpus = pool.max_nodes * pool.gpus_per_node
             if 2 * own + others > pool_gpus:
