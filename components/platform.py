@@ -7,6 +7,7 @@ fact (provider, node-pool taints, Prometheus address, CRD owners) flows one way.
 from __future__ import annotations
 
 import pulumi
+
 from llm_infra.config import StackPlan
 from llm_infra.config.canary_model import canary_name, serving_models
 

@@ -64,8 +64,6 @@ def model_capacity(m: ModelPlan) -> dict[str, Any]:
             "maxLoraRank": c.lora_rank,
             "gibPerGpu": round(c.lora_gib, 3),
         }
-        if m.gpus_per_replica > m.pool.gpus_per_node:
-            report[key]["interconnect"] = interconnect_plan(m, m.pool.instance_type, m.pool.cloud)
     return report
 
 

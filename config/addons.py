@@ -108,8 +108,8 @@ class PrometheusAdapterConfig(ConfigModel):
 class LwsAddonConfig(ConfigModel):
     """The LeaderWorkerSet controller (kubernetes-sigs/lws Helm chart)."""
 
-    enabled: bool | None = Field(None, description="default: installed when a multiNodeModel is configured")
-    already_installed: bool = Field(False, description="the cluster runs LWS already: use it")
+    enabled: bool | None = Field(default=None, description="default: installed when a multiNodeModel is configured")
+    already_installed: bool = Field(default=False, description="the cluster runs LWS already: use it")
 
     @model_validator(mode="after")
     def _either(self) -> LwsAddonConfig:

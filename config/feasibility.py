@@ -105,7 +105,7 @@ class PodShape:
 class Workload:
     name: str  # "models/llama31-8b", "rayServices/ray-llm"
     path: str  # config path: "models[0]"
-    kind: Literal["Deployment", "StatefulSet", "RayService"]
+    kind: Literal["Deployment", "StatefulSet", "RayService", "LeaderWorkerSet"]
     pod: PodShape
     min_pods: int
     max_pods: int

@@ -85,9 +85,7 @@ def load_stack_config(
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
     checked = check_stack(Stack(config, present, dict(providers or {})))
     issues += checked.issues
-    feasibility = plan_feasibility(
-        config, checked.pools, checked.model_plans, checked.ray_plans, checked.lws_plans
-    )
+    feasibility = plan_feasibility(config, checked.pools, checked.model_plans, checked.ray_plans, checked.lws_plans)
     reported = {i.path for i in issues}
     # a problem the GPU-count checks already reported at the same path is not repeated
     issues += [i for i in feasibility.issues if i.path not in reported]

@@ -150,8 +150,8 @@ class MultiNodeCacheConfig(ConfigModel):
     """The group's shared Hugging Face cache: one ReadWriteMany PVC that the leader fills and
     every stage reads (each loads only its own layers' shards)."""
 
-    size_gib: int | None = Field(None, ge=10, description="default: weights x 1.25 + 10 GiB")
-    storage_class: str | None = Field(None, description="default: the cluster's ReadWriteMany class")
+    size_gib: int | None = Field(default=None, ge=10, description="default: weights x 1.25 + 10 GiB")
+    storage_class: str | None = Field(default=None, description="default: the cluster's ReadWriteMany class")
 
 
 class MultiNodeModelConfig(ModelSource):
@@ -161,9 +161,9 @@ class MultiNodeModelConfig(ModelSource):
     name: DnsLabel
     node_pool: str
     pipeline_parallel_size: int = Field(ge=2, le=16, description="stages = pods (nodes) per replica")
-    served_model_name: str | None = Field(None, description="default: name")
-    max_num_seqs: int | None = Field(None, ge=1)
-    max_num_batched_tokens: int | None = Field(None, ge=256)
+    served_model_name: str | None = Field(default=None, description="default: name")
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=256)
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
     extra_args: list[str] = Field(default_factory=list)
@@ -171,11 +171,11 @@ class MultiNodeModelConfig(ModelSource):
         default_factory=AutoscalingConfig, description="replicas = LeaderWorkerSet groups (KEDA)"
     )
     resources: ResourcesConfig = ResourcesConfig()
-    shm_size_gib: int = Field(16, ge=1, le=256, description="/dev/shm per pod (NCCL, Ray object store)")
-    termination_grace_period_seconds: int = Field(300, ge=120, le=600)
-    pre_stop_sleep_seconds: int = Field(15, ge=5, le=120, description="leader: endpoints drain before SIGTERM")
+    shm_size_gib: int = Field(default=16, ge=1, le=256, description="/dev/shm per pod (NCCL, Ray object store)")
+    termination_grace_period_seconds: int = Field(default=300, ge=120, le=600)
+    pre_stop_sleep_seconds: int = Field(default=15, ge=5, le=120, description="leader: endpoints drain before SIGTERM")
     startup_timeout_seconds: int = Field(
-        2400, ge=600, le=7200, description="group start: workers join, every stage loads its layers"
+        default=2400, ge=600, le=7200, description="group start: workers join, every stage loads its layers"
     )
     cache: MultiNodeCacheConfig = MultiNodeCacheConfig()
 

@@ -23,14 +23,15 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT, STACKS, find, objects, render
+from stackfiles import assert_rejected, stack_values
+from test_alerts_promtool import check_queries, check_rules, promtool, queries_of, rule_groups, run_promtool
+from upstream import UPSTREAM, custom_resource_errors, in_ci
+
 from llm_infra.components.render import manifests
 from llm_infra.config import load_stack_config
 from llm_infra.config.architectures import ARCHITECTURES, checkpoint_for_repository
 from llm_infra.config.capacity import GIB, LINEAR_BYTES
 from llm_infra.config.versions import LWS, LWS_IMAGE_TAG, RAY_LLM_IMAGE, VLLM_IMAGE
-from stackfiles import assert_rejected, stack_values
-from test_alerts_promtool import check_queries, check_rules, promtool, queries_of, rule_groups, run_promtool
-from upstream import UPSTREAM, custom_resource_errors, in_ci
 
 # -- what the stacks hold ------------------------------------------------------------------------
 PLANS = {s: load_stack_config(s, *stack_values(s)) for s in STACKS}
@@ -109,7 +110,8 @@ def test_the_same_model_without_pipeline_stages_would_not_fit_one_node():
         values, secrets = stack_values(stack)
         values = copy.deepcopy(values)
         i = [x["name"] for x in values["multiNodeModels"]].index(m.name)
-        values["models"] = values.get("models", []) + [
+        values["models"] = [
+            *values.get("models", []),
             {
                 "name": "single-node",
                 "model": m.model,
@@ -117,7 +119,7 @@ def test_the_same_model_without_pipeline_stages_would_not_fit_one_node():
                 "maxModelLen": m.max_model_len,
                 "requiresHfToken": True,
                 "cache": {"accessMode": "ReadWriteMany"},
-            }
+            },
         ]
         del values["multiNodeModels"][i]
         assert_rejected(stack, values, secrets, f"models[{len(values['models']) - 1}].model", "does not fit")
@@ -144,7 +146,7 @@ def test_feasibility_counts_whole_groups_of_nodes():
     rec = render("prod")
     pools = rec.outputs["nodePools"]
     plan = PLANS["prod"]
-    for stack, m in LWS_MODELS:
+    for _stack, m in LWS_MODELS:
         p = plan.multinode_models[m.name]
         feas = pools[m.node_pool]["feasibility"]
         key = f"multiNodeModels/{m.name}"
@@ -160,7 +162,7 @@ def test_feasibility_counts_whole_groups_of_nodes():
         # a surge is a whole group: with no room for one, groups are replaced one at a time
         surge_fits = (m.autoscaling.max_replicas + 1) * nodes_per_group <= feas["reachNodes"]
         assert feas["rollouts"][key] == ("surge 1 group" if surge_fits else "maxUnavailable 1 group")
-    for stack, svc, m in RAY_PP_MODELS:
+    for _stack, svc, m in RAY_PP_MODELS:
         feas = pools[svc.worker_pool]["feasibility"]
         key = f"rayServices/{svc.name}"
         gpus = m.tensor_parallel_size * m.pipeline_parallel_size
@@ -388,7 +390,7 @@ def test_leader_worker_set_matches_the_config_and_its_crd(case):
             assert "leader --ray_cluster_size=$(LWS_GROUP_SIZE)" in script
             serve = script.split("&& exec ", 1)[1].split()
             assert serve[:3] == ["vllm", "serve", m.model]
-            flags = dict(zip(serve[3::2], serve[4::2]))
+            flags = dict(zip(serve[3::2], serve[4::2], strict=False))
             assert flags["--tensor-parallel-size"] == str(m.tensor_parallel_size)
             assert flags["--pipeline-parallel-size"] == str(m.pipeline_parallel_size)
             assert flags["--distributed-executor-backend"] == "ray"

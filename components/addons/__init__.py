@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+
 from llm_infra.components.cluster.base import ClusterHandle
 from llm_infra.config import versions
 from llm_infra.config.addons import AddonsConfig

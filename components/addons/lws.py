@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from llm_infra.components.k8s import IMAGE_PULL_POLICY
 from llm_infra.config import versions
 from llm_infra.config.addons import LWS_NAMESPACE

@@ -18,6 +18,10 @@ the leader fills), monitoring: the vLLM alerts on the leaders' metrics, an alert
 is missing a running member, and per-rank GPU panels (DCGM series of every pod of the group).
 """
 
+# `pyright: ignore[reportArgumentType]` on a resource's metadata/spec: pulumi_kubernetes types them as its
+# *Args TypedDicts; these manifests are plain dicts, validated against the Kubernetes OpenAPI schema of the
+# pinned version by tests/test_rendered_schemas.py instead.
+
 from __future__ import annotations
 
 import math
@@ -27,6 +31,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import KEDA_GROUP, LWS_GROUP, MONITORING_GROUP
 from llm_infra.config import ModelPlan, versions
@@ -499,8 +504,8 @@ class MultiNodeVllmService(pulumi.ComponentResource):
             claim_spec["storageClassName"] = storage_class
         self.cache_claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-model-cache",
-            metadata=kube.metadata(f"{name}-model-cache", ns, labels),
-            spec=claim_spec,
+            metadata=kube.metadata(f"{name}-model-cache", ns, labels),  # pyright: ignore[reportArgumentType]
+            spec=claim_spec,  # pyright: ignore[reportArgumentType]
             opts=child(retain_on_delete=ctx.protect),
         )
         self.service_account = k8s.core.v1.ServiceAccount(name, **kube.service_account(name, ns, labels), opts=child())
@@ -518,8 +523,8 @@ class MultiNodeVllmService(pulumi.ComponentResource):
         )
         self.service = k8s.core.v1.Service(
             name,
-            metadata=kube.metadata(name, ns, labels),
-            spec={
+            metadata=kube.metadata(name, ns, labels),  # pyright: ignore[reportArgumentType]
+            spec={  # pyright: ignore[reportArgumentType]
                 "type": "ClusterIP",
                 "selector": leader_selector(name),
                 "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],

@@ -31,9 +31,7 @@ def check_multinode_models(stack: Stack, pools: dict[str, NodePoolFacts]) -> tup
     out = Issues()
     plans: dict[str, ModelPlan] = {}
     cfg = stack.config
-    names = (
-        [m.name for m in cfg.models] + [r.name for r in cfg.ray_services] + [m.name for m in cfg.multi_node_models]
-    )
+    names = [m.name for m in cfg.models] + [r.name for r in cfg.ray_services] + [m.name for m in cfg.multi_node_models]
     served = [m.served_name for m in cfg.models]
     for i, m in enumerate(cfg.multi_node_models):
         path = f"multiNodeModels[{i}]"
@@ -84,6 +82,7 @@ def check_multinode_models(stack: Stack, pools: dict[str, NodePoolFacts]) -> tup
             )
         out += check_multinode_addons(stack, path, m)
     return out, plans
+
 
 def check_multinode_addons(stack: Stack, path: str, m: MultiNodeModelConfig) -> Issues:
     """Scaling groups needs KEDA and Prometheus; the groups need the LWS controller."""

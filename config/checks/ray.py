@@ -59,26 +59,7 @@ def check_ray_services(
         out += check_ray_accelerator(path, svc, pool)
         out += check_ray_worker_size(path, svc, pool, gpus)
         capacity = svc.max_workers * gpus
-        min_gpus = 0
-        for j, model in enumerate(svc.models):
-            mpath = f"{path}.models[{j}]"
-            plan = plan_model(
-                stack, out, mpath, model.model_id, "ray", model, pool, gpus, model.min_replicas, model.max_replicas
-            )
-            if plan is None:
-                continue
-            stages = check_ray_stages(mpath, plan, gpus)
-            if stages:
-                out += stages
-                continue
-            plans[f"{svc.name}/{model.model_id}"] = plan
-            min_gpus += plan.gpus_per_replica * model.min_replicas
-            if plan.gpus_per_replica * model.max_replicas > capacity:
-                out.add(
-                    f"{mpath}.maxReplicas",
-                    f"{model.max_replicas} replicas x {plan.gpus_per_replica} GPUs can never be placed on "
-                    f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
-                )
+        min_gpus = _plan_ray_models(stack, out, path, svc, pool, gpus, plans)
         out += check_ray_cache(stack, path, svc, plans)
         if min_gpus > capacity:
             out.add(
@@ -104,6 +85,41 @@ def check_ray_services(
                     "raise maxNodes or use NewClusterWithIncrementalUpgrade",
                 )
     return out, plans
+
+
+def _plan_ray_models(
+    stack: Stack,
+    out: Issues,
+    path: str,
+    svc: RayServiceConfig,
+    pool: NodePoolFacts,
+    gpus: int,
+    plans: dict[str, ModelPlan],
+) -> int:
+    """Plans every model of one RayService on its workers (into ``plans``); returns the GPUs their
+    minimum replicas need. A replica may span workers (pipeline stages), never exceed the group."""
+    capacity = svc.max_workers * gpus
+    min_gpus = 0
+    for j, model in enumerate(svc.models):
+        mpath = f"{path}.models[{j}]"
+        plan = plan_model(
+            stack, out, mpath, model.model_id, "ray", model, pool, gpus, model.min_replicas, model.max_replicas
+        )
+        if plan is None:
+            continue
+        stages = check_ray_stages(mpath, plan, gpus)
+        if stages:
+            out += stages
+            continue
+        plans[f"{svc.name}/{model.model_id}"] = plan
+        min_gpus += plan.gpus_per_replica * model.min_replicas
+        if plan.gpus_per_replica * model.max_replicas > capacity:
+            out.add(
+                f"{mpath}.maxReplicas",
+                f"{model.max_replicas} replicas x {plan.gpus_per_replica} GPUs can never be placed on "
+                f"{svc.max_workers} workers x {gpus} GPUs (raise maxWorkers or lower maxReplicas)",
+            )
+    return min_gpus
 
 
 def check_ray_cache(stack: Stack, path: str, svc: RayServiceConfig, plans: dict[str, ModelPlan]) -> Issues:
