@@ -6,7 +6,7 @@ The same program runs under `pulumi up` and under the offline render
 
 import pulumi
 
-from llm_infra.components import LlmPlatform, read_stack_plan, secret
+from llm_infra.components import LlmPlatform, read_stack_plan, secret, secret_map
 from llm_infra.components.reports import capacity_report, hosts_report, node_pool_report, plan_warnings, system_pool_report
 
 plan = read_stack_plan()  # validates everything before any resource is declared
@@ -17,6 +17,7 @@ platform = LlmPlatform(
     hf_token=secret("hfToken"),
     grafana_admin_password=secret("grafanaAdminPassword"),
     kubeconfig=secret("kubeconfig"),
+    api_keys=secret_map("apiKeys"),
 )
 
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # secret
@@ -26,4 +27,6 @@ pulumi.export("nodePools", node_pool_report(plan))
 pulumi.export("models", capacity_report(plan))
 pulumi.export("endpoints", {s.name: s.endpoint for s in [*platform.vllm, *platform.ray]})
 pulumi.export("hosts", hosts_report(plan))
+if platform.edge is not None:
+    pulumi.export("url", platform.edge.url)  # one OpenAI-compatible base URL for every model
 pulumi.export("warnings", plan_warnings(plan))

@@ -13,6 +13,7 @@ from llm_infra.config import StackPlan
 from .addons import AddonsArgs, ClusterAddons
 from .cluster import create_cluster
 from .serving.context import ServingContext
+from .serving.edge import VLLM_API_KEYS_SECRET, EdgePlan, PublicEdge, PublicEdgeArgs
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
 from .serving.vllm import VllmService, VllmServiceArgs
@@ -33,6 +34,7 @@ class LlmPlatform(pulumi.ComponentResource):
         hf_token: pulumi.Output[str] | None = None,
         grafana_admin_password: pulumi.Output[str] | None = None,
         kubeconfig: pulumi.Output[str] | None = None,
+        api_keys: pulumi.Output[dict[str, str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("llm-infra:index:LlmPlatform", name, None, opts)
@@ -52,11 +54,14 @@ class LlmPlatform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         self.addons = addons.handle
+        edge = EdgePlan.of(plan)
+        # the models' NetworkPolicies admit the gateway's proxies (not an ingress-nginx namespace)
+        security = edge.serving_security(cfg.security) if edge is not None else cfg.security
         serving_ns = ServingNamespace(
             f"{name}-serving",
             ServingNamespaceArgs(
                 namespace=cfg.namespace,
-                security=cfg.security,
+                security=security,
                 hf_token=hf_token,
                 monitoring_namespaces=[] if cfg.addons.monitoring.mode == "none" else [cfg.addons.monitoring.namespace],
                 protect=cfg.cluster.protect,
@@ -69,12 +74,15 @@ class LlmPlatform(pulumi.ComponentResource):
             namespace=cfg.namespace,
             addons=self.addons,
             alerts=cfg.alerts,
-            security=cfg.security,
+            security=security,
             hf_token_secret=serving_ns.hf_token_secret,
             storage_class=self.cluster.storage_class,
             rwx_storage_class=self.cluster.rwx_storage_class,
             cloud=cfg.cluster.cloud,
             protect=cfg.cluster.protect,
+            api_key_secret=VLLM_API_KEYS_SECRET if edge is not None and not edge.keys_at_gateway else None,
+            api_key_clients=plan.api_key_clients,
+            gateway_wake_up=edge is not None,
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,
@@ -86,6 +94,22 @@ class LlmPlatform(pulumi.ComponentResource):
             VllmService(m.name, VllmServiceArgs(model=m, plan=plan.models[m.name], context=context), opts=serving_opts)
             for m in cfg.models
         ]
+        self.edge = None
+        if edge is not None:
+            self.edge = PublicEdge(
+                f"{name}-edge",
+                PublicEdgeArgs(
+                    plan=plan,
+                    edge=edge,
+                    monitoring=self.addons.monitoring,
+                    security=security,
+                    api_keys=api_keys,
+                    monitoring_crds=self.addons.depends_for("monitoring.coreos.com"),
+                    cluster_ready=list(self.cluster.platform_ready),
+                    serving_ready=[serving_ns],
+                ),
+                opts=k8s_opts,
+            )
         self.ray = [
             RayLlmService(
                 svc.name,

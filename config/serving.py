@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .architectures import dense_params_billion, read_config_json
 from .base import ConfigModel, DnsLabel
+from .canary import CanaryConfig
 from .facts import NodePoolFacts
 
 DEFAULT_MAX_MODEL_LEN = 8192
@@ -283,8 +284,11 @@ class CacheConfig(ConfigModel):
 
 
 class IngressConfig(ConfigModel):
+    """Opt-in Ingress (ingress-nginx annotations) instead of ``edge.gateway``; the controller is not
+    installed by the stack and its class must be named."""
+
     host: str
-    class_name: str = "nginx"
+    class_name: str = Field(description="IngressClass of an ingress-nginx controller the cluster already runs")
     path: str = "/v1"
     tls_secret_name: str | None = None
     timeout_seconds: int = Field(600, ge=30, description="proxy read/send timeout for long generations")
@@ -320,6 +324,7 @@ class VllmModelConfig(ModelSource):
     cache: CacheConfig = CacheConfig()
     ingress: IngressConfig | None = None
     http_route: HttpRouteConfig | None = None
+    canary: CanaryConfig | None = None
 
     @field_validator("extra_args")
     @classmethod

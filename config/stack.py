@@ -20,6 +20,7 @@ from .cluster import (
     ClusterConfig,
 )
 from .credentials import CredentialsConfig
+from .edge import EdgeConfig
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan
@@ -27,7 +28,7 @@ from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import VllmModelConfig
 
-SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig")
+SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig", "apiKeys")
 """Config keys that hold credentials. They are read with ``require_secret`` and must be set
 with ``pulumi config set --secret``; they never enter the typed config below."""
 
@@ -104,16 +105,22 @@ class StackConfig(ConfigModel):
     alerts: AlertThresholds = AlertThresholds()
     security: SecurityConfig = SecurityConfig()
     credentials: CredentialsConfig = CredentialsConfig()
+    edge: EdgeConfig = EdgeConfig()
 
 
 def load_stack_config(
-    stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool], providers: Mapping[str, str] | None = None
+    stack: str,
+    values: Mapping[str, Any],
+    secrets: Mapping[str, bool],
+    providers: Mapping[str, str] | None = None,
+    api_key_clients: tuple[str, ...] | None = (),
 ) -> StackPlan:
     """Validate a stack's config (project-namespace keys without the ``project:`` prefix).
 
     ``secrets`` maps each credential key that is set to whether it is stored as a secret;
     ``providers`` holds provider settings (``gcp:project``, ``gcp:region``, ``aws:region``)
-    that must agree with the cluster config.
+    that must agree with the cluster config; ``api_key_clients`` the client names of the
+    ``apiKeys`` secret (never its values; None: the secret is not a map of names to keys).
     Raises ``ConfigError`` listing every problem, each with its config path.
     """
     issues: list[Issue] = []
@@ -128,7 +135,7 @@ def load_stack_config(
         issues += issues_from_validation_error(err, StackConfig)
         issues += _cross_checks_of_valid_entries(raw, err, present)
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
-    checker = StackChecker(config, present, dict(providers or {}))
+    checker = StackChecker(config, present, dict(providers or {}), api_key_clients=api_key_clients)
     issues += checker.run()
     feasibility = plan_feasibility(config, checker.pools, checker.model_plans, checker.ray_plans)
     reported = {i.path for i in issues}
@@ -143,6 +150,7 @@ def load_stack_config(
         models=apply_rollouts(checker.model_plans, feasibility.rollouts),
         ray_models=checker.ray_plans,
         secrets=checker.secrets,
+        api_key_clients=tuple(api_key_clients or ()),
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,
     )

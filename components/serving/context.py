@@ -23,3 +23,9 @@ class ServingContext:
     """``cluster.cloud``: on GKE a model's httpRoute goes through a GKE Gateway (gke_gateway.py)."""
     protect: bool = False
     """``cluster.protect``: model caches outlive ``pulumi destroy``, renames and replacements."""
+    api_key_secret: str | None = None
+    """Secret (client -> key) whose keys vLLM itself requires (``--api-key``) when the gateway
+    cannot check them (GKE); None when the gateway checks them or there is no gateway."""
+    api_key_clients: tuple[str, ...] = ()
+    gateway_wake_up: bool = False
+    """Models sit behind ``edge.gateway``: a scaled-to-zero model wakes on its endpoint picker's requests."""

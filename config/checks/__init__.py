@@ -7,11 +7,12 @@ from ..facts import all_node_pool_facts
 from .addons import AddonChecks
 from .cluster import ClusterChecks
 from .credentials import CredentialChecks
+from .edge import EdgeChecks
 from .models import ModelChecks
 from .ray import RayChecks
 
 
-class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, CredentialChecks):
+class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, CredentialChecks, EdgeChecks):
     """Runs every check; pools are derived only from a cluster that passed its own checks,
     so one bad pool does not cascade into an error per model."""
 
@@ -23,6 +24,7 @@ class StackChecker(ClusterChecks, ModelChecks, RayChecks, AddonChecks, Credentia
         self.check_ray_services()
         self.check_addons()
         self.check_credentials()
+        self.check_edge()
         self.check_gpu_budget()
         return self.issues
 

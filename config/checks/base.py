@@ -15,8 +15,16 @@ if TYPE_CHECKING:
 class CheckerBase:
     """Each check appends Issues (path + message); derived plans are kept for the caller."""
 
-    def __init__(self, config: StackConfig, secrets: frozenset[str], providers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: StackConfig,
+        secrets: frozenset[str],
+        providers: dict[str, str] | None = None,
+        *,
+        api_key_clients: tuple[str, ...] | None = (),
+    ):
         self.config = config
+        self.api_key_clients = api_key_clients
         self.secrets = secrets
         self.providers = providers or {}
         self.issues: list[Issue] = []
