@@ -7,7 +7,13 @@ The same program runs under `pulumi up` and under the offline render
 import pulumi
 
 from llm_infra.components import LlmPlatform, read_stack_plan, secret, secret_map
-from llm_infra.components.reports import capacity_report, hosts_report, node_pool_report, plan_warnings, system_pool_report
+from llm_infra.components.reports import (
+    capacity_report,
+    hosts_report,
+    node_pool_report,
+    plan_warnings,
+    system_pool_report,
+)
 
 plan = read_stack_plan()  # validates everything before any resource is declared
 

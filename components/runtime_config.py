@@ -20,15 +20,15 @@ PROVIDER_KEYS = ("gcp:project", "gcp:region", "aws:region")
 """Provider settings the checks compare with the cluster config (set twice, must agree)."""
 
 
-def _client_names(value: Any) -> tuple[str, ...] | None:
-    """The client names of the ``apiKeys`` secret (a map client -> key); None when it is not such
+def _client_names(value: Any) -> tuple[str, ...]:
+    """The client names of the ``apiKeys`` secret (a map client -> key); empty when it is not such
     a map. Only the names leave this function, never a key."""
     try:
         parsed = json.loads(value) if isinstance(value, str) else value
     except json.JSONDecodeError:
-        return None
+        return ()
     if not isinstance(parsed, dict) or not all(isinstance(v, str) and v for v in parsed.values()):
-        return None
+        return ()
     return tuple(sorted(str(k) for k in parsed))
 
 
@@ -55,7 +55,7 @@ def _project_values() -> tuple[dict[str, Any], dict[str, bool], dict[str, str]]:
 
 def read_stack_plan() -> StackPlan:
     values, secrets, providers = _project_values()
-    clients = _client_names(pulumi.Config().get("apiKeys")) if "apiKeys" in secrets else ()
+    clients = _client_names(pulumi.Config().get("apiKeys")) if "apiKeys" in secrets else None
     try:
         return load_stack_config(pulumi.get_stack(), values, secrets, providers, api_key_clients=clients)
     except ConfigError as err:

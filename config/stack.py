@@ -93,7 +93,7 @@ def _cross_checks_of_valid_entries(
                 return Issue(f"{key}[{indexes[int(index)]}]{rest}", issue.message)
         return issue
 
-    return [original(i) for i in StackChecker(config, secrets).run()]
+    return [original(i) for i in StackChecker(config, secrets, partial=True).run()]
 
 
 class StackConfig(ConfigModel):
@@ -113,14 +113,15 @@ def load_stack_config(
     values: Mapping[str, Any],
     secrets: Mapping[str, bool],
     providers: Mapping[str, str] | None = None,
-    api_key_clients: tuple[str, ...] | None = (),
+    api_key_clients: tuple[str, ...] | None = None,
 ) -> StackPlan:
     """Validate a stack's config (project-namespace keys without the ``project:`` prefix).
 
     ``secrets`` maps each credential key that is set to whether it is stored as a secret;
     ``providers`` holds provider settings (``gcp:project``, ``gcp:region``, ``aws:region``)
     that must agree with the cluster config; ``api_key_clients`` the client names of the
-    ``apiKeys`` secret (never its values; None: the secret is not a map of names to keys).
+    ``apiKeys`` secret (never its values; empty: the secret is not a map of names to keys; None:
+    not known here, e.g. a config check without the stack's secrets).
     Raises ``ConfigError`` listing every problem, each with its config path.
     """
     issues: list[Issue] = []

@@ -40,6 +40,7 @@ import yaml
 from llm_infra.components.render import Recording, run_program, write
 from llm_infra.components.render.engine import Project
 from llm_infra.components.serving.namespace import HF_TOKEN_DIR, HF_TOKEN_MODE
+from llm_infra.components.serving.edge import VLLM_API_KEYS_SECRET
 from llm_infra.components.serving.rayservice import worker_service_account
 from llm_infra.components.serving.vllm import HOME_MOUNT, TMP_MOUNT, VLLM_UID
 from llm_infra.config import ConfigError, load_stack_config, versions
@@ -141,7 +142,8 @@ def pods_of(rec: Recording) -> list[PodUnderTest]:
                     meta["namespace"],
                     tpl["metadata"]["labels"],
                     tpl["spec"],
-                    "vllm",
+                    # the public Gateway's body-based router (components/serving/body_router.py)
+                    "router" if tpl["metadata"]["labels"].get("app.kubernetes.io/name") == "body-based-router" else "vllm",
                 )
             )
         elif obj["kind"] == "RayService":
@@ -212,7 +214,7 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
     return bad
 
 
-PINNED_IMAGES = set(versions.ALL_IMAGES)
+PINNED_IMAGES = set(versions.ALL_IMAGES) | set(versions.ROUTER_IMAGES)
 
 
 def test_every_stack_declares_pods_to_check(stack, recording):
@@ -239,7 +241,13 @@ def test_every_container_is_pinned_sized_and_hardened(stack, recording):
             assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}, where
             assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, where
             for e in c.get("env", []):
-                assert "secretKeyRef" not in e.get("valueFrom", {}), f"{where}: secret {e['name']} in the environment"
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None and pod.role == "vllm" and e["name"].startswith("LLM_API_KEY_"):
+                    # the API keys vLLM checks itself where the gateway cannot (GKE): --api-key takes
+                    # them only as arguments, expanded from the environment (vllm.api_key_env_and_args)
+                    assert ref["name"] == VLLM_API_KEYS_SECRET, where
+                    continue
+                assert ref is None, f"{where}: secret {e['name']} in the environment"
         assert pod.spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, pod.id
 
 
@@ -254,6 +262,10 @@ def test_pods_run_under_their_own_service_accounts(stack, recording):
             continue
         sa = pod.spec.get("serviceAccountName")
         assert sa and sa != "default", pod.id
+        if pod.role == "router":
+            # the body-based router watches ConfigMaps of its namespace (its Role allows only that)
+            assert (pod.namespace, sa) in accounts and "automountServiceAccountToken" not in pod.spec, pod.id
+            continue
         assert accounts[(pod.namespace, sa)]["automountServiceAccountToken"] is False, pod.id
         assert pod.spec["automountServiceAccountToken"] is False, pod.id
         if pod.role == "vllm":
@@ -261,7 +273,8 @@ def test_pods_run_under_their_own_service_accounts(stack, recording):
     cfg = plan_of(stack).config
     for svc in cfg.ray_services:
         assert (cfg.namespace, worker_service_account(svc.name)) in accounts
-    assert len(accounts) == len(cfg.models) + len(cfg.ray_services), "no account nobody uses"
+    routers = len([p for p in pods_of(recording) if p.role == "router"])
+    assert len(accounts) == len(cfg.models) + len(cfg.ray_services) + routers, "no account nobody uses"
 
 
 def _env(c: dict[str, Any]) -> dict[str, str]:
@@ -307,7 +320,7 @@ def test_restricted_namespaces_render_the_same_hardened_pods():
 
 def test_hugging_face_token_is_a_read_only_file(stack, recording):
     secret = "hf-token" if plan_of(stack).has_credential("hfToken") else None
-    for pod in pods_of(recording):
+    for pod in [p for p in pods_of(recording) if p.role != "router"]:  # the router downloads nothing
         volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
         token_volumes = [v for v in volumes.values() if "secret" in v]
         if secret is None:

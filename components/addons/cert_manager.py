@@ -15,7 +15,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.config import versions
 
 from .base import addon_namespace, helm_release, system_affinity

@@ -21,7 +21,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.config import versions
 
 from .base import addon_namespace, helm_release, system_affinity
@@ -94,12 +93,24 @@ class EnvoyGateway(pulumi.ComponentResource):
             depends_on=[*args.inference_crds, *args.cluster_ready],
         )
         ai_crds = helm_release(
-            f"{name}-ai-crds", versions.AI_GATEWAY_CRDS, AI_GATEWAY_NAMESPACE, ai_ns, {}, child, depends_on=[self.release]
+            f"{name}-ai-crds",
+            versions.AI_GATEWAY_CRDS,
+            AI_GATEWAY_NAMESPACE,
+            ai_ns,
+            {},
+            child,
+            depends_on=[self.release],
         )
         # the AI Gateway chart adds the RBAC that lets Envoy Gateway read InferencePools
         # (templates/envoy_gateway_cluster_role_for_inference_pool.yaml at v1.1.0)
         ai = helm_release(
-            f"{name}-ai", versions.AI_GATEWAY, AI_GATEWAY_NAMESPACE, ai_ns, {}, child, depends_on=[ai_crds, self.release]
+            f"{name}-ai",
+            versions.AI_GATEWAY,
+            AI_GATEWAY_NAMESPACE,
+            ai_ns,
+            {},
+            child,
+            depends_on=[ai_crds, self.release],
         )
         self.gateway_class = k8s.apiextensions.CustomResource(
             f"{name}-class",

@@ -42,7 +42,10 @@ PLUGINS = (
 def args() -> list[str]:
     out = ["--streaming", "--v", "3"]
     for kind, name, params in PLUGINS:
-        out += ["--plugin", f"{kind}:{name}:{json.dumps(params, separators=(',', ':'))}" if params else f"{kind}:{name}"]
+        out += [
+            "--plugin",
+            f"{kind}:{name}:{json.dumps(params, separators=(',', ':'))}" if params else f"{kind}:{name}",
+        ]
     return [*out, "--tracing=false"]
 
 
@@ -53,7 +56,7 @@ def selector() -> dict[str, str]:
 def manifests(namespace: str) -> list[dict[str, Any]]:
     """ServiceAccount, Role, RoleBinding, Deployment and Service (core objects)."""
     labels = kube.labels(NAME, "body-based-router")
-    meta = lambda kind_name: kube.metadata(kind_name, namespace, labels)  # noqa: E731
+    meta = lambda kind_name: kube.metadata(kind_name, namespace, labels)
     probe = {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
     container = {
         "name": "bbr",
@@ -107,7 +110,9 @@ def manifests(namespace: str) -> list[dict[str, Any]]:
             "spec": {
                 "type": "ClusterIP",
                 "selector": selector(),
-                "ports": [{"name": "grpc", "protocol": "TCP", "port": PORT, "targetPort": PORT, "appProtocol": "HTTP2"}],
+                "ports": [
+                    {"name": "grpc", "protocol": "TCP", "port": PORT, "targetPort": PORT, "appProtocol": "HTTP2"}
+                ],
             },
         },
     ]

@@ -18,9 +18,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
-from llm_infra.components.addons import cert_manager, gateway as envoy
+from llm_infra.components.addons import cert_manager
+from llm_infra.components.addons import gateway as envoy
 from llm_infra.components.addons.base import addon_namespace
 from llm_infra.components.addons.handles import MonitoringHandle
 from llm_infra.config import StackPlan
@@ -109,7 +109,10 @@ def gateway_manifest(edge: EdgePlan, serving_namespace: str, tls_secret: str, la
                     "protocol": "HTTPS",
                     "port": 443,
                     "hostname": gw.hostname,
-                    "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
+                    "tls": {
+                        "mode": "Terminate",
+                        "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}],
+                    },
                     # only the model routes of the serving namespace attach here
                     "allowedRoutes": {
                         "namespaces": {
@@ -186,7 +189,12 @@ def api_key_policy(gw: GatewayConfig, secret: str, labels: dict[str, str]) -> di
         "metadata": kube.metadata(f"{gw.name}-api-keys", gw.namespace, labels),
         "spec": {
             "targetRefs": [
-                {"group": routes.GATEWAY_GROUP, "kind": "Gateway", "name": gw.name, "sectionName": routes.HTTPS_LISTENER}
+                {
+                    "group": routes.GATEWAY_GROUP,
+                    "kind": "Gateway",
+                    "name": gw.name,
+                    "sectionName": routes.HTTPS_LISTENER,
+                }
             ],
             "apiKeyAuth": {
                 "credentialRefs": [{"group": "", "kind": "Secret", "name": secret}],

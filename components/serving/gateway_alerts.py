@@ -80,5 +80,12 @@ def prometheus_rule(
         "apiVersion": MONITORING_API,
         "kind": "PrometheusRule",
         "metadata": {"name": "inference-gateway", "namespace": namespace, "labels": labels},
-        "spec": {"groups": [{"name": f"inference-gateway.{namespace}", "rules": [r for p in pools for r in rules(namespace, p, alerts)]}]},
+        "spec": {
+            "groups": [
+                {
+                    "name": f"inference-gateway.{namespace}",
+                    "rules": [r for p in pools for r in rules(namespace, p, alerts)],
+                }
+            ]
+        },
     }

@@ -22,7 +22,6 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.base import RELEASE_HISTORY, system_affinity
 from llm_infra.components.addons.handles import MonitoringHandle
@@ -100,7 +99,11 @@ def epp_values(
             router["monitoring"] = {
                 "provider": {"name": "prometheusoperator"},
                 # the ServiceMonitor scrapes without a token: --metrics-endpoint-auth=false
-                "prometheus": {"enabled": True, "auth": {"enabled": False}, "extraLabels": dict(monitoring.monitor_labels)},
+                "prometheus": {
+                    "enabled": True,
+                    "auth": {"enabled": False},
+                    "extraLabels": dict(monitoring.monitor_labels),
+                },
             }
         else:
             router["monitoring"] = {"prometheus": {"auth": {"enabled": False}}}
@@ -184,9 +187,7 @@ class ModelRouting(pulumi.ComponentResource):
         super().__init__("llm-infra:serving:ModelRouting", name, None, opts)
         m, ns = args.model, args.namespace
         labels = kube.labels(m.name, "inference-pool")
-        objectives = [
-            {"name": o.name, "priority": o.priority} for o in args.gateway.objectives.get(m.name, [])
-        ]
+        objectives = [{"name": o.name, "priority": o.priority} for o in args.gateway.objectives.get(m.name, [])]
         self.pools = pools_of(m)
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         for pool, _ in self.pools:
@@ -210,13 +211,14 @@ class ModelRouting(pulumi.ComponentResource):
                     pool, ns, labels, args.security, args.gateway_peers, args.monitoring_namespaces
                 )
                 k8s.networking.v1.NetworkPolicy(
-                    f"{pool}-epp", metadata=policy["metadata"], spec=policy["spec"], opts=pulumi.ResourceOptions(parent=self)
+                    f"{pool}-epp",
+                    metadata=policy["metadata"],
+                    spec=policy["spec"],
+                    opts=pulumi.ResourceOptions(parent=self),
                 )
         self.route = observability.custom_resource(
             f"{m.name}-model-route",
-            routes.model_route(
-                m.name, ns, labels, args.gateway, m.served_name, self.pools, catch_all=args.catch_all
-            ),
+            routes.model_route(m.name, ns, labels, args.gateway, m.served_name, self.pools, catch_all=args.catch_all),
             pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *self.releases.values()]),
         )
         self.register_outputs({"pools": [p for p, _ in self.pools]})

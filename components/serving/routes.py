@@ -25,7 +25,13 @@ HTTP_LISTENER = "http"
 
 
 def parent_ref(gw: GatewayConfig, section: str) -> dict[str, str]:
-    return {"group": GATEWAY_GROUP, "kind": "Gateway", "name": gw.name, "namespace": gw.namespace, "sectionName": section}
+    return {
+        "group": GATEWAY_GROUP,
+        "kind": "Gateway",
+        "name": gw.name,
+        "namespace": gw.namespace,
+        "sectionName": section,
+    }
 
 
 def pool_backends(pools: list[tuple[str, int | None]]) -> list[dict[str, Any]]:
@@ -67,7 +73,9 @@ def model_route(
         }
     ]
     if catch_all:
-        rules.append({"matches": [{"path": path}], "backendRefs": pool_backends(pools), "timeouts": {"request": timeout}})
+        rules.append(
+            {"matches": [{"path": path}], "backendRefs": pool_backends(pools), "timeouts": {"request": timeout}}
+        )
     return {
         "apiVersion": f"{GATEWAY_GROUP}/v1",
         "kind": "HTTPRoute",
@@ -90,9 +98,7 @@ def https_redirect_route(gw: GatewayConfig, labels: dict[str, str]) -> dict[str,
             "rules": [
                 {
                     "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                    "filters": [
-                        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
-                    ],
+                    "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}],
                 }
             ],
         },

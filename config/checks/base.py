@@ -21,9 +21,12 @@ class CheckerBase:
         secrets: frozenset[str],
         providers: dict[str, str] | None = None,
         *,
-        api_key_clients: tuple[str, ...] | None = (),
+        api_key_clients: tuple[str, ...] | None = None,
+        partial: bool = False,
     ):
         self.config = config
+        self.partial = partial
+        """Some list entries failed to parse and were left out: references to them are not errors."""
         self.api_key_clients = api_key_clients
         self.secrets = secrets
         self.providers = providers or {}

@@ -34,15 +34,14 @@ class EdgeChecks(CheckerBase):
                     f"{path}.className",
                     f"'{gw.class_name}' does not route to InferencePools; use one of {list(GKE_INFERENCE_GATEWAY_CLASSES)}",
                 )
-        elif gw.install is False or (gw.install is None and cloud == "existing"):
-            if gw.class_name is None:
-                self.add(
-                    f"{path}.className",
-                    "name the existing GatewayClass (an Envoy Gateway with the AI Gateway extension's InferencePool "
-                    "support), or set install: true",
-                )
+        elif (gw.install is False or (gw.install is None and cloud == "existing")) and gw.class_name is None:
+            self.add(
+                f"{path}.className",
+                "name the existing GatewayClass (an Envoy Gateway with the AI Gateway extension's InferencePool "
+                "support), or set install: true",
+            )
         for name in gw.objectives:
-            if name not in models:
+            if name not in models and not self.partial:
                 self.add(f"{path}.objectives.{name}", f"is not a vLLM model of this stack ({sorted(models)})")
         served = {}
         for i, m in enumerate(self.config.models):
@@ -59,11 +58,13 @@ class EdgeChecks(CheckerBase):
                 "the public endpoint needs API keys: pulumi config set --secret --path 'apiKeys.<client>' <key> "
                 "(one per client)",
             )
-        elif self.api_key_clients is None:
-            self.add("apiKeys", "must be a map of client name -> key (pulumi config set --secret --path 'apiKeys.<client>')")
-        elif not self.api_key_clients:
-            self.add("apiKeys", "needs at least one client")
-        else:
+        elif self.api_key_clients is not None:
+            if not self.api_key_clients:
+                self.add(
+                    "apiKeys",
+                    "must be a map of client name -> key with at least one client "
+                    "(pulumi config set --secret --path 'apiKeys.<client>' <key>)",
+                )
             bad = [c for c in self.api_key_clients if not API_KEY_CLIENT.match(c)]
             if bad:
                 self.add("apiKeys", f"client names {bad} must be letters, digits, '-', '_' or '.' (at most 63)")
