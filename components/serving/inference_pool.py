@@ -39,10 +39,11 @@ GRPC_HEALTH_PORT = 9003
 """EPP gRPC health port (routerlib ``epp.grpcHealthPort``, 9003 if unset): GKE's health checks."""
 METRICS_PORT = 9090
 """EPP metrics port (routerlib _service.yaml ``router.metricsPort | default 9090``)."""
-EPP_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+EPP_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 """The chart asks for 8 CPUs and 8 GiB, sized for clusters with hundreds of model servers; a
 stack's pools have a handful of replicas (the EPP scrapes each every 50 ms), and the EPP
-runs on the system pool next to the other controllers."""
+runs on the system pool next to the other controllers. Like the chart, no CPU limit (bursts of
+scheduling must not be throttled); memory capped."""
 
 
 def canary_suffix() -> str:
