@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 from llm_infra.components import k8s as kube
-from llm_infra.components.addons.base import RELEASE_HISTORY, system_affinity
+from llm_infra.components.addons.base import RELEASE_HISTORY, chart_source, system_affinity
 from llm_infra.components.addons.handles import MonitoringHandle
 from llm_infra.config import versions
 from llm_infra.config.edge import GatewayConfig
@@ -197,9 +197,8 @@ class ModelRouting(pulumi.ComponentResource):
             self.releases[pool] = k8s.helm.v3.Release(
                 f"{pool}-router",
                 name=pool,
-                chart=versions.LLM_D_ROUTER_GATEWAY.name,
+                **chart_source(versions.LLM_D_ROUTER_GATEWAY),
                 version=versions.LLM_D_ROUTER_GATEWAY.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=versions.LLM_D_ROUTER_GATEWAY.repository),
                 namespace=ns,
                 values=values,
                 max_history=RELEASE_HISTORY,
