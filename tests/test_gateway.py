@@ -344,3 +344,111 @@ def test_router_charts_and_images_are_pinned_releases():
     assert versions.EPP_IMAGE.endswith(":v0.10.0") and versions.BBR_IMAGE.endswith(":v1.5.0")
     pinned = {c.name: c.version for c in versions.ALL_CHARTS}
     assert pinned["llm-d-router-gateway"] == "v0.10.0" and pinned["gateway-helm"] == "v1.9.0"
+
+
+# -- alerts and the wake-up signal, checked by promtool -----------------------------------------
+def _gateway_rules(stack: str) -> dict[str, Any]:
+    (rule,) = [r for r in objects(render(stack), "PrometheusRule") if r["metadata"]["name"] == "inference-gateway"]
+    return rule
+
+
+def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
+    from test_alerts_promtool import run_promtool
+
+    import metric_names as metrics
+
+    cfg = raw_config("prod")
+    ns, pool = cfg["namespace"], cfg["models"][0]["name"]
+    alerts = cfg.get("alerts") or {}
+    ratio = alerts.get("errorRatio", 0.05)  # AlertThresholds defaults (config/stack.py)
+    rule = _gateway_rules("prod")
+    (group,) = rule["spec"]["groups"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [group]}))
+    by_alert = {(r["alert"], r["labels"]["inference_pool"]): r for r in group["rules"]}
+    assert {p for _, p in by_alert} == {m["name"] for m in cfg["models"]}
+
+    def sel(namespace: str = ns, p: str = pool, **extra: str) -> str:
+        labels = {"namespace": namespace, "service": f"{p}-epp", **extra}
+        return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+    def expect(alert: str, fires: bool) -> dict[str, Any]:
+        r = by_alert[(alert, pool)]
+        exp = [{"exp_labels": r["labels"], "exp_annotations": r["annotations"]}] if fires else []
+        return {"eval_time": "10m", "alertname": alert, "exp_alerts": exp}
+
+    decoy = sel(namespace="other")  # another namespace's picker of the same name never alerts here
+    tests = [
+        {  # requests, no ready endpoint: fires; the decoy has the same trouble elsewhere
+            "interval": "1m",
+            "input_series": [
+                {"series": f"{metrics.EPP_READY_ENDPOINTS}{sel(name=pool)}", "values": "0x15"},
+                {"series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}", "values": "0+10x15"},
+                {"series": f"{metrics.EPP_READY_ENDPOINTS}{decoy}", "values": "0x15"},
+                {"series": f"up{sel()}", "values": "1x15"},
+            ],
+            "alert_rule_test": [expect("InferencePoolRequestsWithoutEndpoints", True), expect("EndpointPickerDown", False)],
+        },
+        {  # an endpoint is ready: silent; errors just above the ratio: fires
+            "interval": "1m",
+            "input_series": [
+                {"series": f"{metrics.EPP_READY_ENDPOINTS}{sel(name=pool)}", "values": "1x15"},
+                {"series": f"{metrics.EPP_REQUESTS}{sel()}", "values": "0+1000x15"},
+                {"series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}", "values": f"0+{1000 * ratio * 1.02:g}x15"},
+                {"series": f"up{sel()}", "values": "0x15"},
+            ],
+            "alert_rule_test": [
+                expect("InferencePoolRequestsWithoutEndpoints", False),
+                expect("InferencePoolErrorRatioHigh", True),
+                expect("EndpointPickerDown", True),
+            ],
+        },
+        {  # just below the ratio: silent
+            "interval": "1m",
+            "input_series": [
+                {"series": f"{metrics.EPP_REQUESTS}{sel()}", "values": "0+1000x15"},
+                {"series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}", "values": f"0+{1000 * ratio * 0.98:g}x15"},
+            ],
+            "alert_rule_test": [expect("InferencePoolErrorRatioHigh", False)],
+        },
+    ]
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": tests}))
+    run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+    run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+
+
+def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promtool(tmp_path):
+    from test_alerts_promtool import run_promtool
+
+    import metric_names as metrics
+
+    values, _ = stack_values("prod")
+    models = copy.deepcopy(values["models"])
+    models[0]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 2, "scaleToZero": True}
+    rec = run_program(PROJECT, "prod", config_overrides={"models": models})
+    name, ns = models[0]["name"], values["namespace"]
+    (so,) = [o for o in objects(rec, "ScaledObject") if o["metadata"]["name"] == name]
+    (wake,) = [t for t in so["spec"]["triggers"] if t["name"] == "wake-up"]
+    query = wake["metadata"]["query"]
+    (tmp_path / "rules.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "wake", "rules": [{"record": "wake_up", "expr": query}]}]})
+    )
+    epp = f'{{namespace="{ns}",service="{name}-epp"'
+    tests = [
+        {  # no pod: every request fails to schedule and is counted as an error; wakes the model
+            "interval": "1m",
+            "input_series": [
+                {"series": f'{metrics.EPP_REQUEST_ERRORS}{epp},error_code="503"}}', "values": "0+60x5"},
+                {"series": f'{metrics.EPP_REQUEST_ERRORS}{{namespace="{ns}",service="other-epp",error_code="503"}}', "values": "0+600x5"},
+            ],
+            "promql_expr_test": [{"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 1}]}],
+        },
+        {  # no traffic at all: 0, never "no data" (KEDA would treat that as an error)
+            "interval": "1m",
+            "input_series": [{"series": f'{metrics.EPP_REQUESTS}{{namespace="{ns}",service="other-epp"}}', "values": "0+60x5"}],
+            "promql_expr_test": [{"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 0}]}],
+        },
+    ]
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": tests}))
+    run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+    run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert wake["metadata"]["activationThreshold"] == "0"
