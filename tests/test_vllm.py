@@ -824,11 +824,11 @@ CONFIG_CASES = [
         "needs KEDA",
     ),
     (
-        "scale-to-zero-without-ingress",
+        "scale-to-zero-without-a-front-door",
         "dev",
-        lambda v, s: v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True),
+        lambda v, s: (v.pop("edge"), v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True)),
         "models[0].autoscaling.scaleToZero",
-        "needs ingress",
+        "needs edge.gateway",
     ),
     (
         "pipeline-parallel-in-extra-args",
