@@ -452,3 +452,12 @@ def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promto
     run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
     assert wake["metadata"]["activationThreshold"] == "0"
+
+
+def test_every_gateway_alert_has_a_runbook_section():
+    headings = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks" / "gateway.md").read_text(), re.M))
+    for stack in STACKS:
+        for group in _gateway_rules(stack)["spec"]["groups"]:
+            for r in group["rules"]:
+                assert r["alert"] in headings, r["alert"]
+                assert r["annotations"]["runbook_url"].endswith(f"/gateway.md#{r['alert'].lower()}")
