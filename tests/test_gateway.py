@@ -316,7 +316,12 @@ def test_the_ingress_path_is_an_explicit_opt_in_with_its_class():
         ("prod", {"provider": "gke"}, "edge.gateway.provider", "cluster.cloud is eks"),
         ("onprem", {"className": None}, "edge.gateway.className", "name the existing GatewayClass"),
         ("dev", {"className": "gke-l7-global-external-managed"}, "edge.gateway.className", "InferencePools"),
-        ("prod", {"objectives": {"nope": [{"name": "a", "priority": 1}]}}, "edge.gateway.objectives.nope", "not a vLLM"),
+        (
+            "prod",
+            {"objectives": {"nope": [{"name": "a", "priority": 1}]}},
+            "edge.gateway.objectives.nope",
+            "not a vLLM",
+        ),
         ("prod", {"tls": {"secretName": "x", "acme": {"email": "a@b.co"}}}, "edge.gateway.tls", "exactly one"),
     ],
 )
@@ -386,14 +391,20 @@ def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
                 {"series": f"{metrics.EPP_READY_ENDPOINTS}{decoy}", "values": "0x15"},
                 {"series": f"up{sel()}", "values": "1x15"},
             ],
-            "alert_rule_test": [expect("InferencePoolRequestsWithoutEndpoints", True), expect("EndpointPickerDown", False)],
+            "alert_rule_test": [
+                expect("InferencePoolRequestsWithoutEndpoints", True),
+                expect("EndpointPickerDown", False),
+            ],
         },
         {  # an endpoint is ready: silent; errors just above the ratio: fires
             "interval": "1m",
             "input_series": [
                 {"series": f"{metrics.EPP_READY_ENDPOINTS}{sel(name=pool)}", "values": "1x15"},
                 {"series": f"{metrics.EPP_REQUESTS}{sel()}", "values": "0+1000x15"},
-                {"series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}", "values": f"0+{1000 * ratio * 1.02:g}x15"},
+                {
+                    "series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}",
+                    "values": f"0+{1000 * ratio * 1.02:g}x15",
+                },
                 {"series": f"up{sel()}", "values": "0x15"},
             ],
             "alert_rule_test": [
@@ -406,7 +417,10 @@ def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
             "interval": "1m",
             "input_series": [
                 {"series": f"{metrics.EPP_REQUESTS}{sel()}", "values": "0+1000x15"},
-                {"series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}", "values": f"0+{1000 * ratio * 0.98:g}x15"},
+                {
+                    "series": f"{metrics.EPP_REQUEST_ERRORS}{sel(error_code='503')}",
+                    "values": f"0+{1000 * ratio * 0.98:g}x15",
+                },
             ],
             "alert_rule_test": [expect("InferencePoolErrorRatioHigh", False)],
         },
@@ -438,14 +452,23 @@ def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promto
             "interval": "1m",
             "input_series": [
                 {"series": f'{metrics.EPP_REQUEST_ERRORS}{epp},error_code="503"}}', "values": "0+60x5"},
-                {"series": f'{metrics.EPP_REQUEST_ERRORS}{{namespace="{ns}",service="other-epp",error_code="503"}}', "values": "0+600x5"},
+                {
+                    "series": f'{metrics.EPP_REQUEST_ERRORS}{{namespace="{ns}",service="other-epp",error_code="503"}}',
+                    "values": "0+600x5",
+                },
             ],
-            "promql_expr_test": [{"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 1}]}],
+            "promql_expr_test": [
+                {"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 1}]}
+            ],
         },
         {  # no traffic at all: 0, never "no data" (KEDA would treat that as an error)
             "interval": "1m",
-            "input_series": [{"series": f'{metrics.EPP_REQUESTS}{{namespace="{ns}",service="other-epp"}}', "values": "0+60x5"}],
-            "promql_expr_test": [{"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 0}]}],
+            "input_series": [
+                {"series": f'{metrics.EPP_REQUESTS}{{namespace="{ns}",service="other-epp"}}', "values": "0+60x5"}
+            ],
+            "promql_expr_test": [
+                {"expr": "wake_up", "eval_time": "5m", "exp_samples": [{"labels": "wake_up", "value": 0}]}
+            ],
         },
     ]
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": tests}))
@@ -461,3 +484,30 @@ def test_every_gateway_alert_has_a_runbook_section():
             for r in group["rules"]:
                 assert r["alert"] in headings, r["alert"]
                 assert r["annotations"]["runbook_url"].endswith(f"/gateway.md#{r['alert'].lower()}")
+
+
+def test_the_gateway_dashboard_and_envoy_scraping(tmp_path):
+    from test_alerts_promtool import GRAFANA_VARIABLES, run_promtool
+
+    from llm_infra.components.serving.dashboards import panel_queries
+
+    rec = render("prod")
+    cfg = raw_config("prod")
+    (cm,) = [o for o in objects(rec, "ConfigMap") if o["metadata"]["name"] == "inference-gateway-dashboard"]
+    (board,) = [json.loads(v) for v in cm["data"].values()]
+    queries = list(panel_queries(board))
+    text = json.dumps(queries)
+    for m in cfg["models"]:
+        assert f"{m['name']}-epp" in text and m["name"] in text
+    rules = []
+    for i, (_, _, expr) in enumerate(queries):
+        for var, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(var, value)
+        rules.append({"record": f"panel_{i}", "expr": expr})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [{"name": "gateway-panels", "rules": rules}]}))
+    run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+    (pm,) = [o for o in objects(rec, "PodMonitor") if o["metadata"]["name"] == "inference-gateway-envoy"]
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["envoy-gateway-system"]}
+    assert pm["spec"]["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"] == GATEWAY[0]
+    assert pm["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/stats/prometheus"}]
+    assert any("envoy_http_downstream_rq_xx" in q for _, _, q in queries)

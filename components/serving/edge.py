@@ -27,7 +27,7 @@ from llm_infra.config import StackPlan
 from llm_infra.config.edge import GatewayConfig
 from llm_infra.config.security import SecurityConfig
 
-from . import body_router, gateway_alerts, observability, routes
+from . import body_router, dashboards, gateway_alerts, gateway_dashboard, observability, routes
 from .gke_gateway import GOOGLE_LB_RANGES
 from .inference_pool import ModelRouting, ModelRoutingArgs
 
@@ -341,6 +341,25 @@ class PublicEdge(pulumi.ComponentResource):
                     serving_ns, pools, plan.config.alerts, {**labels, **args.monitoring.monitor_labels}
                 ),
                 opts_after(*args.monitoring_crds),
+            )
+        mon = args.monitoring
+        if mon.operator_crds and edge.proxy_namespace is not None:
+            observability.custom_resource(
+                f"{name}-envoy-podmonitor",
+                gateway_dashboard.envoy_pod_monitor(
+                    serving_ns, edge.proxy_namespace, gw.name, gw.namespace, {**labels, **mon.monitor_labels}
+                ),
+                opts_after(*args.monitoring_crds),
+            )
+        if mon.dashboard_labels and pools:
+            board = gateway_dashboard.gateway_dashboard(
+                serving_ns, pools, envoy_namespace=edge.proxy_namespace if mon.operator_crds else None
+            )
+            cm = dashboards.dashboard_configmap(
+                f"{gw.name}-dashboard", serving_ns, labels={**labels, **mon.dashboard_labels}, dashboard_json=board
+            )
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard", metadata=cm["metadata"], data=cm["data"], opts=opts_after(*args.serving_ready)
             )
         self.register_outputs({"url": self.url, "gatewayClass": edge.class_name})
 
