@@ -511,3 +511,45 @@ def test_the_gateway_dashboard_and_envoy_scraping(tmp_path):
     assert pm["spec"]["selector"]["matchLabels"]["gateway.envoyproxy.io/owning-gateway-name"] == GATEWAY[0]
     assert pm["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/stats/prometheus"}]
     assert any("envoy_http_downstream_rq_xx" in q for _, _, q in queries)
+
+
+def chart_inference_pool(release: dict[str, Any]) -> dict[str, Any]:
+    """The InferencePool the llm-d-router-gateway chart renders from a release's values: a literal
+    translation of routerlib v0.10.0 templates/_inferencepool.yaml (``llm-d-router.inferencepool``;
+    the chart's objects are not in the offline render, so its pool is validated from its values)."""
+    router = release["values"]["router"]
+    servers = router["modelServers"]
+    protocol = {"grpc": "kubernetes.io/h2c", "http": "http"}[servers.get("protocol", "http")]
+    return {
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {
+            "name": release["name"],
+            "namespace": release["namespace"],
+            "labels": {"app.kubernetes.io/name": f"{release['name']}-epp"},
+        },
+        "spec": {
+            "targetPorts": [{"number": p["number"]} for p in servers["targetPorts"]],
+            "appProtocol": protocol,
+            "selector": {"matchLabels": {k: str(v) for k, v in servers["matchLabels"].items()}},
+            "endpointPickerRef": {
+                "name": f"{release['name']}-epp",
+                "port": {"number": router.get("epp", {}).get("extProcPort", 9002)},
+                "failureMode": (router.get("inferencePool") or {}).get("failureMode", "FailOpen"),
+            },
+        },
+    }
+
+
+def test_the_charts_inference_pools_pass_the_crd_schema_and_cel_rules(stack, recording):
+    import crd_cel
+    from test_cel_rules import schema_of
+    from upstream import custom_resource_errors
+
+    pools = [chart_inference_pool(r) for r in helm_releases(recording) if r["chart"] == "llm-d-router-gateway"]
+    assert sorted(p["metadata"]["name"] for p in pools) == sorted(m["name"] for m in raw_config(stack)["models"])
+    for pool in pools:
+        assert custom_resource_errors(pool) == []
+        assert [str(f) for f in crd_cel.check(pool, schema_of(pool)).findings] == []
+        # the EPP Service the pool points at is the one its alerts and wake-up query select
+        assert pool["spec"]["endpointPickerRef"]["name"] == f"{pool['metadata']['name']}-epp"

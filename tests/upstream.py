@@ -126,8 +126,6 @@ AWAITING_UPSTREAM_CRDS = {
     "charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_envoyextensionpolicies.yaml",
     ("networking.gke.io/v1", "GCPRoutingExtension"): "GKE's CRD (kubectl get crd gcproutingextensions.networking.gke.io "
     "-o yaml on a GKE 1.35 cluster with the Gateway API enabled)",
-    ("networking.gke.io/v1", "HealthCheckPolicy"): "GKE's CRD (kubectl get crd healthcheckpolicies.networking.gke.io "
-    "-o yaml on a GKE 1.35 cluster with the Gateway API enabled)",
 }
 """CRDs of the public Gateway's policies that ../shared/upstream does not hold yet (the file to add).
 Objects of these kinds are checked by tests/test_gateway.py field by field against the pinned API
