@@ -17,7 +17,7 @@ import crd_cel
 import pytest
 from conftest import PROJECT, find, objects, render
 from stackfiles import stack_values
-from upstream import AWAITING_UPSTREAM_CRDS, CRDS_DIR, crd_schemas, is_custom, required
+from upstream import CRDS_DIR, crd_schemas, is_custom, required
 
 from llm_infra.components.render import run_program
 
@@ -56,21 +56,8 @@ def rules_in(schema: Any):
 
 
 # --- the rendered stacks -------------------------------------------------------------------
-def checkable(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Custom resources, less those whose CRD ../shared/upstream does not hold yet
-    (``AWAITING_UPSTREAM_CRDS``: tests/test_gateway.py checks them field by field)."""
-    found = schemas()
-    return [
-        o
-        for o in objs
-        if is_custom(o)
-        and ((o["apiVersion"], o["kind"]) in found or (o["apiVersion"], o["kind"]) not in AWAITING_UPSTREAM_CRDS)
-    ]
-
-
-
 def test_custom_resources_pass_their_crd_cel_rules(recording):
-    custom = checkable(objects(recording))
+    custom = [o for o in objects(recording) if is_custom(o)]
     problems = []
     for obj in custom:
         problems += [f"{obj['kind']}/{obj['metadata']['name']}: {f}" for f in findings(obj)]
@@ -98,7 +85,7 @@ def test_variants_pass_their_crd_cel_rules(stack, variant, kind):
     """Custom resources no stack file renders yet (Gateway API routes, a second RayService)."""
     values, _ = stack_values(stack)
     rec = run_program(PROJECT, stack, config_overrides=variant(values))
-    custom = checkable(objects(rec))
+    custom = [o for o in objects(rec) if is_custom(o)]
     assert kind in {o["kind"] for o in custom}
     problems = [f"{o['kind']}/{o['metadata']['name']}: {f}" for o in custom for f in findings(o)]
     assert not problems, "\n".join(problems)

@@ -553,3 +553,28 @@ def test_the_charts_inference_pools_pass_the_crd_schema_and_cel_rules(stack, rec
         assert [str(f) for f in crd_cel.check(pool, schema_of(pool)).findings] == []
         # the EPP Service the pool points at is the one its alerts and wake-up query select
         assert pool["spec"]["endpointPickerRef"]["name"] == f"{pool['metadata']['name']}-epp"
+
+
+def test_envoy_gateway_policies_pass_their_documented_schemas_and_broken_copies_do_not():
+    """SecurityPolicy / EnvoyExtensionPolicy: their CRD when ../shared/upstream has it, else the
+    structure and CEL rules of the Envoy Gateway v1.9.0 API (tests/documented_crds.py)."""
+    import crd_cel
+    from test_cel_rules import schema_of
+    from upstream import custom_resource_errors
+
+    rec = render("prod")
+    (policy,) = objects(rec, "SecurityPolicy")
+    (ext,) = objects(rec, "EnvoyExtensionPolicy")
+    for obj in (policy, ext):
+        assert custom_resource_errors(obj) == []
+        assert not crd_cel.check(obj, schema_of(obj)).findings
+    broken = copy.deepcopy(ext)
+    broken["spec"]["extProc"][0]["failOpen"] = True
+    assert {f.message for f in crd_cel.check(broken, schema_of(broken)).findings} == {
+        "If FullDuplexStreamed body processing mode is used, FailOpen must be false."
+    }
+    broken = copy.deepcopy(policy)
+    broken["spec"]["apiKeyAuth"]["extractFrom"] = [{"headers": ["Authorization"], "params": ["key"]}]
+    assert crd_cel.check(broken, schema_of(broken)).findings
+    broken["spec"]["apiKeyAuth"]["sanitise"] = True
+    assert any("sanitise" in e for e in custom_resource_errors(broken))

@@ -119,19 +119,6 @@ def is_custom(obj: dict[str, Any]) -> bool:
     )
 
 
-AWAITING_UPSTREAM_CRDS = {
-    ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"): "envoyproxy/gateway v1.9.0 "
-    "charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_securitypolicies.yaml",
-    ("gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"): "envoyproxy/gateway v1.9.0 "
-    "charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_envoyextensionpolicies.yaml",
-    ("networking.gke.io/v1", "GCPRoutingExtension"): "GKE's CRD (kubectl get crd gcproutingextensions.networking.gke.io "
-    "-o yaml on a GKE 1.35 cluster with the Gateway API enabled)",
-}
-"""CRDs of the public Gateway's policies that ../shared/upstream does not hold yet (the file to add).
-Objects of these kinds are checked by tests/test_gateway.py field by field against the pinned API
-instead; once the CRD is in the folder (or LLM_INFRA_CRDS_DIR) they are validated like any other."""
-
-
 def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
     """Schema errors of one custom resource against its CRD (``required`` when no CRDs at all;
     an error when the CRD of this kind is missing: nothing is counted as checked unchecked)."""
@@ -140,8 +127,6 @@ def custom_resource_errors(obj: dict[str, Any]) -> list[str]:
         required(f"no CRDs found in {CRDS_DIR} (LLM_INFRA_CRDS_DIR)")
     key = (obj["apiVersion"], obj["kind"])
     where = f"{obj['kind']}/{obj['metadata']['name']}"
-    if key not in schemas and key in AWAITING_UPSTREAM_CRDS:
-        return []
     if key not in schemas:
         return [
             f"{where}: no CRD for {key} in {CRDS_DIR}: add it to ../shared/upstream or point LLM_INFRA_CRDS_DIR at one"
