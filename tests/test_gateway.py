@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PROJECT, ROOT, STACKS, objects, render
-from stackfiles import api_key_clients, assert_rejected, stack_values
-
 from llm_infra.components.render import helm_releases, manifests, run_program
 from llm_infra.config import versions
+from stackfiles import api_key_clients, assert_rejected, stack_values
 
 GATEWAY = ("inference-gateway", "inference-gateway")  # (name, namespace): GatewayConfig defaults
 EXPECTED_CLASS = {
@@ -146,7 +145,7 @@ def test_every_model_has_a_pool_an_endpoint_picker_and_a_route_by_model_name(sta
         assert selector.items() <= pod["metadata"]["labels"].items(), "the pool selects the model's pods"
         ports = {p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
         assert [p["number"] for p in router["modelServers"]["targetPorts"]] == [8000] and 8000 in ports
-        assert router["epp"]["image"]["tag"] == "v0.10.0" != "main"
+        assert router["epp"]["image"]["tag"] == "v0.10.0"  # a release, not routerlib's default "main"
         assert router["inferenceObjectives"] == objectives.get(m["name"], [])
         assert rel["values"]["httpRoute"] == {"create": False}
         assert rel["values"]["provider"]["name"] == ("gke" if stack == "dev" else "none")
@@ -251,7 +250,7 @@ def test_the_body_based_router_sets_the_model_header_for_the_gateway(stack, reco
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     assert c["image"] == "registry.k8s.io/gateway-api-inference-extension/bbr:v1.5.0"
     plugin = c["args"][c["args"].index("--plugin") + 1]
-    kind, name, params = plugin.split(":", 2)
+    kind, _, params = plugin.split(":", 2)
     assert (kind, json.loads(params)) == ("body-field-to-header", {"fieldName": "model", "headerName": MODEL_HEADER})
     svc = by_name(objects(recording, "Service", GATEWAY[1]))["body-based-router"]
     port = svc["spec"]["ports"][0]["port"]
@@ -358,9 +357,8 @@ def _gateway_rules(stack: str) -> dict[str, Any]:
 
 
 def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
-    from test_alerts_promtool import run_promtool
-
     import metric_names as metrics
+    from test_alerts_promtool import run_promtool
 
     cfg = raw_config("prod")
     ns, pool = cfg["namespace"], cfg["models"][0]["name"]
@@ -431,9 +429,8 @@ def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
 
 
 def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promtool(tmp_path):
-    from test_alerts_promtool import run_promtool
-
     import metric_names as metrics
+    from test_alerts_promtool import run_promtool
 
     values, _ = stack_values("prod")
     models = copy.deepcopy(values["models"])
@@ -478,7 +475,7 @@ def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promto
 
 
 def test_every_gateway_alert_has_a_runbook_section():
-    headings = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks" / "gateway.md").read_text(), re.M))
+    headings = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks" / "gateway.md").read_text(), re.MULTILINE))
     for stack in STACKS:
         for group in _gateway_rules(stack)["spec"]["groups"]:
             for r in group["rules"]:
@@ -487,9 +484,8 @@ def test_every_gateway_alert_has_a_runbook_section():
 
 
 def test_the_gateway_dashboard_and_envoy_scraping(tmp_path):
-    from test_alerts_promtool import GRAFANA_VARIABLES, run_promtool
-
     from llm_infra.components.serving.dashboards import panel_queries
+    from test_alerts_promtool import GRAFANA_VARIABLES, run_promtool
 
     rec = render("prod")
     cfg = raw_config("prod")

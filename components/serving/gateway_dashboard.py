@@ -17,7 +17,6 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dashboard_models
-
 from llm_infra.components import k8s as kube
 
 from . import metrics
