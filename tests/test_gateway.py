@@ -322,6 +322,7 @@ def test_the_ingress_path_is_an_explicit_opt_in_with_its_class():
             "not a vLLM",
         ),
         ("prod", {"tls": {"secretName": "x", "acme": {"email": "a@b.co"}}}, "edge.gateway.tls", "exactly one"),
+        ("prod", {"hostname": "*.example.com"}, "edge.gateway.tls.acme", "wildcard"),
     ],
 )
 def test_gateway_config_errors_name_their_path(stack, gateway, path, words):

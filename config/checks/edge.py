@@ -40,6 +40,11 @@ class EdgeChecks(CheckerBase):
                 "name the existing GatewayClass (an Envoy Gateway with the AI Gateway extension's InferencePool "
                 "support), or set install: true",
             )
+        if gw.tls.acme is not None and gw.hostname.startswith("*."):
+            self.add(
+                f"{path}.tls.acme",
+                "ACME HTTP-01 (through the Gateway) cannot issue a wildcard certificate; use tls.secretName",
+            )
         for name in gw.objectives:
             if name not in models and not self.partial:
                 self.add(f"{path}.objectives.{name}", f"is not a vLLM model of this stack ({sorted(models)})")
