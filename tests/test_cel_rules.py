@@ -56,6 +56,8 @@ def rules_in(schema: Any):
 
 
 # --- the rendered stacks -------------------------------------------------------------------
+
+
 def test_custom_resources_pass_their_crd_cel_rules(recording):
     custom = [o for o in objects(recording) if is_custom(o)]
     problems = []
