@@ -6,7 +6,7 @@ The same program runs under `pulumi up` and under the offline render
 
 import pulumi
 
-from llm_infra.components import LlmPlatform, read_stack_plan, secret
+from llm_infra.components import LlmPlatform, read_stack_plan, secret, secret_map
 from llm_infra.components.reports import (
     capacity_report,
     hosts_report,
@@ -23,6 +23,7 @@ platform = LlmPlatform(
     hf_token=secret("hfToken"),
     grafana_admin_password=secret("grafanaAdminPassword"),
     kubeconfig=secret("kubeconfig"),
+    api_keys=secret_map("apiKeys"),
 )
 
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)  # secret
@@ -38,4 +39,6 @@ pulumi.export(
     },
 )
 pulumi.export("hosts", hosts_report(plan))
+if platform.edge is not None:
+    pulumi.export("url", platform.edge.url)  # one OpenAI-compatible base URL for every model
 pulumi.export("warnings", plan_warnings(plan))

@@ -18,7 +18,7 @@ from .addons.handles import AddonsHandle, MonitoringHandle
 from .cluster import ClusterHandle, ExistingCluster, ExistingClusterArgs, create_cluster
 from .platform import LlmPlatform
 from .reports import capacity_report
-from .runtime_config import read_stack_plan, secret
+from .runtime_config import read_stack_plan, secret, secret_map
 from .serving.context import ServingContext
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs
@@ -68,4 +68,5 @@ __all__ = [
     "create_cluster",
     "read_stack_plan",
     "secret",
+    "secret_map",
 ]

@@ -17,6 +17,7 @@ from .cluster import ClusterHandle, create_cluster
 from .cluster.base import AwsIrsa
 from .serving.canary import VllmCanary, VllmCanaryArgs
 from .serving.context import ServingContext
+from .serving.edge import VLLM_API_KEYS_SECRET, EdgePlan, PublicEdge, PublicEdgeArgs
 from .serving.leaderworkerset import MultiNodeServiceArgs, MultiNodeVllmService
 from .serving.namespace import ServingNamespace, ServingNamespaceArgs
 from .serving.rayservice import RayLlmService, RayLlmServiceArgs, worker_service_account
@@ -53,6 +54,7 @@ class LlmPlatform(pulumi.ComponentResource):
         hf_token: pulumi.Input[str] | None = None,
         grafana_admin_password: pulumi.Input[str] | None = None,
         kubeconfig: pulumi.Input[str] | None = None,
+        api_keys: pulumi.Input[dict[str, str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("llm-infra:index:LlmPlatform", name, None, opts)
@@ -76,11 +78,14 @@ class LlmPlatform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         self.addons = addons.handle
+        edge = EdgePlan.of(plan)
+        # the models' NetworkPolicies admit the gateway's proxies (not an ingress-nginx namespace)
+        security = edge.serving_security(cfg.security) if edge is not None else cfg.security
         serving_ns = ServingNamespace(
             f"{name}-serving",
             ServingNamespaceArgs(
                 namespace=cfg.namespace,
-                security=cfg.security,
+                security=security,
                 hf_token=hf_token,
                 monitoring_namespaces=[] if cfg.addons.monitoring.mode == "none" else [cfg.addons.monitoring.namespace],
                 protect=cfg.cluster.protect,
@@ -116,6 +121,9 @@ class LlmPlatform(pulumi.ComponentResource):
             cloud=cfg.cluster.cloud,
             model_store=store,
             compile_cache=cfg.cold_start.compile_cache,
+            api_key_secret=VLLM_API_KEYS_SECRET if edge is not None and not edge.keys_at_gateway else None,
+            api_key_clients=plan.api_key_clients,
+            gateway_wake_up=edge is not None,
         )
         serving_opts = pulumi.ResourceOptions(
             parent=self,
@@ -136,6 +144,22 @@ class LlmPlatform(pulumi.ComponentResource):
             for m, svc in zip(cfg.models, self.vllm, strict=True)
             if m.canary is not None
         ]
+        self.edge = None
+        if edge is not None:
+            self.edge = PublicEdge(
+                f"{name}-edge",
+                PublicEdgeArgs(
+                    plan=plan,
+                    edge=edge,
+                    monitoring=self.addons.monitoring,
+                    security=security,
+                    api_keys=api_keys,
+                    monitoring_crds=self.addons.depends_for("monitoring.coreos.com"),
+                    cluster_ready=list(self.cluster.platform_ready),
+                    serving_ready=[serving_ns],
+                ),
+                opts=k8s_opts,
+            )
         self.ray = [
             RayLlmService(
                 svc.name,
@@ -169,6 +193,7 @@ class LlmPlatform(pulumi.ComponentResource):
                 "endpoints": self.endpoints,
                 "kubeconfig": self.kubeconfig,
                 "prometheusUrl": self.prometheus_url,
+                "url": self.edge.url if self.edge is not None else None,
             }
         )
 

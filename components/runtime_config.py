@@ -19,6 +19,18 @@ PROVIDER_KEYS = ("gcp:project", "gcp:region", "aws:region")
 """Provider settings the checks compare with the cluster config (set twice, must agree)."""
 
 
+def _client_names(value: Any) -> tuple[str, ...]:
+    """The client names of the ``apiKeys`` secret (a map client -> key); empty when it is not such
+    a map. Only the names leave this function, never a key."""
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return ()
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) and v for v in parsed.values()):
+        return ()
+    return tuple(sorted(str(k) for k in parsed))
+
+
 def _project_values() -> tuple[dict[str, Any], dict[str, bool], dict[str, str]]:
     project = pulumi.get_project()
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
@@ -42,8 +54,9 @@ def _project_values() -> tuple[dict[str, Any], dict[str, bool], dict[str, str]]:
 
 def read_stack_plan() -> StackPlan:
     values, secrets, providers = _project_values()
+    clients = _client_names(pulumi.Config().get("apiKeys")) if "apiKeys" in secrets else None
     try:
-        return load_stack_config(pulumi.get_stack(), values, secrets, providers)
+        return load_stack_config(pulumi.get_stack(), values, secrets, providers, api_key_clients=clients)
     except ConfigError as err:
         raise pulumi.RunError(err.render()) from None
 
@@ -51,3 +64,8 @@ def read_stack_plan() -> StackPlan:
 def secret(key: str) -> pulumi.Output[str] | None:
     """A credential from config, kept secret end to end (never ``require_object``)."""
     return pulumi.Config().get_secret(key)
+
+
+def secret_map(key: str) -> pulumi.Output[dict[str, str]] | None:
+    """A map of credentials from config (``apiKeys``: client -> key), secret end to end."""
+    return pulumi.Config().get_secret_object(key)  # type: ignore[return-value]

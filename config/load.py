@@ -58,17 +58,23 @@ def _cross_checks_of_valid_entries(
                 return Issue(f"{key}[{indexes[int(index)]}]{rest}", issue.message)
         return issue
 
-    return [original(i) for i in check_stack(Stack(config, secrets)).issues]
+    return [original(i) for i in check_stack(Stack(config, secrets, partial=True)).issues]
 
 
 def load_stack_config(
-    stack: str, values: Mapping[str, Any], secrets: Mapping[str, bool], providers: Mapping[str, str] | None = None
+    stack: str,
+    values: Mapping[str, Any],
+    secrets: Mapping[str, bool],
+    providers: Mapping[str, str] | None = None,
+    api_key_clients: tuple[str, ...] | None = None,
 ) -> StackPlan:
     """Validate a stack's config (project-namespace keys without the ``project:`` prefix).
 
     ``secrets`` maps each credential key that is set to whether it is stored as a secret;
     ``providers`` holds provider settings (``gcp:project``, ``gcp:region``, ``aws:region``)
-    that must agree with the cluster config.
+    that must agree with the cluster config; ``api_key_clients`` the client names of the
+    ``apiKeys`` secret (never its values; empty: the secret is not a map of names to keys; None:
+    not known here, e.g. a config check without the stack's secrets).
     Raises ``ConfigError`` listing every problem, each with its config path.
     """
     issues: list[Issue] = []
@@ -83,7 +89,7 @@ def load_stack_config(
         issues += issues_from_validation_error(err, StackConfig)
         issues += _cross_checks_of_valid_entries(raw, err, present)
         raise ConfigError(stack, sorted(set(issues), key=issues.index)) from None
-    checked = check_stack(Stack(config, present, dict(providers or {})))
+    checked = check_stack(Stack(config, present, dict(providers or {}), api_key_clients=api_key_clients))
     issues += checked.issues
     feasibility = plan_feasibility(config, checked.pools, checked.model_plans, checked.ray_plans, checked.lws_plans)
     reported = {i.path for i in issues}
@@ -101,6 +107,7 @@ def load_stack_config(
         models=models,
         ray_models=ray_models,
         multinode_models=apply_rollouts(checked.lws_plans, feasibility.rollouts),
+        api_key_clients=tuple(api_key_clients or ()),
         secrets=present,
         feasibility=feasibility.pools,
         warnings=feasibility.warnings,

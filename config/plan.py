@@ -72,6 +72,8 @@ class StackPlan:
     secrets: frozenset[str]  # which SECRET_KEYS are set (never their values)
     multinode_models: dict[str, ModelPlan] = field(default_factory=dict)
     """multiNodeModels (LeaderWorkerSet) by name."""
+    api_key_clients: tuple[str, ...] = ()
+    """Client names of the ``apiKeys`` secret (its map keys; the keys themselves stay secret)."""
     feasibility: dict[str, Any] = field(default_factory=dict)
     """Pool name -> ``feasibility.PoolFeasibility`` (what each pool must hold and can reach)."""
     warnings: list[str] = field(default_factory=list)
@@ -98,6 +100,8 @@ class StackPlan:
     def uses_gateway_api(self) -> bool:
         """Whether anything routes through a Gateway API Gateway (a model's httpRoute, or a
         RayService's incremental upgrade): the cluster must serve the Gateway API."""
-        return any(m.http_route is not None for m in self.config.models) or any(
-            r.incremental_upgrade is not None for r in self.config.ray_services
+        return (
+            self.config.edge.gateway is not None
+            or any(m.http_route is not None for m in self.config.models)
+            or any(r.incremental_upgrade is not None for r in self.config.ray_services)
         )

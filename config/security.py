@@ -71,8 +71,9 @@ def _ports(values: list[int]) -> list[int]:
 class NetworkPolicyConfig(ConfigModel):
     enabled: bool = True
     ingress_namespaces: list[str] = Field(
-        default_factory=lambda: ["ingress-nginx"],
-        description="namespaces whose pods (gateway, ingress controller) may call the models on port 8000",
+        default_factory=list,
+        description="more namespaces whose pods may call the models on port 8000 (an opt-in ingress controller); "
+        "the proxies of edge.gateway are admitted without being listed",
     )
     ingress_cidrs: list[str] = Field(
         default_factory=list,

@@ -292,8 +292,11 @@ class CacheConfig(ConfigModel):
 
 
 class IngressConfig(ConfigModel):
+    """Opt-in Ingress (ingress-nginx annotations) instead of ``edge.gateway``; the controller is not
+    installed by the stack and its class must be named."""
+
     host: str
-    class_name: str = "nginx"
+    class_name: str = Field(description="IngressClass of an ingress-nginx controller the cluster already runs")
     path: str = "/v1"
     tls_secret_name: str | None = None
     timeout_seconds: int = Field(default=600, ge=30, description="proxy read/send timeout for long generations")

@@ -9,13 +9,14 @@ from .base import ConfigModel, DnsLabel
 from .cluster import ClusterConfig
 from .cold_start import ColdStartConfig
 from .credentials import CredentialsConfig
+from .edge import EdgeConfig
 from .model_store import ModelStoreConfig
 from .multinode import MultiNodeModelConfig
 from .ray import RayServiceConfig
 from .security import SecurityConfig
 from .serving import VllmModelConfig
 
-SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig")
+SECRET_KEYS = ("hfToken", "grafanaAdminPassword", "kubeconfig", "apiKeys")
 """Config keys that hold credentials. They are read with ``require_secret`` and must be set
 with ``pulumi config set --secret``; they never enter the typed config below."""
 
@@ -68,3 +69,4 @@ class StackConfig(ConfigModel):
     credentials: CredentialsConfig = CredentialsConfig()
     model_store: ModelStoreConfig = ModelStoreConfig()
     cold_start: ColdStartConfig = ColdStartConfig()
+    edge: EdgeConfig = EdgeConfig()

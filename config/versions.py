@@ -87,6 +87,42 @@ LWS = Chart("lws", "0.10.0", "oci://registry.k8s.io/lws/charts")
 release's version, its Chart.yaml in git says 0.1.0): multi-node model groups (multiNodeModels)."""
 LWS_IMAGE_TAG = "v0.10.0"
 """``image.manager.tag`` of the lws chart (``registry.k8s.io/lws/lws``): the chart defaults to ``main``."""
+ENVOY_GATEWAY = Chart("gateway-helm", "v1.9.0", "oci://docker.io/envoyproxy")
+"""Envoy Gateway (envoyproxy/gateway v1.9.0, charts/gateway-helm; controller image
+docker.io/envoyproxy/gateway:v1.9.0 filled in at release): the Gateway API implementation of EKS
+and existing clusters. Its chart also installs the Gateway API CRDs (``crds.enabled``)."""
+AI_GATEWAY = Chart("ai-gateway-helm", "v1.1.0", "oci://docker.io/envoyproxy")
+"""Envoy AI Gateway (envoyproxy/ai-gateway v1.1.0, manifests/charts/ai-gateway-helm): the extension
+server that makes Envoy Gateway route HTTPRoute backends of kind InferencePool
+(examples/inference-pool/envoy-gateway-values-addon.yaml at v1.1.0). Its go.mod builds against
+envoyproxy/gateway v1.8.1; the extension-server hooks it uses are unchanged in v1.9.0."""
+AI_GATEWAY_CRDS = Chart("ai-gateway-crds-helm", AI_GATEWAY.version, AI_GATEWAY.repository)
+"""The AI Gateway's own CRDs (AIGatewayRoute, ...), which its controller watches; same release."""
+CERT_MANAGER = Chart("cert-manager", "v1.21.1", "https://charts.jetstack.io")
+"""cert-manager (cert-manager/cert-manager v1.21.1): issues the Gateway's certificate (ACME)."""
+LLM_D_ROUTER_GATEWAY = Chart("llm-d-router-gateway", "v0.10.0", "oci://ghcr.io/llm-d/charts")
+"""llm-d-router v0.10.0 chart ``llm-d-router-gateway`` (InferencePool + endpoint picker), the successor
+of the Inference Extension's ``inferencepool`` chart; published as
+oci://ghcr.io/llm-d/charts/llm-d-router-gateway with the release tag as version
+(.github/ISSUE_TEMPLATE/new-release.md at v0.10.0)."""
+EPP_IMAGE_TAG = "v0.10.0"
+"""ghcr.io/llm-d/llm-d-router-endpoint-picker at the chart's release (routerlib values default to
+``main``, a moving branch tag)."""
+BBR_IMAGE = "registry.k8s.io/gateway-api-inference-extension/bbr:v1.5.0"
+"""Body-based router of the Gateway API Inference Extension v1.5.0 (config/charts/body-based-routing
+values ``bbr.image``): copies the request's ``model`` into ``X-Gateway-Model-Name``. v1.6.0 moved it
+to llm-d/llm-d-inference-payload-processor, which has no release in ../shared/upstream yet."""
+GATEWAY_API_INFERENCE_EXTENSION = "v1.6.0"
+INFERENCE_POOL_CRDS = (
+    "https://github.com/kubernetes-sigs/gateway-api-inference-extension/releases/download/"
+    f"{GATEWAY_API_INFERENCE_EXTENSION}/manifests.yaml",
+)
+"""InferencePool (inference.networking.k8s.io/v1) and InferencePoolImport CRDs at the release tag."""
+INFERENCE_OBJECTIVE_CRDS = (
+    f"https://raw.githubusercontent.com/llm-d/llm-d-router/{LLM_D_ROUTER_GATEWAY.version}/config/crd/bases/"
+    "llm-d.ai_inferenceobjectives.yaml",
+)
+"""InferenceObjective (llm-d.ai/v1alpha2), which the llm-d-router EPP reads, at its release tag."""
 
 ALL_CHARTS = (
     GPU_OPERATOR,
@@ -99,9 +135,18 @@ ALL_CHARTS = (
     CLUSTER_AUTOSCALER,
     EXTERNAL_SECRETS,
     LWS,
+    ENVOY_GATEWAY,
+    AI_GATEWAY,
+    AI_GATEWAY_CRDS,
+    CERT_MANAGER,
+    LLM_D_ROUTER_GATEWAY,
 )
 ALL_IMAGES = (*VLLM_IMAGES, RAY_LLM_IMAGE)
-"""The serving images (pre-pulled on GPU nodes: components/addons/image_prepull.py)."""
+"""The serving (GPU) images, each with its CUDA major in ``IMAGE_CUDA_MAJOR``; pre-pulled on GPU
+nodes (components/addons/image_prepull.py)."""
+EPP_IMAGE = f"ghcr.io/llm-d/llm-d-router-endpoint-picker:{EPP_IMAGE_TAG}"
+ROUTER_IMAGES = (EPP_IMAGE, BBR_IMAGE)
+"""CPU images of the public Gateway's routing (endpoint picker, body-based router)."""
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 """Keeps the image pre-pull pods alive (the sandbox image of Kubernetes 1.31+ kubeadm/containerd)."""

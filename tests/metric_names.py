@@ -41,6 +41,11 @@ KSM_READY_REPLICAS = {
 
 NGINX_REQUESTS = "nginx_ingress_controller_requests"
 
+# llm-d-router v0.10.0 endpoint picker: pkg/epp/metrics/llm_d_router_metrics.go (subsystem llm_d_epp)
+EPP_REQUESTS = "llm_d_epp_request_total"
+EPP_REQUEST_ERRORS = "llm_d_epp_request_error_total"
+EPP_READY_ENDPOINTS = "llm_d_epp_ready_endpoints"
+
 # served by prometheus-adapter on the custom metrics API (our own names: ':' is not allowed there)
 ADAPTER_QUEUE_DEPTH = "vllm_num_requests_waiting"
 ADAPTER_KV_CACHE_USAGE = "vllm_kv_cache_usage_perc"

@@ -21,11 +21,23 @@ def stack_values(stack: str) -> tuple[dict[str, Any], dict[str, bool]]:
         ns, _, short = key.partition(":")
         if ns != PROJECT:
             continue
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if _contains_secure(value):  # a secret, or a map of secrets (apiKeys: client -> key)
             secrets[short] = True
         else:
             values[short] = copy.deepcopy(value)
     return values, secrets
+
+
+def _contains_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_contains_secure(v) for v in value.values())
+    return False
+
+
+def api_key_clients(stack: str) -> tuple[str, ...]:
+    """Client names of the stack's ``apiKeys`` secret map (sorted, as the program reads them)."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return tuple(sorted(data.get(f"{PROJECT}:apiKeys") or {}))
 
 
 def provider_values(stack: str) -> dict[str, str]:

@@ -450,7 +450,7 @@ def test_secret_values_with_a_misspelled_key_are_rejected(tmp_path):
     )
     assert error == (
         f"--secret-values {tmp_path / 'secrets.yaml'}: 'kubeconfg' is not a secret of stack 'onprem' "
-        "(did you mean 'kubeconfig'?) (its secrets: kubeconfig)"
+        "(did you mean 'kubeconfig'?) (its secrets: apiKeys, kubeconfig)"
     )
     assert not (tmp_path / "out").exists()
 

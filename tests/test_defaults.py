@@ -49,6 +49,8 @@ MINIMAL_STACK: dict[str, Any] = {
         ],
     },
     "namespace": NAMESPACE,
+    "edge": None,  # dev's public Gateway (GKE) is not part of the minimal stack
+    "apiKeys": None,
     "models": [{"name": MODEL, "model": "Qwen/Qwen2.5-7B-Instruct", "nodePool": "l4"}],
     # workerCpu/workerMemoryGib have no default on an existing cluster (node size unknown)
     "rayServices": [

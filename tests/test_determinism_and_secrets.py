@@ -19,6 +19,7 @@ SENTINELS = {
     "hfToken": "hf_SENTINEL_TOKEN_7f3a9c",
     "grafanaAdminPassword": "GRAFANA-SENTINEL-PASSWORD-41d2",
     "kubeconfig": "KUBECONFIG-SENTINEL-9b7e",
+    "apiKeys": "sk-API-KEY-SENTINEL-5c1e",  # every client's key of the apiKeys map
 }
 
 
@@ -86,6 +87,11 @@ EXPECTED_HOLDERS = {
     "hfToken": {("kubernetes:core/v1:Secret", "hf-token")},
     "grafanaAdminPassword": {("kubernetes:core/v1:Secret", "grafana-admin")},
     "kubeconfig": {("pulumi:providers:kubernetes", None)},
+    # the gateway's key Secret (Envoy Gateway) or the one vLLM reads (GKE): components/serving/edge.py
+    "apiKeys": {
+        ("kubernetes:core/v1:Secret", "inference-gateway-api-keys"),
+        ("kubernetes:core/v1:Secret", "vllm-api-keys"),
+    },
 }
 
 

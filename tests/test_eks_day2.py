@@ -307,7 +307,7 @@ def test_kuberay_crds_are_applied_from_the_release_before_the_chart(stack, recor
         assert not objects(recording, "RayService") or plan_of(stack).config.addons.kuberay.already_installed
         pytest.skip(f"{stack} does not install the KubeRay operator")
     release = releases["kuberay-operator"]
-    [crds] = resources_of_type(recording, "kubernetes:yaml/v2:ConfigGroup")
+    [crds] = [r for r in resources_of_type(recording, "kubernetes:yaml/v2:ConfigGroup") if "kuberay" in r.name]
     tag = f"v{versions.KUBERAY_OPERATOR.version}"
     assert crds.inputs["files"] == [
         f"https://raw.githubusercontent.com/ray-project/kuberay/{tag}/ray-operator/config/crd/bases/ray.io_{kind}.yaml"

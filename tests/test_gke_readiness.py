@@ -266,7 +266,8 @@ def _gateway_variant():
     models = copy.deepcopy(stack_values(stack)[0]["models"])
     for m in models:
         m["httpRoute"] = {"gatewayName": "inference", "gatewayNamespace": "gateways", "timeoutSeconds": 900}
-    return stack, variant(stack, "gke-gateway-policies", {"models": models})
+    # a model's own httpRoute to a Gateway the cluster runs, without the stack's public edge.gateway
+    return stack, variant(stack, "gke-gateway-policies", {"models": models, "edge": None, "apiKeys": None})
 
 
 def test_every_backend_behind_a_gke_gateway_has_health_check_and_timeout_policies():

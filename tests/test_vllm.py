@@ -35,7 +35,7 @@ import pytest
 from conftest import STACKS, render
 from pulumi.runtime import settings
 from pulumi.runtime.stack import run_in_stack
-from stackfiles import assert_rejected, stack_values
+from stackfiles import api_key_clients, assert_rejected, stack_values
 from test_rendered_schemas import KUBERNETES_SCHEMA_VERSION
 from upstream import custom_resource_errors, is_custom
 
@@ -163,6 +163,10 @@ def context_for(plan: StackPlan, handle: AddonsHandle, store=None) -> ServingCon
         rwx_storage_class=rwx,
         model_store=store,
         compile_cache=plan.config.cold_start.compile_cache,
+        # behind edge.gateway: GKE's load balancer cannot check API keys, vLLM does (edge.py)
+        api_key_secret="vllm-api-keys" if plan.config.edge.gateway is not None and c.cloud == "gke" else None,
+        api_key_clients=plan.api_key_clients,
+        gateway_wake_up=plan.config.edge.gateway is not None,
     )
 
 
@@ -175,7 +179,7 @@ def serve(
     values, secrets = stack_values(stack)
     if mutate:
         mutate(values, secrets)
-    plan = load_stack_config(stack, values, secrets)
+    plan = load_stack_config(stack, values, secrets, api_key_clients=api_key_clients(stack))
     mocks = RenderMocks()
     monitor = RecordingMonitor(mocks)
     holder: dict[str, Any] = {}
@@ -682,7 +686,7 @@ def test_fixed_size_models_get_no_autoscaler():
         assert "VllmReplicasAtMaximum" not in alerts
 
 
-def test_scale_to_zero_only_when_enabled_and_woken_by_the_ingress():
+def test_scale_to_zero_only_when_enabled_and_woken_by_the_gateway():
     def mutate(v, s):
         v["models"][0]["autoscaling"] = {
             "minReplicas": 0,
@@ -700,7 +704,12 @@ def test_scale_to_zero_only_when_enabled_and_woken_by_the_ingress():
     assert triggers["queue-depth"]["metadata"]["activationThreshold"] == "1"
     wake = triggers["wake-up"]["metadata"]
     assert wake["activationThreshold"] == "0"
-    assert metrics.NGINX_REQUESTS in wake["query"] and f'host="{m.ingress.host}"' in wake["query"]
+    # the endpoint picker of the model's pool counts every request, scheduled or failed (no pod)
+    assert wake["query"] == (
+        f'sum(rate({{__name__=~"{metrics.EPP_REQUESTS}|{metrics.EPP_REQUEST_ERRORS}", '
+        f'namespace="{sv.plan.config.namespace}", service="{m.name}-epp"}}[2m])) or vector(0)'
+    )
+    assert "nginx" not in str(spec)
     # every other model keeps at least one warm replica
     for other in sv.plan.config.models[1:]:
         assert sv.get("ScaledObject", other.name)["spec"]["minReplicaCount"] >= 1
@@ -901,11 +910,11 @@ CONFIG_CASES = [
         "needs KEDA",
     ),
     (
-        "scale-to-zero-without-ingress",
+        "scale-to-zero-without-a-front-door",
         "dev",
-        lambda v, s: v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True),
+        lambda v, s: (v.pop("edge"), v["models"][0]["autoscaling"].update(minReplicas=0, scaleToZero=True)),
         "models[0].autoscaling.scaleToZero",
-        "needs ingress",
+        "needs edge.gateway",
     ),
     (
         "pipeline-parallel-in-extra-args",

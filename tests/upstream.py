@@ -194,8 +194,13 @@ def chart_sources() -> dict[str, dict[str, str]]:
             if stated is None and "the published chart is versioned with the release" in what:
                 # lws: git's Chart.yaml says 0.1.0; the release publishes the chart as its appVersion
                 stated = re.search(r"appVersion v(\d+\.\d+\.\d+)\b", what)
+            # or "chart `gateway-helm` v1.9.0", "cert-manager chart values v1.21.1": the chart is
+            # released with the repository's tag ("tag / ref" column)
+            tagged = re.fullmatch(r"v\d+\.\d+\.\d+", row.get("tag / ref", ""))
             if stated:
                 found.setdefault(match.group(1), {"version": stated.group(1)})
+            elif tagged and (f"chart `{match.group(1)}`" in what or f"{match.group(1)} chart values" in what):
+                found.setdefault(match.group(1), {"version": tagged.group(0)})
             continue
         if not match:
             continue

@@ -45,6 +45,14 @@ def addon_namespace(
     )
 
 
+def chart_source(chart: Chart) -> dict[str, Any]:
+    """``chart``/``repository_opts`` of a Release: an OCI chart is referenced as
+    ``oci://<registry>/<path>/<chart>`` (Helm cannot use an OCI registry as a repository URL)."""
+    if chart.repository.startswith("oci://"):
+        return {"chart": f"{chart.repository}/{chart.name}"}
+    return {"chart": chart.name, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository)}
+
+
 def helm_release(
     name: str,
     chart: Chart,
@@ -65,9 +73,8 @@ def helm_release(
     return k8s.helm.v3.Release(
         name,
         name=chart.name,
-        chart=chart.name,
+        **chart_source(chart),
         version=chart.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
         namespace=namespace,
         values=values,
         max_history=RELEASE_HISTORY,

@@ -127,6 +127,15 @@ def ingress_wake_up_query(ingress_name: str, host: str) -> str:
     return f"sum(rate({metrics.NGINX_REQUESTS}{sel}[2m]))"
 
 
+def gateway_wake_up_query(namespace: str, epp_service: str) -> str:
+    """Requests the model's endpoint picker sees, scheduled or failed: present while no pod runs
+    (every request then fails to schedule and is counted as an error), unlike every metric the
+    engine exports. Both counters of the pool's EPP (its ServiceMonitor's ``service`` label)."""
+    name = f"{metrics.EPP_REQUESTS}|{metrics.EPP_REQUEST_ERRORS}"
+    sel = label_selector(__name____re=name, namespace=namespace, service=epp_service)
+    return f"sum(rate({sel}[2m])) or vector(0)"
+
+
 def scaled_object(
     name: str,
     namespace: str,

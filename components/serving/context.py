@@ -51,6 +51,13 @@ class ServingContext:
     compile_cache: bool = False
     """``coldStart.compileCache``: vLLM's compile caches on the model cache volume."""
 
+    api_key_secret: str | None = None
+    """Secret (client -> key) whose keys vLLM itself requires (``--api-key``) when the gateway
+    cannot check them (GKE); None when the gateway checks them or there is no gateway."""
+    api_key_clients: tuple[str, ...] = ()
+    gateway_wake_up: bool = False
+    """Models sit behind ``edge.gateway``: a scaled-to-zero model wakes on its endpoint picker's requests."""
+
     @classmethod
     def create(
         cls,
@@ -64,6 +71,9 @@ class ServingContext:
         rwx_storage_class: str | None = None,
         model_store: Any = None,
         compile_cache: bool = False,
+        api_key_secret: str | None = None,
+        api_key_clients: tuple[str, ...] = (),
+        gateway_wake_up: bool = False,
     ) -> ServingContext:
         """The context of models in ``namespace``: its name, security settings, token Secret and
         protection; StorageClasses from ``cluster`` (or given, without a cluster component)."""
@@ -79,4 +89,7 @@ class ServingContext:
             protect=namespace.args.protect,
             model_store=model_store,
             compile_cache=compile_cache,
+            api_key_secret=api_key_secret,
+            api_key_clients=api_key_clients,
+            gateway_wake_up=gateway_wake_up,
         )

@@ -65,6 +65,16 @@ KSM_READY_REPLICAS = {
 # -- ingress-nginx controller --------------------------------------------------------------
 NGINX_REQUESTS = "nginx_ingress_controller_requests"  # counter, labels ingress, host, status
 
+# -- llm-d-router endpoint picker (EPP), v0.10.0 pkg/epp/metrics/llm_d_router_metrics.go ------
+EPP_REQUESTS = "llm_d_epp_request_total"
+"""Counter, labels model_name, target_model_name, fairness_id, priority: requests the EPP scheduled."""
+EPP_REQUEST_ERRORS = "llm_d_epp_request_error_total"
+"""Counter, the same labels plus error_code: requests that failed, among them every request for a
+pool without a ready endpoint (pkg/epp/handlers/server.go records it when scheduling fails)."""
+EPP_READY_ENDPOINTS = "llm_d_epp_ready_endpoints"  # gauge, label name (the InferencePool)
+EPP_AVERAGE_QUEUE = "llm_d_epp_average_queue_size"  # gauge, label name
+EPP_AVERAGE_KV_CACHE = "llm_d_epp_average_kv_cache_utilization"  # gauge, label name
+
 # Names under which prometheus-adapter serves the signals on the custom metrics API
 # (pods metrics) for plain HPAs when KEDA is off. The add-ons component writes the adapter
 # rules that produce them (seriesQuery on the vLLM name, per namespace/pod).

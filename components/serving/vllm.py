@@ -279,6 +279,30 @@ def gateway_network_policy(
     }
 
 
+API_KEY_ENV = "LLM_API_KEY_{}"
+"""Environment variables holding the clients' keys (not ``VLLM_*``: vLLM warns about unknown ones)."""
+
+
+def api_key_env_and_args(ctx: ServingContext) -> tuple[list[dict[str, Any]], list[str]]:
+    """``--api-key`` with every client's key when vLLM checks the keys (GKE's Gateway cannot).
+
+    vLLM 0.31 takes several keys (``FrontendArgs.api_key: list[str] | None``, "the server will
+    require one of these keys"; ``VLLM_API_KEY`` holds only one), checks them on ``/v1`` only
+    (probes and ``/metrics`` stay open). Each key comes from the Secret into the environment and
+    into the arguments by Kubernetes' ``$(VAR)`` expansion: it never appears in the pod spec.
+    """
+    if ctx.api_key_secret is None or not ctx.api_key_clients:
+        return [], []
+    env = [
+        {
+            "name": API_KEY_ENV.format(i),
+            "valueFrom": {"secretKeyRef": {"name": ctx.api_key_secret, "key": client}},
+        }
+        for i, client in enumerate(ctx.api_key_clients)
+    ]
+    return env, ["--api-key", *[f"$({API_KEY_ENV.format(i)})" for i in range(len(ctx.api_key_clients))]]
+
+
 class VllmService(pulumi.ComponentResource):
     """One served model: workload, cache, Service, PDB, routing, autoscaling, monitoring."""
 
@@ -467,7 +491,10 @@ class VllmService(pulumi.ComponentResource):
         if autoscaler == "keda":
             assert mon.prometheus_url is not None, "validated: autoscaling needs Prometheus"
             wake_up = None
-            if a.scale_to_zero and model.ingress is not None:
+            if a.scale_to_zero and ctx.gateway_wake_up:
+                # the endpoint picker of the model's InferencePool (inference_pool.py: ``<model>-epp``)
+                wake_up = autoscaling.gateway_wake_up_query(ns, f"{name}-epp")
+            elif a.scale_to_zero and model.ingress is not None:
                 wake_up = autoscaling.ingress_wake_up_query(name, model.ingress.host)
             self.scaler = observability.custom_resource(
                 f"{name}-scaledobject",
@@ -578,6 +605,7 @@ class VllmService(pulumi.ComponentResource):
             env.append({"name": "USER", "value": VLLM_USER})
         if ctx.hf_token_secret:
             env.append(hf_token_env())
+        serve_env, key_args = api_key_env_and_args(ctx)
         cache_mount = {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT}
         # the root filesystem is read-only: everything vLLM, torch and the hf CLI write
         # outside the model cache goes to $HOME or /tmp
@@ -617,10 +645,12 @@ class VllmService(pulumi.ComponentResource):
                 streamer_args(store.args.config.concurrency, store.args.config.memory_limit_gib)
                 if store is not None
                 else None,
-            ),
+            )
+            + key_args,
             "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
             "env": [
                 *env,
+                *serve_env,
                 *(compile_cache_env(model) if ctx.compile_cache else []),
                 {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
                 {"name": "DO_NOT_TRACK", "value": "1"},

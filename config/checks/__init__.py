@@ -15,6 +15,7 @@ from .addons import check_addons
 from .base import Stack
 from .cluster import check_cluster
 from .credentials import check_credentials
+from .edge import check_edge
 from .model_store import check_model_store
 from .models import check_gpu_budget, check_models
 from .multinode import check_multinode_models
@@ -48,6 +49,7 @@ def check_stack(stack: Stack) -> CheckResult:
     issues += ray_issues
     issues += check_addons(stack, pools)
     issues += check_credentials(stack)
+    issues += check_edge(stack)
     issues += check_model_store(stack)
     issues += check_gpu_budget(stack, pools, model_plans, lws_plans)
     return CheckResult(list(issues), pools, model_plans, ray_plans, lws_plans)

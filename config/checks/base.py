@@ -16,6 +16,10 @@ class Stack:
     config: StackConfig
     secrets: frozenset[str]
     providers: Mapping[str, str] = field(default_factory=dict)
+    api_key_clients: tuple[str, ...] | None = None
+    """Client names of the ``apiKeys`` secret (never its values); None: not known here."""
+    partial: bool = False
+    """Some list entries failed to parse and were left out: references to them are not errors."""
 
     def has_credential(self, key: str) -> bool:
         """A credential is available from Pulumi (set as a secret) or from the secret manager."""

@@ -449,11 +449,11 @@ def check_autoscaling(stack: Stack, path: str, m: VllmModelConfig) -> Issues:
             f"{path}.autoscaling",
             "scales on vLLM metrics, which need Prometheus (addons.monitoring.mode is 'none')",
         )
-    if a.scale_to_zero and m.ingress is None:
+    if a.scale_to_zero and m.ingress is None and stack.config.edge.gateway is None:
         out.add(
             f"{path}.autoscaling.scaleToZero",
-            "needs ingress: with no pod running, vLLM exports no queue metric, so the wake-up signal is the "
-            "ingress controller's request count",
+            "needs edge.gateway (or the opt-in ingress): with no pod running, vLLM exports no queue metric, so "
+            "the wake-up signal is the endpoint picker's (or ingress controller's) request count",
         )
     if not addons.keda.available:
         if "fallback" in a.model_fields_set:
