@@ -11,7 +11,7 @@ from typing import Any
 from llm_infra.config import ModelPlan, StackPlan, cold_start, k8s_support
 from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
-from llm_infra.config.multinode import group_plan, interconnect_plan
+from llm_infra.config.multinode_plan import group_plan, interconnect_plan
 from llm_infra.config.serving import SPOT_NOTICE_SECONDS
 
 

@@ -292,8 +292,10 @@ def apply_cold_starts(
     models: dict[str, ModelPlan],
     ray_models: dict[str, ModelPlan],
     feasibility: dict[str, Any],
-) -> tuple[dict[str, ModelPlan], dict[str, ModelPlan]]:
-    """Every plan with its cold-start estimate (vLLM models and Ray Serve LLM models)."""
+    lws_models: dict[str, ModelPlan] | None = None,
+) -> tuple[dict[str, ModelPlan], dict[str, ModelPlan], dict[str, ModelPlan]]:
+    """Every plan with its cold-start estimate (vLLM models, Ray Serve LLM models and the
+    LeaderWorkerSet models of multiNodeModels)."""
     cs = config.cold_start
     store = config.model_store.enabled
     out_models = {}
@@ -338,7 +340,29 @@ def apply_cold_starts(
                 probe_period=RAY_PROBE_PERIOD_SECONDS,
             )
             out_ray[key] = replace(plan, cold_start=est)
-    return out_models, out_ray
+    out_lws = {}
+    for m in config.multi_node_models:
+        plan = (lws_models or {})[m.name]
+        pp = plan.pipeline_parallel_size
+        est = estimate(
+            provisioner=provisioner(config, m.node_pool),
+            # a new replica is a whole group: pipelineParallelSize pods, each on a node of its own
+            new_node=needs_new_node(
+                config, feasibility, m.node_pool, f"multiNodeModels/{m.name}", m.autoscaling.min_replicas * pp
+            ),
+            image=versions.VLLM_IMAGE,
+            prepulled=cs.prepull_images,
+            # the stages load in parallel, each its own layers from the group's shared cache (the
+            # leader downloads the weights from the Hub into it once; not streamed from the store)
+            weights_gib=plan.capacity.weights_per_gpu_gib * plan.tensor_parallel_size,
+            weights="sharedCache",
+            # the LeaderWorkerSet pods keep no compile cache on the volume (components/serving/leaderworkerset.py)
+            compile_cached=False,
+            margin=cs.startup_margin,
+            scale_up_window=scale_up_window(config, m),
+        )
+        out_lws[m.name] = replace(plan, cold_start=est)
+    return out_models, out_ray, out_lws
 
 
 def _suggestions(model, est: ColdStartEstimate, cloud: str) -> list[str]:

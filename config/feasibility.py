@@ -39,7 +39,7 @@ from .canary_model import serving_models
 from .cluster import desired_nodes, karpenter_gpu_limit, karpenter_instance_types
 from .errors import Issue
 from .facts import NodePoolFacts
-from .multinode import stage_pod_resources
+from .multinode_plan import stage_pod_resources
 from .plan import ModelPlan, RolloutPlan
 from .pods import host_resources
 

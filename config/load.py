@@ -97,8 +97,12 @@ def load_stack_config(
     issues += [i for i in feasibility.issues if i.path not in reported]
     if issues:
         raise ConfigError(stack, sorted(set(issues), key=issues.index))
-    models, ray_models = apply_cold_starts(
-        config, apply_rollouts(checked.model_plans, feasibility.rollouts), checked.ray_plans, feasibility.pools
+    models, ray_models, lws_models = apply_cold_starts(
+        config,
+        apply_rollouts(checked.model_plans, feasibility.rollouts),
+        checked.ray_plans,
+        feasibility.pools,
+        apply_rollouts(checked.lws_plans, feasibility.rollouts),
     )
     return StackPlan(
         stack=stack,
@@ -106,7 +110,7 @@ def load_stack_config(
         pools=checked.pools,
         models=models,
         ray_models=ray_models,
-        multinode_models=apply_rollouts(checked.lws_plans, feasibility.rollouts),
+        multinode_models=lws_models,
         api_key_clients=tuple(api_key_clients or ()),
         secrets=present,
         feasibility=feasibility.pools,

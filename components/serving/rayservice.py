@@ -53,7 +53,8 @@ from llm_infra.components import k8s as kube
 from llm_infra.components.addons.handles import MONITORING_GROUP, RAY_GROUP
 from llm_infra.config import ModelPlan, NodePoolFacts
 from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
-from llm_infra.config.multinode import NCCL_ENV, ray_placement_group_config
+from llm_infra.config.multinode import NCCL_ENV
+from llm_infra.config.multinode_plan import ray_placement_group_config
 from llm_infra.config.ray import RayModelConfig, RayServiceConfig
 from llm_infra.config.versions import RAY_LLM_IMAGE
 
