@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_infra.config import ModelPlan, StackPlan, cold_start, k8s_support
+from llm_infra.config import ModelPlan, StackPlan, cold_start_plan, k8s_support
 from llm_infra.config.canary_model import serving_models
 from llm_infra.config.cluster import EksConfig, karpenter_instance_types
 from llm_infra.config.multinode_plan import group_plan, interconnect_plan
@@ -142,7 +142,7 @@ def plan_warnings(plan: StackPlan) -> list[str]:
             warnings.append(f"cluster.kubernetesVersion: {found[1]}")
     warnings += spot_warnings(plan)
     # cold starts longer than the scale-up window (config/cold_start.py)
-    warnings += cold_start.warnings(plan.config, plan.models)
+    warnings += cold_start_plan.warnings(plan.config, plan.models)
     for m in plan.config.models:
         if m.autoscaling.scale_to_zero:
             est = plan.models[m.name].cold_start

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .checks import Stack, check_stack
-from .cold_start import apply_cold_starts
+from .cold_start_plan import apply_cold_starts
 from .errors import ConfigError, Issue, issues_from_validation_error
 from .feasibility import apply_rollouts, plan_feasibility
 from .plan import StackPlan

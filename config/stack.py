@@ -7,7 +7,7 @@ from pydantic import Field
 from .addons import AddonsConfig
 from .base import ConfigModel, DnsLabel
 from .cluster import ClusterConfig
-from .cold_start import ColdStartConfig
+from .cold_start_settings import ColdStartConfig
 from .credentials import CredentialsConfig
 from .edge import EdgeConfig
 from .model_store import ModelStoreConfig

@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "LlmPlatform": "llm_infra.components",
     "read_stack_plan": "llm_infra.components",
     "secret": "llm_infra.components",
+    "secret_map": "llm_infra.components",
     "create_cluster": "llm_infra.components",
     "ClusterHandle": "llm_infra.components",
     "ExistingCluster": "llm_infra.components",
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime __getattr__ imp
         create_cluster,
         read_stack_plan,
         secret,
+        secret_map,
     )
     from llm_infra.components.hosted import VllmModel, VllmModelArgs
     from llm_infra.components.reports import capacity_report, model_capacity
@@ -154,6 +156,7 @@ __all__ = [
     "plan_model",
     "read_stack_plan",
     "secret",
+    "secret_map",
 ]
 
 

@@ -192,10 +192,16 @@ def test_model_names_pick_exactly_one_route(stack, recording):
     assert sorted(headers) == sorted(expected)
 
 
+def pool_names(stack: str) -> list[str]:
+    """One InferencePool per vLLM model, and one per canary (``<model>-canary``)."""
+    models = raw_config(stack)["models"]
+    return [m["name"] for m in models] + [f"{m['name']}-canary" for m in models if "canary" in m]
+
+
 def canary_recording(weight: int):
     values, _ = stack_values("prod")
     models = copy.deepcopy(values["models"])
-    models[0]["canary"] = {"weight": weight}
+    models[0]["canary"] = {**models[0].get("canary", {"extraArgs": ["--stream-interval", "4"]}), "weight": weight}
     return run_program(PROJECT, "prod", config_overrides={"models": models}), models[0]["name"]
 
 
@@ -384,7 +390,7 @@ def test_endpoint_picker_alerts_fire_on_their_thresholds_in_promtool(tmp_path):
     (group,) = rule["spec"]["groups"]
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [group]}))
     by_alert = {(r["alert"], r["labels"]["inference_pool"]): r for r in group["rules"]}
-    assert {p for _, p in by_alert} == {m["name"] for m in cfg["models"]}
+    assert {p for _, p in by_alert} == set(pool_names("prod"))
 
     def sel(namespace: str = ns, p: str = pool, **extra: str) -> str:
         labels = {"namespace": namespace, "service": f"{p}-epp", **extra}
@@ -451,6 +457,7 @@ def test_a_scaled_to_zero_model_wakes_on_its_endpoint_pickers_requests_in_promto
     values, _ = stack_values("prod")
     models = copy.deepcopy(values["models"])
     models[0]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 2, "scaleToZero": True}
+    models[0].pop("canary", None)  # a canary keeps serving its share: it cannot accompany scale-to-zero
     rec = run_program(PROJECT, "prod", config_overrides={"models": models})
     name, ns = models[0]["name"], values["namespace"]
     (so,) = [o for o in objects(rec, "ScaledObject") if o["metadata"]["name"] == name]
@@ -560,7 +567,7 @@ def test_the_charts_inference_pools_pass_the_crd_schema_and_cel_rules(stack, rec
     from upstream import custom_resource_errors
 
     pools = [chart_inference_pool(r) for r in helm_releases(recording) if r["chart"] == "llm-d-router-gateway"]
-    assert sorted(p["metadata"]["name"] for p in pools) == sorted(m["name"] for m in raw_config(stack)["models"])
+    assert sorted(p["metadata"]["name"] for p in pools) == sorted(pool_names(stack))
     for pool in pools:
         assert custom_resource_errors(pool) == []
         assert [str(f) for f in crd_cel.check(pool, schema_of(pool)).findings] == []

@@ -457,9 +457,14 @@ def test_service_scaler_and_monitor_target_the_leaders(case):
 
 
 def test_lws_controller_release_is_pinned(prod):
-    (rel,) = [r for r in prod.resources if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") == "lws"]
+    (rel,) = [
+        r
+        for r in prod.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart", "").rsplit("/", 1)[-1] == "lws"
+    ]
     assert rel.inputs["version"] == LWS.version == LWS_IMAGE_TAG.lstrip("v")
-    assert rel.inputs["repositoryOpts"]["repo"] == "oci://registry.k8s.io/lws/charts"
+    # OCI: the chart is named by its full reference, no repository (components/addons/base.py chart_source)
+    assert rel.inputs["chart"] == "oci://registry.k8s.io/lws/charts/lws" and "repositoryOpts" not in rel.inputs
     assert rel.inputs["namespace"] == "lws-system"
     values = rel.inputs["values"]
     assert values["image"]["manager"] == {"tag": LWS_IMAGE_TAG, "pullPolicy": "IfNotPresent"}
@@ -474,7 +479,12 @@ def test_lws_controller_release_is_pinned(prod):
 def test_stacks_without_multi_node_models_install_no_lws():
     for stack in STACKS:
         rec = render(stack)
-        charts = {r.inputs.get("chart") for r in rec.resources if r.type == "kubernetes:helm.sh/v3:Release"}
+        # OCI charts are referenced as oci://<registry>/<path>/<chart> (components/addons/base.py)
+        charts = {
+            r.inputs.get("chart", "").rsplit("/", 1)[-1]
+            for r in rec.resources
+            if r.type == "kubernetes:helm.sh/v3:Release"
+        }
         assert ("lws" in charts) == bool(PLANS[stack].config.multi_node_models)
 
 
