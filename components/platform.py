@@ -149,7 +149,9 @@ class LlmPlatform(pulumi.ComponentResource):
             self.edge = PublicEdge(
                 f"{name}-edge",
                 PublicEdgeArgs(
-                    plan=plan,
+                    namespace=cfg.namespace,
+                    models=cfg.models,
+                    alerts=cfg.alerts,
                     edge=edge,
                     monitoring=self.addons.monitoring,
                     security=security,

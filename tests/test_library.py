@@ -408,16 +408,39 @@ def test_handles_and_args_are_frozen():
     assert handle.crd_owners == {"keda.sh": [], "monitoring.coreos.com": []}  # CRDs exist: nothing to wait for
 
 
+def _all_args_classes() -> list[type]:
+    """Every ``*Args`` dataclass of every module under llm_infra.components (cloud clusters included)."""
+    import importlib
+    import pkgutil
+
+    found = []
+    for mod in pkgutil.walk_packages(components.__path__, "llm_infra.components."):
+        module = importlib.import_module(mod.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and value.__name__.endswith("Args")
+                and value.__module__ == module.__name__
+                and dataclasses.is_dataclass(value)
+            ):
+                found.append(value)
+    return found
+
+
 def test_component_args_hold_no_stack_plan():
     from llm_infra.config import StackPlan
 
-    for args in (
-        components.VllmServiceArgs,
-        components.RayLlmServiceArgs,
-        components.ServingNamespaceArgs,
-        components.AddonsArgs,
-        components.ExistingClusterArgs,
-    ):
+    found = _all_args_classes()
+    assert {a.__name__ for a in found} >= {
+        "VllmServiceArgs",
+        "RayLlmServiceArgs",
+        "ServingNamespaceArgs",
+        "AddonsArgs",
+        "ExistingClusterArgs",
+        "PublicEdgeArgs",
+        "MultiNodeServiceArgs",
+    }
+    for args in found:
         annotations = " ".join(str(f.type) for f in dataclasses.fields(args))
         assert StackPlan.__name__ not in annotations, args.__name__
 

@@ -31,6 +31,8 @@ from llm_infra.components.addons.handles import MonitoringHandle
 from llm_infra.config import StackPlan
 from llm_infra.config.edge import GatewayConfig
 from llm_infra.config.security import SecurityConfig
+from llm_infra.config.serving import VllmModelConfig
+from llm_infra.config.stack import AlertThresholds
 
 from . import body_router, dashboards, gateway_alerts, gateway_dashboard, observability, routes
 from .gke_gateway import GOOGLE_LB_RANGES
@@ -213,7 +215,15 @@ def api_key_policy(gw: GatewayConfig, secret: str, labels: dict[str, str]) -> di
 
 @dataclass(frozen=True)
 class PublicEdgeArgs:
-    plan: StackPlan
+    """What the front door needs: the serving namespace, its vLLM models and alert thresholds
+    (not the stack plan), the edge plan, monitoring and the readiness it waits for."""
+
+    namespace: str
+    """Namespace of the serving workloads (routes, pools and endpoint pickers live there)."""
+    models: Sequence[VllmModelConfig]
+    """The vLLM models behind the Gateway: a pool, endpoint picker and route each (canaries included)."""
+    alerts: AlertThresholds
+    """Thresholds of the endpoint pickers' alerts."""
     edge: EdgePlan
     monitoring: MonitoringHandle
     security: SecurityConfig
@@ -231,8 +241,8 @@ class PublicEdge(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PublicEdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-infra:serving:PublicEdge", name, None, opts)
-        edge, plan, gw = args.edge, args.plan, args.edge.gateway
-        serving_ns = plan.config.namespace
+        edge, gw = args.edge, args.edge.gateway
+        serving_ns = args.namespace
         self.url = edge.url
         labels = kube.labels(gw.name, "gateway")
         child = pulumi.ResourceOptions(parent=self)
@@ -336,14 +346,14 @@ class PublicEdge(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            for i, m in enumerate(plan.config.models)
+            for i, m in enumerate(args.models)
         ]
         pools = [p for r in self.models for p, _ in r.pools]
         if args.monitoring.operator_crds and pools:
             observability.custom_resource(
                 f"{name}-router-rules",
                 gateway_alerts.prometheus_rule(
-                    serving_ns, pools, plan.config.alerts, {**labels, **args.monitoring.monitor_labels}
+                    serving_ns, pools, args.alerts, {**labels, **args.monitoring.monitor_labels}
                 ),
                 opts_after(*args.monitoring_crds),
             )
