@@ -240,7 +240,11 @@ def test_prod_ray_workers_read_weights_from_the_shared_cache():
         if r.type == "kubernetes:core/v1:PersistentVolumeClaim"
         and r.inputs["metadata"]["name"] == "ray-llm-model-cache"
     )
-    rayservice = next(r for r in rec.resources if r.custom and r.inputs.get("kind") == "RayService")
+    rayservice = next(
+        r
+        for r in rec.resources
+        if r.custom and r.inputs.get("kind") == "RayService" and r.inputs["metadata"]["name"] == "ray-llm"
+    )
     assert claim.urn in rayservice.depends_on
     assert claim.retain_on_delete  # Pulumi.prod.yaml cluster.protect: true
 
