@@ -222,8 +222,9 @@ def model_store_args(plan: StackPlan, hf_token_secret: str | None, aws_irsa: Aws
 
 
 def _store_readers(plan: StackPlan) -> list:
-    """Every serving ServiceAccount with the model revisions it reads (a vLLM model's own
-    account; a RayService's workers' account for all of its models)."""
+    """Every serving ServiceAccount with the model revisions it reads (a vLLM model's and a
+    canary's own account; a LeaderWorkerSet model's group account; a RayService's workers'
+    account for all of its models)."""
     from .serving.model_store import Reader, StoredModel
 
     cfg = plan.config
@@ -233,6 +234,18 @@ def _store_readers(plan: StackPlan) -> list:
             (StoredModel(m.model, m.revision or "", plan.models[m.name].capacity.weights_gib, m.requires_hf_token),),
         )
         for _, m in serving_models(cfg.models)  # canaries included: they stream their own revision
+    ]
+    readers += [
+        # a LeaderWorkerSet group: leader and workers share one account, every stage streams its layers
+        Reader(
+            m.name,
+            (
+                StoredModel(
+                    m.model, m.revision or "", plan.multinode_models[m.name].capacity.weights_gib, m.requires_hf_token
+                ),
+            ),
+        )
+        for m in cfg.multi_node_models
     ]
     for svc in cfg.ray_services:
         models = tuple(

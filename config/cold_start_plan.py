@@ -92,12 +92,12 @@ def apply_cold_starts(
             ),
             image=versions.VLLM_IMAGE,
             prepulled=cs.prepull_images,
-            # the stages load in parallel, each its own layers from the group's shared cache (the
-            # leader downloads the weights from the Hub into it once; not streamed from the store)
+            # the stages load in parallel, each its own layers: streamed from the store, or read from
+            # the group's shared cache (the leader downloads the weights from the Hub into it once)
             weights_gib=plan.capacity.weights_per_gpu_gib * plan.tensor_parallel_size,
-            weights="sharedCache",
-            # the LeaderWorkerSet pods keep no compile cache on the volume (components/serving/leaderworkerset.py)
-            compile_cached=False,
+            weights="objectStore" if store else "sharedCache",
+            # the group's compile caches live on its shared volume (components/serving/leaderworkerset.py)
+            compile_cached=cs.compile_cache,
             margin=cs.startup_margin,
             scale_up_window=scale_up_window(config, m),
         )

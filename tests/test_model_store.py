@@ -8,6 +8,7 @@ lints every policy document of every stack in test_iam.py (the new RolePolicies 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import pytest
@@ -38,6 +39,8 @@ def _readers(stack: str) -> dict[str, set[str]]:
             out[f"{m.name}-canary"] = {f"models/{m.model}/{m.canary.revision or m.revision}"}
     for svc in plan.config.ray_services:
         out[f"{svc.name}-ray-worker"] = {f"models/{m.model}/{m.revision}" for m in svc.models}
+    for m in plan.config.multi_node_models:  # leader and workers of a group share the model's account
+        out[m.name] = {f"models/{m.model}/{m.revision}"}
     return out
 
 
@@ -163,6 +166,22 @@ def test_prod_vllm_and_ray_stream_from_s3(prod):
         (workers,) = ray["spec"]["rayClusterConfig"]["workerGroupSpecs"]
         assert workers["template"]["spec"]["serviceAccountName"] == f"{svc.name}-ray-worker"
         assert "initContainers" not in workers["template"]["spec"], "nothing downloads from the Hub"
+    # LeaderWorkerSet models: the leader's vllm serve streams from S3; every stage (leader and
+    # workers, one account) reads the store and nothing downloads into the group's cache
+    lwss = {o["metadata"]["name"]: o for o in manifests(prod) if o["kind"] == "LeaderWorkerSet"}
+    assert set(lwss) == {m.name for m in plan.config.multi_node_models} and lwss
+    for m in plan.config.multi_node_models:
+        t = lwss[m.name]["spec"]["leaderWorkerTemplate"]
+        script = t["leaderTemplate"]["spec"]["containers"][0]["command"][2]
+        serve = shlex.split(script.split("&& exec ", 1)[1])
+        assert serve[2] == f"s3://{BUCKET}/models/{m.model}/{m.revision}"
+        assert serve[serve.index("--load-format") + 1] == "runai_streamer"
+        assert "--download-dir" not in serve and "--revision" not in serve
+        for role in ("leaderTemplate", "workerTemplate"):
+            pod = t[role]["spec"]
+            assert pod["serviceAccountName"] == m.name in readers
+            assert "initContainers" not in pod, "nothing downloads from the Hub"
+            assert {"name": "AWS_REGION", "value": "us-east-1"} in pod["containers"][0]["env"]
 
 
 def test_fill_jobs_one_per_revision_and_workloads_wait_for_them(prod):
@@ -313,6 +332,13 @@ def test_store_needs_pinned_revisions():
         "rayServices[0].models[1].revision",
         "'main' can move",
     )
+    # a LeaderWorkerSet model streams too: its stages read the same revision
+    _reject(
+        "prod",
+        lambda v, s: v["multiNodeModels"][0].pop("revision"),
+        "multiNodeModels[0].revision",
+        "pin the Hugging Face commit",
+    )
 
 
 def test_store_rejects_existing_clusters_missing_bucket_and_duplicate_flags():
@@ -322,6 +348,12 @@ def test_store_rejects_existing_clusters_missing_bucket_and_duplicate_flags():
         "prod",
         lambda v, s: v["models"][0].update(extraArgs=["--load-format=safetensors"]),
         "models[0].extraArgs",
+        "set by modelStore",
+    )
+    _reject(
+        "prod",
+        lambda v, s: v["multiNodeModels"][0].update(extraArgs=["--model-loader-extra-config", "{}"]),
+        "multiNodeModels[0].extraArgs",
         "set by modelStore",
     )
 

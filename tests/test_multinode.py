@@ -389,7 +389,13 @@ def test_leader_worker_set_matches_the_config_and_its_crd(case):
         if role == "leader":
             assert "leader --ray_cluster_size=$(LWS_GROUP_SIZE)" in script
             serve = script.split("&& exec ", 1)[1].split()
-            assert serve[:3] == ["vllm", "serve", m.model]
+            # the model, or with the model store its object path (test_model_store.py checks the streaming)
+            streamed = PLANS[stack].config.model_store.enabled
+            assert serve[:2] == ["vllm", "serve"]
+            if streamed:
+                assert serve[2].split("://", 1)[0] in ("s3", "gs") and serve[2].endswith(f"/{m.model}/{m.revision}")
+            else:
+                assert serve[2] == m.model
             flags = dict(zip(serve[3::2], serve[4::2], strict=False))
             assert flags["--tensor-parallel-size"] == str(m.tensor_parallel_size)
             assert flags["--pipeline-parallel-size"] == str(m.pipeline_parallel_size)
@@ -402,7 +408,7 @@ def test_leader_worker_set_matches_the_config_and_its_crd(case):
             assert (
                 c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= m.startup_timeout_seconds
             )
-            assert [i["name"] for i in pod["initContainers"]] == ["model-download"]
+            assert [i["name"] for i in pod.get("initContainers", [])] == ([] if streamed else ["model-download"])
         else:
             assert "worker --ray_address=$(LWS_LEADER_ADDRESS)" in script
             assert not {"startupProbe", "readinessProbe", "livenessProbe"} & set(c)

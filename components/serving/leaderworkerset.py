@@ -55,6 +55,7 @@ from .vllm import (
     HOME_VOLUME,
     LIVENESS_FAILURES,
     LIVENESS_PERIOD_SECONDS,
+    MODEL_STORE_READER_LABEL,
     PORT,
     PORT_NAME,
     PROBE_PERIOD_SECONDS,
@@ -64,6 +65,8 @@ from .vllm import (
     TMP_VOLUME,
     VLLM_UID,
     VLLM_USER,
+    compile_cache_env,
+    streamer_args,
 )
 
 LWS_API = f"{LWS_GROUP}/v1"
@@ -110,12 +113,17 @@ def group_timeout_seconds(model: MultiNodeModelConfig) -> int:
     return model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS
 
 
-def vllm_serve_args(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
-    """``vllm serve`` on the leader (vLLM 0.31 spellings): stages over the group's Ray cluster."""
+def vllm_serve_args(
+    model: MultiNodeModelConfig, plan: ModelPlan, store_uri: str | None = None, streamer: list[str] | None = None
+) -> list[str]:
+    """``vllm serve`` on the leader (vLLM 0.31 spellings): stages over the group's Ray cluster.
+    With the model store the model is its ``s3://`` / ``gs://`` URI (which pins the revision)
+    and every stage streams its own layers with the Run:ai streamer (vllm.streamer_args): the
+    Ray workers on the other nodes read the store with the same ServiceAccount's identity."""
     args = [
         "vllm",
         "serve",
-        model.model,
+        store_uri or model.model,
         "--served-model-name",
         model.served_name,
         "--port",
@@ -134,8 +142,7 @@ def vllm_serve_args(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
         model.dtype,
         "--kv-cache-dtype",
         model.kv_cache_dtype,
-        "--download-dir",
-        HF_HUB_CACHE,
+        *(() if store_uri else ("--download-dir", HF_HUB_CACHE)),
         "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching",
         "--enable-chunked-prefill" if model.enable_chunked_prefill else "--no-enable-chunked-prefill",
     ]
@@ -145,16 +152,18 @@ def vllm_serve_args(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
         args += ["--max-num-batched-tokens", str(model.max_num_batched_tokens)]
     if model.quantization is not None:
         args += ["--quantization", model.quantization]
-    if model.revision is not None:
+    if model.revision is not None and store_uri is None:
         args += ["--revision", model.revision]
-    return args + list(model.extra_args)
+    return args + list(streamer or []) + list(model.extra_args)
 
 
 def _ray_start_params() -> list[str]:
     return [f"--object-store-memory={RAY_OBJECT_STORE_GIB * 1024**3}", "--disable-usage-stats"]
 
 
-def leader_command(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
+def leader_command(
+    model: MultiNodeModelConfig, plan: ModelPlan, store_uri: str | None = None, streamer: list[str] | None = None
+) -> list[str]:
     """Ray head, wait for all ``LWS_GROUP_SIZE`` members, then ``exec vllm serve`` (PID 1 of
     the shell's place gets SIGTERM on shutdown)."""
     helper = [
@@ -166,7 +175,8 @@ def leader_command(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
         f"--ray_init_timeout={group_timeout_seconds(model)}",
         *_ray_start_params(),
     ]
-    return ["sh", "-c", f"{' '.join(helper)} && exec {shlex.join(vllm_serve_args(model, plan))}"]
+    serve = vllm_serve_args(model, plan, store_uri, streamer)
+    return ["sh", "-c", f"{' '.join(helper)} && exec {shlex.join(serve)}"]
 
 
 def worker_command(model: MultiNodeModelConfig) -> list[str]:
@@ -240,12 +250,17 @@ def _pod_spec(
     return spec
 
 
-def _env(ctx: ServingContext) -> list[dict[str, Any]]:
+def _env(ctx: ServingContext, model: MultiNodeModelConfig) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": CACHE_MOUNT},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "HOME", "value": HOME_MOUNT},
     ]
+    if ctx.model_store is not None:
+        env += ctx.model_store.env()
+    if ctx.compile_cache:
+        # every stage compiles its own layers: the group's shared volume keeps them for the next start
+        env += compile_cache_env(model)
     if not ctx.security.vllm_run_as_root:
         env.append({"name": "USER", "value": VLLM_USER})
     if ctx.hf_token_secret:
@@ -273,7 +288,12 @@ def leader_worker_set(
         "memory": f"{res.memory_gib}Gi",
         GPU_RESOURCE: str(plan.tensor_parallel_size),
     }
-    env = _env(ctx)
+    env = _env(ctx, model)
+    store = ctx.model_store
+    store_uri = store.uri(model.model, model.revision or "") if store is not None else None
+    streamer = (
+        streamer_args(store.args.config.concurrency, store.args.config.memory_limit_gib) if store is not None else None
+    )
     run_env = [*env, *[dict(e) for e in NCCL_ENV], {"name": "VLLM_NO_USAGE_STATS", "value": "1"}]
     run_env.append({"name": "DO_NOT_TRACK", "value": "1"})
     mounts = _mounts(ctx)
@@ -283,7 +303,7 @@ def leader_worker_set(
         "name": LEADER_CONTAINER,
         "image": versions.VLLM_IMAGE,
         "imagePullPolicy": kube.IMAGE_PULL_POLICY,
-        "command": leader_command(model, plan),
+        "command": leader_command(model, plan, store_uri, streamer),
         "ports": [
             {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
             {"name": "ray-gcs", "containerPort": RAY_PORT, "protocol": "TCP"},
@@ -333,6 +353,10 @@ def leader_worker_set(
         "securityContext": security,
     }
     annotations = {"kubectl.kubernetes.io/default-container": LEADER_CONTAINER, **kube.DO_NOT_DISRUPT}
+    # weights streamed from the model store need no download into the group's cache
+    leader_init = [] if store is not None else [download]
+    # store readers may reach the GKE metadata server (Workload Identity; components/serving/model_store.py)
+    reader = {MODEL_STORE_READER_LABEL: "true"} if store is not None else {}
     labels = kube.labels(name, COMPONENT)
     rollout = plan.rollout
     return {
@@ -360,12 +384,12 @@ def leader_worker_set(
                 "size": plan.pipeline_parallel_size,
                 "restartPolicy": RESTART_POLICY,
                 "leaderTemplate": {
-                    "metadata": {"labels": pod_labels(name, "leader"), "annotations": annotations},
-                    "spec": _pod_spec(name, model, plan, ctx, leader, [download]),
+                    "metadata": {"labels": {**pod_labels(name, "leader"), **reader}, "annotations": annotations},
+                    "spec": _pod_spec(name, model, plan, ctx, leader, leader_init),
                 },
                 "workerTemplate": {
                     "metadata": {
-                        "labels": pod_labels(name, "worker"),
+                        "labels": {**pod_labels(name, "worker"), **reader},
                         "annotations": {**annotations, "kubectl.kubernetes.io/default-container": WORKER_CONTAINER},
                     },
                     "spec": _pod_spec(name, model, plan, ctx, worker, []),
@@ -509,7 +533,12 @@ class MultiNodeVllmService(pulumi.ComponentResource):
             spec=claim_spec,  # pyright: ignore[reportArgumentType]
             opts=child(retain_on_delete=ctx.protect),
         )
-        self.service_account = k8s.core.v1.ServiceAccount(name, **kube.service_account(name, ns, labels), opts=child())
+        store = ctx.model_store
+        sa = kube.service_account(name, ns, labels)
+        if store is not None:
+            # the model store's reader identity (IRSA role / Google service account): leader and workers
+            sa["metadata"]["annotations"] = store.annotations[name]
+        self.service_account = k8s.core.v1.ServiceAccount(name, **sa, opts=child())
         manifest = leader_worker_set(name, model, plan, ctx, a.min_replicas)
         self.workload = observability.custom_resource(
             f"{name}-lws",
@@ -519,6 +548,7 @@ class MultiNodeVllmService(pulumi.ComponentResource):
                 self.service_account,
                 *ctx.addons.depends_for(LWS_GROUP),
                 *ctx.addons.gpu_ready,
+                *(store.jobs_for([(model.model, model.revision or "")]) if store is not None else []),
                 ignore_changes=["spec.replicas"] if scaled else None,
             ),
         )

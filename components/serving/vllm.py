@@ -65,7 +65,7 @@ from llm_infra.config import ModelPlan, versions
 from llm_infra.config.cold_start import PROBE_PERIOD_SECONDS
 from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
 from llm_infra.config.pods import host_resources
-from llm_infra.config.serving import VllmModelConfig
+from llm_infra.config.serving import ModelSource, VllmModelConfig
 
 from . import autoscaling, dashboards, gke_gateway, lora, observability
 from .context import ServingContext
@@ -160,7 +160,7 @@ def streamer_args(concurrency: int, memory_limit_gib: int | None) -> list[str]:
     return ["--load-format", "runai_streamer", "--model-loader-extra-config", json.dumps(extra, sort_keys=True)]
 
 
-def compile_cache_root(model: VllmModelConfig) -> str:
+def compile_cache_root(model: ModelSource) -> str:
     """VLLM_CACHE_ROOT on the model cache volume, keyed by model, revision and vLLM version: vLLM
     keeps torch.compile artifacts under it (torch_compile_cache/<hash of config, code, torch>), so a
     restart and every replica sharing the volume load compiled graphs instead of compiling."""
@@ -168,7 +168,7 @@ def compile_cache_root(model: VllmModelConfig) -> str:
     return f"{CACHE_MOUNT}/compile/{model.model.replace('/', '--')}/{model.revision or 'unpinned'}/{version}"
 
 
-def compile_cache_env(model: VllmModelConfig) -> list[dict[str, str]]:
+def compile_cache_env(model: ModelSource) -> list[dict[str, str]]:
     root = compile_cache_root(model)
     # Triton's kernel cache defaults to ~/.triton (an emptyDir here): keep it next to vLLM's
     return [{"name": "VLLM_CACHE_ROOT", "value": root}, {"name": "TRITON_CACHE_DIR", "value": f"{root}/triton"}]
