@@ -25,7 +25,7 @@ import yaml
 from conftest import ROOT, STACKS, find, objects, render
 from stackfiles import assert_rejected, stack_values
 from test_alerts_promtool import check_queries, check_rules, promtool, queries_of, rule_groups, run_promtool
-from upstream import UPSTREAM, custom_resource_errors, in_ci
+from upstream import custom_resource_errors, in_ci, upstream_path
 
 from llm_infra.components.render import manifests
 from llm_infra.config import load_stack_config
@@ -419,7 +419,7 @@ def test_leader_worker_set_matches_the_config_and_its_crd(case):
 
 
 def test_lws_crd_has_the_scale_subresource_keda_needs():
-    crd = yaml.safe_load((UPSTREAM / "crds" / "leaderworkerset.x-k8s.io" / "leaderworkersets.yaml").read_text())
+    crd = yaml.safe_load(upstream_path("crds", "leaderworkerset.x-k8s.io", "leaderworkersets.yaml").read_text())
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     assert v1["subresources"]["scale"] == {
         "labelSelectorPath": ".status.hpaPodSelector",
@@ -474,7 +474,7 @@ def test_lws_controller_release_is_pinned(prod):
     assert rel.inputs["namespace"] == "lws-system"
     values = rel.inputs["values"]
     assert values["image"]["manager"] == {"tag": LWS_IMAGE_TAG, "pullPolicy": "IfNotPresent"}
-    upstream = yaml.safe_load((UPSTREAM / "helm-values" / "lws" / "values.yaml").read_text())
+    upstream = yaml.safe_load(upstream_path("helm-values", "lws", "values.yaml").read_text())
     assert set(values["image"]["manager"]) <= set(upstream["image"]["manager"])
     assert "affinity" in upstream
     # the LeaderWorkerSet waits for the controller (its webhooks validate it)
