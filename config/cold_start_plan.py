@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import versions
 from .canary_model import canary_image, canary_name, serving_models
 from .cold_start import (
+    PROBE_PERIOD_SECONDS,
     RAY_PROBE_PERIOD_SECONDS,
     ColdStartEstimate,
     estimate,
@@ -58,6 +59,9 @@ def apply_cold_starts(
         )
         if est.exceeds_window:
             est = replace(est, suggestions=_suggestions(m, est, config.cluster.cloud))
+        if m.startup_timeout_seconds is not None:
+            # the probe follows the configured window (components/serving/vllm.py startup_window_seconds)
+            est = replace(est, startup_window_seconds=m.startup_timeout_seconds)
         out_models[m.name] = replace(plan, cold_start=est)
     out_ray = {}
     for svc in config.ray_services:
@@ -101,8 +105,17 @@ def apply_cold_starts(
             margin=cs.startup_margin,
             scale_up_window=scale_up_window(config, m),
         )
-        out_lws[m.name] = replace(plan, cold_start=est)
+        # the leader's startup probe runs while the group assembles: LWS creates the workers once the
+        # leader exists (startupPolicy LeaderCreated), and they may wait for a node and the image first
+        assembly = sum(p.seconds for p in est.phases if p.name in ("nodeProvisioning", "imagePull"))
+        window = m.startup_timeout_seconds or est.startup_window_seconds + probe_periods(assembly)
+        out_lws[m.name] = replace(plan, cold_start=replace(est, startup_window_seconds=window))
     return out_models, out_ray, out_lws
+
+
+def probe_periods(seconds: int, period: int = PROBE_PERIOD_SECONDS) -> int:
+    """``seconds`` rounded up to whole startup-probe periods."""
+    return -(-seconds // period) * period
 
 
 def _suggestions(model, est: ColdStartEstimate, cloud: str) -> list[str]:

@@ -114,8 +114,13 @@ class MultiNodeModelConfig(ModelSource):
     shm_size_gib: int = Field(default=16, ge=1, le=256, description="/dev/shm per pod (NCCL, Ray object store)")
     termination_grace_period_seconds: int = Field(default=300, ge=120, le=600)
     pre_stop_sleep_seconds: int = Field(default=15, ge=5, le=120, description="leader: endpoints drain before SIGTERM")
-    startup_timeout_seconds: int = Field(
-        default=2400, ge=600, le=7200, description="group start: workers join, every stage loads its layers"
+    startup_timeout_seconds: int | None = Field(
+        default=None,
+        ge=300,
+        le=7200,
+        description="group start (workers join, every stage loads its layers); default: the plan's cold-start "
+        "estimate of the engine start x coldStart.startupMargin, plus the workers' node and image pull (the "
+        "leader's startup probe runs while its group assembles)",
     )
     cache: MultiNodeCacheConfig = MultiNodeCacheConfig()
 

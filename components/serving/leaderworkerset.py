@@ -106,11 +106,20 @@ def cache_size_gib(model: MultiNodeModelConfig, plan: ModelPlan) -> int:
     return math.ceil(plan.capacity.weights_gib * 1.25 + 10)
 
 
-def group_timeout_seconds(model: MultiNodeModelConfig) -> int:
+def startup_window_seconds(model: MultiNodeModelConfig, plan: ModelPlan) -> int:
+    """``startupTimeoutSeconds``, or the plan's cold-start window of the group (engine start x
+    margin plus the workers' node and image pull: config/cold_start_plan.py)."""
+    if model.startup_timeout_seconds is not None:
+        return model.startup_timeout_seconds
+    assert plan.cold_start is not None, "every LeaderWorkerSet plan carries its cold-start estimate"
+    return plan.cold_start.startup_window_seconds
+
+
+def group_timeout_seconds(model: MultiNodeModelConfig, plan: ModelPlan) -> int:
     """How long a group may take to assemble: the leader's first download plus its start-up
     window. Workers retry joining this long (``--ray_init_timeout``) instead of the helper's
     300 s, after which a worker would exit and ``RecreateGroupOnPodRestart`` restart the group."""
-    return model.startup_timeout_seconds + FIRST_DOWNLOAD_SECONDS
+    return startup_window_seconds(model, plan) + FIRST_DOWNLOAD_SECONDS
 
 
 def vllm_serve_args(
@@ -172,14 +181,14 @@ def leader_command(
         "leader",
         "--ray_cluster_size=$(LWS_GROUP_SIZE)",
         f"--ray_port={RAY_PORT}",
-        f"--ray_init_timeout={group_timeout_seconds(model)}",
+        f"--ray_init_timeout={group_timeout_seconds(model, plan)}",
         *_ray_start_params(),
     ]
     serve = vllm_serve_args(model, plan, store_uri, streamer)
     return ["sh", "-c", f"{' '.join(helper)} && exec {shlex.join(serve)}"]
 
 
-def worker_command(model: MultiNodeModelConfig) -> list[str]:
+def worker_command(model: MultiNodeModelConfig, plan: ModelPlan) -> list[str]:
     """Join the leader's Ray cluster and block (``ray start --block``): the container ends, and
     LWS recreates the group, when the raylet loses the head."""
     helper = [
@@ -188,7 +197,7 @@ def worker_command(model: MultiNodeModelConfig) -> list[str]:
         "worker",
         "--ray_address=$(LWS_LEADER_ADDRESS)",
         f"--ray_port={RAY_PORT}",
-        f"--ray_init_timeout={group_timeout_seconds(model)}",
+        f"--ray_init_timeout={group_timeout_seconds(model, plan)}",
         *_ray_start_params(),
     ]
     return ["sh", "-c", " ".join(helper)]
@@ -203,8 +212,8 @@ def download_command(model: MultiNodeModelConfig) -> list[str]:
     return cmd
 
 
-def startup_failure_threshold(model: MultiNodeModelConfig) -> int:
-    return math.ceil(model.startup_timeout_seconds / PROBE_PERIOD_SECONDS)
+def startup_failure_threshold(model: MultiNodeModelConfig, plan: ModelPlan) -> int:
+    return math.ceil(startup_window_seconds(model, plan) / PROBE_PERIOD_SECONDS)
 
 
 def pod_labels(name: str, role: str) -> dict[str, str]:
@@ -314,7 +323,7 @@ def leader_worker_set(
             "httpGet": http_get,
             "periodSeconds": PROBE_PERIOD_SECONDS,
             "timeoutSeconds": 5,
-            "failureThreshold": startup_failure_threshold(model),
+            "failureThreshold": startup_failure_threshold(model, plan),
         },
         "readinessProbe": {
             "httpGet": http_get,
@@ -336,7 +345,7 @@ def leader_worker_set(
         "name": WORKER_CONTAINER,
         "image": versions.VLLM_IMAGE,
         "imagePullPolicy": kube.IMAGE_PULL_POLICY,
-        "command": worker_command(model),
+        "command": worker_command(model, plan),
         "env": run_env,
         "resources": {"requests": compute, "limits": compute},
         "volumeMounts": mounts,
@@ -366,7 +375,7 @@ def leader_worker_set(
             name,
             ctx.namespace,
             labels,
-            annotations={"pulumi.com/timeoutSeconds": str(group_timeout_seconds(model))},
+            annotations={"pulumi.com/timeoutSeconds": str(group_timeout_seconds(model, plan))},
         ),
         "spec": {
             "replicas": replicas,
