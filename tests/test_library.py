@@ -455,6 +455,16 @@ def test_every_component_documents_its_args_and_outputs():
         assert typed, f"{component.__name__} has no typed pulumi.Output attribute"
 
 
+def test_every_args_dataclass_documents_every_field():
+    missing = [
+        f"{args.__module__}.{args.__name__}.{name}"
+        for args in _all_args_classes()
+        for name, _, _, doc in library_reference.args_rows(args)
+        if not doc.strip()
+    ]
+    assert not missing, "fields without an attribute docstring: " + ", ".join(missing)
+
+
 def test_readme_library_reference_is_generated_from_the_code():
     readme = (ROOT / "README.md").read_text()
     assert library_reference.BEGIN in readme

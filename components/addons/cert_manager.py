@@ -40,7 +40,10 @@ def cert_manager_values() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CertManagerArgs:
+    """What cert-manager needs: the Gateway API CRDs installed and the cluster ready."""
+
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
     gateway_api: Sequence[pulumi.Resource] = field(default_factory=list)
     """What installs the Gateway API CRDs (cert-manager only watches Gateways if they exist at start)."""
 

@@ -131,12 +131,16 @@ class SecretSync:
 
 @dataclass(frozen=True)
 class ExternalSecretsArgs:
+    """What the External Secrets Operator needs: the cluster and credentials config, and the cluster's IRSA facts."""
+
     cluster_config: ClusterConfig
     """The cluster's config: cloud, region, names and project the secret store and identity use."""
     credentials: CredentialsConfig
     """Which credentials come from the secret manager, and how they are synced."""
     cluster: ClusterHandle
+    """The cluster component's handle: its IRSA facts (``aws_irsa``) for ESO's role on EKS."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 
 
 class ExternalSecrets(pulumi.ComponentResource):

@@ -68,8 +68,12 @@ def envoy_gateway_values() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class EnvoyGatewayArgs:
+    """What Envoy Gateway needs: the InferencePool CRDs its backends reference, and the cluster ready."""
+
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
     inference_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+    """What installs the InferencePool CRDs (the AI Gateway's backend resources)."""
 
 
 class EnvoyGateway(pulumi.ComponentResource):

@@ -69,10 +69,16 @@ CONTROL_PLANE_TOLERATION = {
 
 @dataclass(frozen=True)
 class GpuOperatorArgs:
+    """What the GPU Operator needs: its config, the cluster's cloud, the GPU pools and monitoring."""
+
     config: GpuOperatorConfig
+    """``addons.gpuOperator``: driver, toolkit, MIG strategy, DCGM exporter."""
     cluster: ClusterConfig
+    """The cluster's config: its cloud decides the driver/toolkit defaults and GKE's quirks."""
     pools: Mapping[str, NodePoolFacts]
+    """GPU node pools by name: their taints (tolerated) and GPU sharing (device-plugin configs)."""
     monitoring: MonitoringHandle
+    """Prometheus facts: whether the DCGM exporter gets a ServiceMonitor, and its labels."""
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
     """Releases installing the ServiceMonitor CRD the DCGM exporter's monitor needs."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)

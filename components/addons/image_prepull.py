@@ -31,9 +31,14 @@ PULL_RESOURCES = {"cpu": "10m", "memory": "16Mi"}
 
 @dataclass(frozen=True)
 class ImagePrepullArgs:
+    """What the image pre-pull DaemonSet needs: its namespace, the GPU pools it runs on and the images."""
+
     namespace: str
+    """Namespace of the DaemonSet and its ServiceAccount (the serving namespace, ``namespace``)."""
     pools: list[NodePoolFacts]
+    """GPU pools the models and Ray workers use: their selectors (node affinity) and taints."""
     images: tuple[str, ...] = versions.ALL_IMAGES
+    """Images pulled onto each node (default: every serving image, ``versions.ALL_IMAGES``)."""
 
 
 def node_affinity(pools: list[NodePoolFacts]) -> dict:

@@ -26,8 +26,12 @@ NAMESPACE = KEDA_NAMESPACE
 
 @dataclass(frozen=True)
 class KedaArgs:
+    """What KEDA needs: monitoring (its metrics' ServiceMonitor) and the cluster ready."""
+
     monitoring: MonitoringHandle
+    """Prometheus facts: whether KEDA's metrics get a ServiceMonitor, and its labels."""
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+    """Releases installing the ServiceMonitor CRD (``AddonsHandle.depends_for("monitoring.coreos.com")``)."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 

@@ -48,7 +48,10 @@ RETENTION_SIZE_FRACTION = 0.85
 
 @dataclass(frozen=True)
 class MonitoringArgs:
+    """What the monitoring stack needs: its config, the namespaces it watches and Grafana's password."""
+
     config: MonitoringConfig
+    """``addons.monitoring``: install, use an existing Prometheus or none; retention, storage, Grafana."""
     namespaces: list[str]
     """Namespaces (besides its own) whose ServiceMonitors/PodMonitors/PrometheusRules
     Prometheus selects: the add-ons' and the serving ones."""
@@ -59,10 +62,13 @@ class MonitoringArgs:
     cloud: str = "existing"
     """Which cluster DNS the chart scrapes: GKE Standard runs kube-dns, EKS CoreDNS."""
     storage_class: str | None = None
+    """StorageClass of the Prometheus and Grafana volumes (None: the cluster default)."""
     grafana_admin_password: pulumi.Input[str] | None = None
+    """Secret: Grafana's admin password (``grafanaAdminPassword``) when it is not synced."""
     grafana_admin_source: CredentialSource | None = None
     """Set when the password comes from the secret manager: ESO writes the Secret instead."""
     secret_sync: SecretSync | None = None
+    """The External Secrets Operator's sync, when ``grafana_admin_source`` is set."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
     """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
 

@@ -30,8 +30,12 @@ API discovery reports errors. Two replicas and a PDB keep it up across node drai
 
 @dataclass(frozen=True)
 class PrometheusAdapterArgs:
+    """What prometheus-adapter needs: the Prometheus to query and the serving namespaces its rules cover."""
+
     prometheus_url: str
+    """URL of the Prometheus the adapter queries (``MonitoringHandle.prometheus_url``)."""
     serving_namespaces: list[str]
+    """Namespaces the models run in: the custom-metrics rules select their series."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """The Prometheus it queries, when we install it."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)

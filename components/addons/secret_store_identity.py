@@ -61,16 +61,26 @@ def gcp_account_id(cluster_name: str) -> str:
 
 @dataclass(frozen=True)
 class SecretStoreIdentityArgs:
+    """What ESO's cloud identity needs: the cloud, the secrets it may read, ESO's ServiceAccount and the cluster."""
+
     cloud: str
+    """``cluster.cloud``: ``eks`` (an IRSA role) or ``gke`` (a Workload Identity service account)."""
     secrets: dict[str, CredentialSource]
     """Config key -> source (only ``secretManager`` ones)."""
     namespace: str
+    """Namespace of ESO's controller ServiceAccount (the identity's only subject)."""
     service_account: str
+    """Name of ESO's controller ServiceAccount (the identity's only subject)."""
     create_secrets: bool
+    """``credentials.createSecrets``: create the secrets (without a value) here."""
     protect: bool
+    """``cluster.protect``: the created secrets outlive ``pulumi destroy``."""
     cluster_name: str
+    """The cluster's name: in the identity's and the secrets' names, descriptions and labels."""
     aws_irsa: AwsIrsa | None = None
+    """EKS only: the cluster's OIDC provider, account, region and tags (the IRSA role)."""
     gcp_project: str | None = None
+    """GKE only: ``cluster.gke.project``, the project of the service account and secrets."""
 
 
 class SecretStoreIdentity(pulumi.ComponentResource):

@@ -59,12 +59,18 @@ class AutoscaledGroup:
 
 @dataclass(frozen=True)
 class ClusterAutoscalerArgs:
+    """What the Cluster Autoscaler needs: the EKS cluster, its IRSA facts, its config and the node groups it resizes."""
+
     cluster_name: str
+    """The EKS cluster's name (ASG auto-discovery tags and the controller's IAM policy)."""
     irsa: AwsIrsa
     """The cluster's OIDC provider, account, region and tags (the controller's IRSA role)."""
     config: ClusterAutoscalerConfig
+    """``cluster.eks.clusterAutoscaler``: expander, scale-down timings."""
     groups: list[AutoscaledGroup]
+    """The managed node groups it may resize: the system group and every GPU pool's."""
     provider: k8s.Provider
+    """Kubernetes provider of the cluster the controller is installed into."""
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """What the controller needs first: the cluster and the system nodes it runs on."""
 

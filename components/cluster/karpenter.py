@@ -70,14 +70,20 @@ class KarpenterPool:
 
 @dataclass(frozen=True)
 class KarpenterArgs:
+    """What Karpenter needs: the EKS cluster, its IRSA facts, its config and the GPU pools it extends."""
+
     cluster_name: str
+    """The EKS cluster's name (``karpenter.sh/discovery`` tags, the nodes' role and the controller's values)."""
     irsa: AwsIrsa
     """The cluster's OIDC provider, account, region and tags (the controller's IRSA role)."""
     url_suffix: str
     """The partition's DNS suffix (``${AWS::URLSuffix}``: amazonaws.com, amazonaws.com.cn)."""
     config: KarpenterConfig
+    """``cluster.eks.karpenter``: instance types, GPU limits, consolidation, AMI versions."""
     pools: list[KarpenterPool]
+    """GPU pools it launches nodes for: a NodePool and EC2NodeClass each."""
     provider: k8s.Provider
+    """Kubernetes provider of the cluster the controller is installed into."""
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """What the controller needs first: the cluster and the system nodes it runs on."""
 

@@ -100,12 +100,16 @@ def canary_ingress(name: str, namespace: str, labels: dict[str, str], stable: Vl
 
 @dataclass(frozen=True)
 class VllmCanaryArgs:
+    """What a model's canary needs: the stable model and its service, the canary's plan and the serving context."""
+
     model: VllmModelConfig
     """The stable model (with its ``canary``)."""
     plan: ModelPlan
     """The canary's own plan (``StackPlan.models["<model>-canary"]``)."""
     stable: VllmService
+    """The stable model's ``VllmService``: the comparison alerts query its series."""
     context: ServingContext
+    """Namespace, add-ons (Prometheus, autoscaler), StorageClasses (``ServingContext.create``)."""
 
 
 class VllmCanary(pulumi.ComponentResource):

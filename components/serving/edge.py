@@ -225,13 +225,19 @@ class PublicEdgeArgs:
     alerts: AlertThresholds
     """Thresholds of the endpoint pickers' alerts."""
     edge: EdgePlan
+    """What ``edge.gateway`` means for this stack: provider, install, class, proxies, URL."""
     monitoring: MonitoringHandle
+    """Prometheus facts: the endpoint pickers' and proxies' monitors, alerts and dashboard."""
     security: SecurityConfig
     """The serving namespace's effective security (``EdgePlan.serving_security``)."""
     api_keys: pulumi.Input[dict[str, str]] | None
+    """Secret: client name -> API key (``apiKeys``), checked at the Gateway or by vLLM; None: no keys."""
     monitoring_crds: Sequence[pulumi.Resource] = field(default_factory=list)
+    """Releases installing the ServiceMonitor CRD (``AddonsHandle.depends_for("monitoring.coreos.com")``)."""
     cluster_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """System nodes, CSI add-on and StorageClasses (``ClusterHandle.platform_ready``)."""
     serving_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    """The serving namespace (``ServingNamespace``): routes, pools and secrets go there."""
 
 
 class PublicEdge(pulumi.ComponentResource):

@@ -168,16 +168,26 @@ def epp_network_policy(
 
 @dataclass(frozen=True)
 class ModelRoutingArgs:
+    """What a model's routing needs: the model, its namespace, the Gateway, monitoring and security."""
+
     model: VllmModelConfig
+    """The vLLM model: its pools (its own, and its canary's) and the route naming it and its LoRA adapters."""
     namespace: str
+    """Namespace of the model's workloads: its pools, endpoint pickers and route."""
     gateway: GatewayConfig
+    """``edge.gateway``: the Gateway the route attaches to, and the models' objectives."""
     provider: str
+    """``envoy`` or ``gke`` (``EdgePlan.provider``): the endpoint pickers' provider settings."""
     monitoring: MonitoringHandle
+    """Prometheus facts: whether the endpoint pickers get monitors, and their labels."""
     security: SecurityConfig
+    """The serving namespace's effective security (NetworkPolicies of the endpoint pickers)."""
     gateway_peers: list[dict[str, Any]]
     """NetworkPolicy peers of the gateway's proxies (their namespace, or Google's LB ranges)."""
     monitoring_namespaces: list[str] = field(default_factory=list)
+    """Namespaces allowed to scrape the endpoint pickers (Prometheus's)."""
     catch_all: bool = False
+    """Also route requests naming no known model (Envoy runs the body-based router only on a matched route)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """InferencePool CRDs, the Gateway and its controller."""
 

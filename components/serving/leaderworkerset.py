@@ -89,9 +89,14 @@ KSM_POD_INFO = "kube_pod_info"
 
 @dataclass(frozen=True)
 class MultiNodeServiceArgs:
+    """What a multi-node model needs: its spec, its plan and the serving context."""
+
     model: MultiNodeModelConfig
+    """The model spec (``multiNodeModels``): repository, vLLM engine settings, pipeline stages."""
     plan: ModelPlan
+    """What the spec implies on its node pool (``StackPlan.multinode_models[name]``)."""
     context: ServingContext
+    """Namespace, add-ons (Prometheus, autoscaler), StorageClasses (``ServingContext.create``)."""
 
 
 def pod_name_regex(name: str) -> str:

@@ -165,19 +165,34 @@ def fill_storage_gib(m: StoredModel) -> int:
 
 @dataclass(frozen=True)
 class ModelStoreArgs:
+    """What the model store needs: its config, the cloud and bucket, the readers and the cluster's identity facts."""
+
     config: ModelStoreConfig
+    """``modelStore``: create the bucket or use an existing one, the key prefix."""
     cloud: str
+    """``cluster.cloud``: ``eks`` (S3, IRSA) or ``gke`` (GCS, Workload Identity)."""
     bucket: str
+    """The bucket's name (``modelStore.bucket``, or ``<cluster>-models-<stack>``)."""
     cluster_name: str
+    """``cluster.name``: in the service accounts' names and the bucket's labels."""
     namespace: str
+    """The serving namespace: the readers' and the fill Jobs' ServiceAccounts live there."""
     readers: list[Reader]
+    """Every serving ServiceAccount with the model revisions it reads (its least-privilege reader)."""
     protect: bool
+    """``cluster.protect``: a created bucket outlives ``pulumi destroy``."""
     hf_token_secret: str | None
+    """Name of the Secret with the Hugging Face token the fill Jobs use for gated models."""
     network_policies: bool
+    """``security.networkPolicy.enabled``: on GKE, let the fill Jobs reach the metadata server."""
     aws_irsa: AwsIrsa | None = None
+    """EKS only: the cluster's OIDC provider, account, region and tags (IRSA roles)."""
     gcp_project: str | None = None
+    """GKE only: ``cluster.gke.project``, the bucket's and service accounts' project."""
     gcp_region: str | None = None
+    """GKE only: ``cluster.region``, the created bucket's location (None: ``US``)."""
     labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels (unused today: the store's objects carry the component's own labels)."""
 
 
 class ModelStore(pulumi.ComponentResource):
