@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -191,8 +191,6 @@ class ModelStoreArgs:
     """GKE only: ``cluster.gke.project``, the bucket's and service accounts' project."""
     gcp_region: str | None = None
     """GKE only: ``cluster.region``, the created bucket's location (None: ``US``)."""
-    labels: dict[str, str] = field(default_factory=dict)
-    """Extra labels (unused today: the store's objects carry the component's own labels)."""
 
 
 class ModelStore(pulumi.ComponentResource):
