@@ -49,23 +49,20 @@ from .vllm import (
     DOWNLOAD_RESOURCES,
     FIRST_DOWNLOAD_SECONDS,
     GPU_RESOURCE,
-    HEALTH_PATH,
     HF_HUB_CACHE,
     HOME_MOUNT,
     HOME_VOLUME,
-    LIVENESS_FAILURES,
-    LIVENESS_PERIOD_SECONDS,
     MODEL_STORE_READER_LABEL,
     PORT,
     PORT_NAME,
     PROBE_PERIOD_SECONDS,
-    READINESS_FAILURES,
     SHM_VOLUME,
     TMP_MOUNT,
     TMP_VOLUME,
     VLLM_UID,
     VLLM_USER,
     compile_cache_env,
+    server_probes,
     streamer_args,
 )
 
@@ -312,7 +309,6 @@ def leader_worker_set(
     run_env.append({"name": "DO_NOT_TRACK", "value": "1"})
     mounts = _mounts(ctx)
     security = kube.container_security_context(read_only_root=True)
-    http_get = {"path": HEALTH_PATH, "port": PORT_NAME}
     leader = {
         "name": LEADER_CONTAINER,
         "image": versions.VLLM_IMAGE,
@@ -324,24 +320,7 @@ def leader_worker_set(
         ],
         "env": run_env,
         "resources": {"requests": compute, "limits": compute},
-        "startupProbe": {
-            "httpGet": http_get,
-            "periodSeconds": PROBE_PERIOD_SECONDS,
-            "timeoutSeconds": 5,
-            "failureThreshold": startup_failure_threshold(model, plan),
-        },
-        "readinessProbe": {
-            "httpGet": http_get,
-            "periodSeconds": PROBE_PERIOD_SECONDS,
-            "timeoutSeconds": 5,
-            "failureThreshold": READINESS_FAILURES,
-        },
-        "livenessProbe": {
-            "httpGet": http_get,
-            "periodSeconds": LIVENESS_PERIOD_SECONDS,
-            "timeoutSeconds": 10,
-            "failureThreshold": LIVENESS_FAILURES,
-        },
+        **server_probes(startup_failure_threshold(model, plan)),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(model.pre_stop_sleep_seconds)]}}},
         "volumeMounts": mounts,
         "securityContext": security,

@@ -234,6 +234,33 @@ def startup_failure_threshold(model: VllmModelConfig, plan: ModelPlan) -> int:
     return math.ceil(startup_window_seconds(model, plan) / PROBE_PERIOD_SECONDS)
 
 
+def server_probes(startup_failures: int) -> dict[str, Any]:
+    """Startup, readiness and liveness probes of a vLLM API server on /health: the startup probe
+    allows ``startup_failures`` periods (the model's start window), readiness takes a replica out of
+    its Service quickly, liveness restarts a hung engine only after a longer silence."""
+    http_get = {"path": HEALTH_PATH, "port": PORT_NAME}
+    return {
+        "startupProbe": {
+            "httpGet": http_get,
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": startup_failures,
+        },
+        "readinessProbe": {
+            "httpGet": http_get,
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": READINESS_FAILURES,
+        },
+        "livenessProbe": {
+            "httpGet": http_get,
+            "periodSeconds": LIVENESS_PERIOD_SECONDS,
+            "timeoutSeconds": 10,
+            "failureThreshold": LIVENESS_FAILURES,
+        },
+    }
+
+
 def _quantity_gib(gib: int) -> str:
     return f"{gib}Gi"
 
@@ -632,7 +659,6 @@ class VllmService(pulumi.ComponentResource):
             "memory": _quantity_gib(res.memory_gib),
             GPU_RESOURCE: str(tp),
         }
-        http_get = {"path": HEALTH_PATH, "port": PORT_NAME}
         server = {
             "name": CONTAINER,
             "image": image,
@@ -657,24 +683,7 @@ class VllmService(pulumi.ComponentResource):
             ],
             # requests = limits: Guaranteed QoS, the last pods evicted under node pressure
             "resources": {"requests": compute, "limits": compute},
-            "startupProbe": {
-                "httpGet": http_get,
-                "periodSeconds": PROBE_PERIOD_SECONDS,
-                "timeoutSeconds": 5,
-                "failureThreshold": startup_failure_threshold(model, plan),
-            },
-            "readinessProbe": {
-                "httpGet": http_get,
-                "periodSeconds": PROBE_PERIOD_SECONDS,
-                "timeoutSeconds": 5,
-                "failureThreshold": READINESS_FAILURES,
-            },
-            "livenessProbe": {
-                "httpGet": http_get,
-                "periodSeconds": LIVENESS_PERIOD_SECONDS,
-                "timeoutSeconds": 10,
-                "failureThreshold": LIVENESS_FAILURES,
-            },
+            **server_probes(startup_failure_threshold(model, plan)),
             # keep serving while endpoints, kube-proxy and the ingress forget this pod; the
             # rest of the grace period lets in-flight generations finish after SIGTERM
             "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(model.pre_stop_sleep_seconds)]}}},
