@@ -109,18 +109,14 @@ class Reader:
     models: tuple[StoredModel, ...]
 
 
-def s3_reader_policy(bucket: str, prefixes: list[str], partition: str = "aws") -> str:
-    """GetObject on the prefixes' objects, ListBucket only under them (s3:prefix condition)."""
+def _s3_prefix_policy(sid: str, actions: tuple[str, ...], bucket: str, prefixes: list[str], partition: str) -> str:
+    """``actions`` on the objects under the prefixes, ListBucket only under them (s3:prefix condition)."""
+    objects = [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in sorted(prefixes)]
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
-                {
-                    "Sid": "ReadModelWeights",
-                    "Effect": "Allow",
-                    "Action": list(READ_ACTIONS),
-                    "Resource": [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in sorted(prefixes)],
-                },
+                {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": objects},
                 {
                     "Sid": "ListModelWeights",
                     "Effect": "Allow",
@@ -132,30 +128,16 @@ def s3_reader_policy(bucket: str, prefixes: list[str], partition: str = "aws") -
         },
         sort_keys=True,
     )
+
+
+def s3_reader_policy(bucket: str, prefixes: list[str], partition: str = "aws") -> str:
+    """A serving account's policy: read its models' objects, list only their prefixes."""
+    return _s3_prefix_policy("ReadModelWeights", READ_ACTIONS, bucket, prefixes, partition)
 
 
 def s3_writer_policy(bucket: str, prefixes: list[str], partition: str = "aws") -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "WriteModelWeights",
-                    "Effect": "Allow",
-                    "Action": list(WRITE_ACTIONS),
-                    "Resource": [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in sorted(prefixes)],
-                },
-                {
-                    "Sid": "ListModelWeights",
-                    "Effect": "Allow",
-                    "Action": LIST_ACTION,
-                    "Resource": f"arn:{partition}:s3:::{bucket}",
-                    "Condition": {"StringLike": {"s3:prefix": [f"{p}/*" for p in sorted(prefixes)]}},
-                },
-            ],
-        },
-        sort_keys=True,
-    )
+    """The fill Jobs' policy: write (and read back) the revisions' objects, list only their prefixes."""
+    return _s3_prefix_policy("WriteModelWeights", WRITE_ACTIONS, bucket, prefixes, partition)
 
 
 def fill_storage_gib(m: StoredModel) -> int:
