@@ -7,13 +7,12 @@ Kept apart from the config models so that the stack config does not depend on th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .architectures import ModelArchitecture
 from .multinode import NODE_NETWORK, RAY_PLACEMENT_STRATEGY, MultiNodeModelConfig, NodeNetwork
 from .plan import ModelPlan
-from .serving import node_share
+from .pods import pod_size
 
 
 def stage_boundary_bytes_per_token(arch: ModelArchitecture, dtype_bytes: int = 2) -> int:
@@ -73,16 +72,9 @@ def ray_placement_group_config(plan: ModelPlan, cpus_per_bundle: int = 1) -> dic
 
 
 # -- pod sizing -------------------------------------------------------------------------------
-HOST_MEMORY_PER_PROCESS_GIB = 4
-"""Per process: the API server / Ray head on the leader, one Ray worker per GPU (CUDA context,
-PyTorch, NCCL), ~4 GiB each (as config/pods.py sizes vLLM pods)."""
 RAY_OBJECT_STORE_GIB = 2
 """``ray start --object-store-memory``: vLLM's Ray executor passes tensors through NCCL, the
 object store only carries control messages; fixed so Ray does not take 30 % of the pod."""
-WEIGHT_STAGING_FACTOR = 1.1
-MEMORY_SAFETY_GIB = 4
-BASE_CPU = 2
-CPU_PER_GPU = 2
 
 
 @dataclass(frozen=True)
@@ -93,32 +85,12 @@ class StagePodResources:
 
 
 def stage_pod_resources(model: MultiNodeModelConfig, plan: ModelPlan) -> StagePodResources:
-    """CPU and memory of one pod of a group (leader and workers alike): its stage's weights
-    stage through host memory once, plus the processes, the Ray object store and /dev/shm;
-    capped at the share of a node its GPUs represent, like a vLLM pod (config/pods.py)."""
-    tp = plan.tensor_parallel_size
-    cpu_share, mem_share = node_share(plan.pool, tp)
-    if model.resources.cpu is not None:
-        cpu: float = model.resources.cpu
-    else:
-        cpu = BASE_CPU + CPU_PER_GPU * tp
-        if cpu_share is not None:
-            cpu = min(cpu, max(1, math.floor(cpu_share)))
-    if model.resources.memory_gib is not None:
-        memory = model.resources.memory_gib
-    else:
-        stage_gib = plan.capacity.weights_per_gpu_gib * tp
-        memory = (
-            math.ceil(
-                stage_gib * WEIGHT_STAGING_FACTOR
-                + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1)
-                + RAY_OBJECT_STORE_GIB
-                + MEMORY_SAFETY_GIB
-            )
-            + model.shm_size_gib
-        )
-        if mem_share is not None:
-            memory = min(memory, math.floor(mem_share))
+    """CPU and memory of one pod of a group (leader and workers alike), sized like a vLLM pod
+    (config/pods.py ``pod_size``): its stage's weights stage through host memory once, plus the
+    processes (the API server / Ray head on the leader, one Ray worker per GPU), the Ray object
+    store and /dev/shm."""
+    stage_gib = plan.capacity.weights_per_gpu_gib * plan.tensor_parallel_size
+    cpu, memory = pod_size(model.resources, plan, stage_gib, extra_gib=RAY_OBJECT_STORE_GIB, shm_gib=model.shm_size_gib)
     return StagePodResources(cpu=cpu, memory_gib=memory, shm_gib=model.shm_size_gib)
 
 

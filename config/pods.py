@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from .plan import ModelPlan
-from .serving import VllmModelConfig, node_share
+from .serving import ResourcesConfig, VllmModelConfig, node_share
 
 HOST_MEMORY_PER_PROCESS_GIB = 4
 """API server + engine core + one worker per GPU: CUDA context, PyTorch, NCCL and torch.compile
@@ -33,6 +33,41 @@ class HostResources:
     shm_gib: int | None
 
 
+def pod_size(
+    resources: ResourcesConfig,
+    plan: ModelPlan,
+    weights_gib: float,
+    *,
+    extra_gib: float = 0,
+    shm_gib: int = 0,
+    min_memory_gib: int = 0,
+) -> tuple[float, int]:
+    """(CPU, memory GiB) of one GPU pod of ``plan``: ``weights_gib`` staged through host memory,
+    one process per GPU plus the API server, ``extra_gib`` (e.g. Ray's object store), a safety
+    margin and the /dev/shm tmpfs; capped at the share of a node the pod's GPUs represent
+    (``config.serving.node_share``); ``resources`` overrides replace either."""
+    tp = plan.tensor_parallel_size
+    cpu_share, mem_share = node_share(plan.pool, tp)
+    if resources.cpu is not None:
+        cpu: float = resources.cpu
+    else:
+        cpu = BASE_CPU + CPU_PER_GPU * tp
+        if cpu_share is not None:
+            cpu = min(cpu, max(1, math.floor(cpu_share)))
+    if resources.memory_gib is not None:
+        return cpu, resources.memory_gib
+    memory = (
+        math.ceil(
+            weights_gib * WEIGHT_STAGING_FACTOR + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1) + extra_gib + MEMORY_SAFETY_GIB
+        )
+        + shm_gib
+    )
+    memory = max(memory, min_memory_gib)
+    if mem_share is not None:
+        memory = min(memory, math.floor(mem_share))
+    return cpu, memory
+
+
 def host_resources(model: VllmModelConfig, plan: ModelPlan) -> HostResources:
     """CPU and memory for one replica: sized from the model, capped at the pod's node share.
 
@@ -41,24 +76,8 @@ def host_resources(model: VllmModelConfig, plan: ModelPlan) -> HostResources:
     node that this replica's GPUs represent (``config.serving.node_share``) so replicas pack
     nodes as the capacity plan assumes; overrides in ``resources`` replace them.
     """
-    tp = plan.tensor_parallel_size
-    shm = model.shm_size_gib if tp > 1 else None
-    cpu_share, mem_share = node_share(plan.pool, tp)
-    if model.resources.cpu is not None:
-        cpu: float = model.resources.cpu
-    else:
-        cpu = BASE_CPU + CPU_PER_GPU * tp
-        if cpu_share is not None:
-            cpu = min(cpu, max(1, math.floor(cpu_share)))
-    if model.resources.memory_gib is not None:
-        memory = model.resources.memory_gib
-    else:
-        memory = math.ceil(
-            plan.capacity.weights_gib * WEIGHT_STAGING_FACTOR
-            + HOST_MEMORY_PER_PROCESS_GIB * (tp + 1)
-            + MEMORY_SAFETY_GIB
-        ) + (shm or 0)
-        memory = max(memory, MIN_MEMORY_GIB)
-        if mem_share is not None:
-            memory = min(memory, math.floor(mem_share))
+    shm = model.shm_size_gib if plan.tensor_parallel_size > 1 else None
+    cpu, memory = pod_size(
+        model.resources, plan, plan.capacity.weights_gib, shm_gib=shm or 0, min_memory_gib=MIN_MEMORY_GIB
+    )
     return HostResources(cpu=cpu, memory_gib=memory, shm_gib=shm)
