@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import crd_cel
 import pytest
 from conftest import PROJECT, STACKS, find, objects, render, resources_of_type
 from stackfiles import assert_rejected, stack_values
-from upstream import crd_schemas, custom_resource_errors, in_ci
+from test_iam import run_parliament
+from upstream import crd_schemas, custom_resource_errors
 
 from llm_infra.components.render import Recording, run_program
 from llm_infra.config import load_stack_config
@@ -332,29 +329,8 @@ def test_eks_role_matches_existing_secrets_by_name_only(prod_named_secrets, tmp_
         {"secretKey": "token", "remoteRef": {"key": "llm-prod/hf-token", "version": "AWSCURRENT"}}
     ]
     # parliament over this variant's policy too (the stacks' own are linted by tests/test_iam.py)
-    exe = next((c for c in (os.environ.get("PARLIAMENT"), shutil.which("parliament")) if c and Path(c).is_file()), None)
-    if exe is None:
-        if in_ci():
-            pytest.fail("parliament not found: set PARLIAMENT")
-        pytest.skip("parliament not found")
     (tmp_path / "eso.json").write_text(json.dumps(policy))
-    proc = subprocess.run(
-        [
-            exe,
-            "--directory",
-            str(tmp_path),
-            "--include_policy_extension",
-            ".json",
-            "--json",
-            "--include-community-auditors",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+    assert run_parliament(tmp_path) == []
 
 
 @pytest.mark.parametrize("stack", _stacks("dev"))

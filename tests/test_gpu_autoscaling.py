@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from conftest import PROJECT, STACKS, render, requires_upstream, resources_of_type
 from stackfiles import assert_rejected, stack_values
-from test_iam import _excused, _parliament_executable
+from test_iam import _excused, require_parliament, run_parliament
 from test_rendered_schemas import unknown_value_keys
-from upstream import documented_keys, in_ci
+from upstream import documented_keys
 
 from llm_infra.components.render import helm_releases, run_program
 from llm_infra.components.render.engine import Recording
@@ -173,11 +171,7 @@ def test_cluster_autoscaler_iam_follows_the_readme_policy():
 
 
 def test_cluster_autoscaler_iam_passes_parliament(tmp_path):
-    exe = _parliament_executable()
-    if exe is None:
-        if in_ci():
-            pytest.fail("parliament not found: set PARLIAMENT (make tools creates .venv-tools/bin/parliament)")
-        pytest.skip("parliament not found (make tools)")
+    require_parliament()
     rec = ca_render()
     docs = [
         r
@@ -188,28 +182,7 @@ def test_cluster_autoscaler_iam_passes_parliament(tmp_path):
     for r in docs:
         kind = "trust" if r.type == "aws:iam/role:Role" else "policy"
         (tmp_path / f"{kind}--{r.name}.json").write_text(r.inputs["assumeRolePolicy" if kind == "trust" else "policy"])
-    proc = subprocess.run(
-        [
-            exe,
-            "--directory",
-            str(tmp_path),
-            "--include_policy_extension",
-            ".json",
-            "--json",
-            "--include-community-auditors",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    findings = []
-    for line in proc.stdout.splitlines():
-        if line.strip():
-            f = json.loads(line)
-            f["file"] = Path((f.get("location") or {}).get("filepath", "")).name
-            findings.append(f)
+    findings = run_parliament(tmp_path)
     unexcused = [f"{f['file']}: {f['issue']} {f.get('detail')}" for f in findings if not _excused(f)]
     assert not unexcused, unexcused
 

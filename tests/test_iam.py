@@ -392,15 +392,51 @@ def _parliament_executable() -> str | None:
     return next((c for c in candidates if c and Path(c).is_file() and os.access(c, os.X_OK)), None)
 
 
-@pytest.fixture(scope="module")
-def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
-    """parliament (with its community auditors) over every policy document of every stack."""
+def require_parliament() -> str:
+    """The parliament executable; fails under CI and skips elsewhere when it is missing."""
     exe = _parliament_executable()
     if exe is None:
         message = "parliament not found: set PARLIAMENT (make tools creates .venv-tools/bin/parliament)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
+    return exe
+
+
+def run_parliament(directory: Path) -> list[dict[str, Any]]:
+    """parliament (with its community auditors) over every ``*.json`` policy in ``directory``:
+    its findings, each with the ``file`` it was found in."""
+    proc = subprocess.run(
+        [
+            require_parliament(),
+            "--directory",
+            str(directory),
+            "--include_policy_extension",
+            ".json",
+            "--json",
+            "--include-community-auditors",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), f"parliament failed ({proc.returncode}): {proc.stderr[-2000:]}"
+    findings = []
+    for line in proc.stdout.splitlines():
+        if line.strip():
+            finding = json.loads(line)
+            location = finding.get("location") or {}
+            finding["file"] = Path(location.get("filepath", "")).name
+            findings.append(finding)
+    return findings
+
+
+@pytest.fixture(scope="module")
+def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
+    """parliament (with its community auditors) over every policy document of every stack."""
+    require_parliament()
     findings: dict[str, list[dict[str, Any]]] = {}
     for stack in STACKS:
         docs = _policy_documents(render(stack))
@@ -410,28 +446,7 @@ def parliament_findings(tmp_path_factory) -> dict[str, list[dict[str, Any]]]:
         out = tmp_path_factory.mktemp(f"iam-{stack}")
         for doc in docs:
             (out / doc.file).write_text(doc.text)
-        proc = subprocess.run(
-            [
-                exe,
-                "--directory",
-                str(out),
-                "--include_policy_extension",
-                ".json",
-                "--json",
-                "--include-community-auditors",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode in (0, 1), f"parliament failed on {stack} ({proc.returncode}): {proc.stderr[-2000:]}"
-        for line in proc.stdout.splitlines():
-            if line.strip():
-                finding = json.loads(line)
-                location = finding.get("location") or {}
-                finding["file"] = Path(location.get("filepath", "")).name
-                findings[stack].append(finding)
+        findings[stack] = run_parliament(out)
     return findings
 
 
