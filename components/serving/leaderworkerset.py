@@ -64,6 +64,7 @@ from .vllm import (
     compile_cache_env,
     server_probes,
     streamer_args,
+    vllm_args,
 )
 
 LWS_API = f"{LWS_GROUP}/v1"
@@ -127,45 +128,10 @@ def group_timeout_seconds(model: MultiNodeModelConfig, plan: ModelPlan) -> int:
 def vllm_serve_args(
     model: MultiNodeModelConfig, plan: ModelPlan, store_uri: str | None = None, streamer: list[str] | None = None
 ) -> list[str]:
-    """``vllm serve`` on the leader (vLLM 0.31 spellings): stages over the group's Ray cluster.
-    With the model store the model is its ``s3://`` / ``gs://`` URI (which pins the revision)
-    and every stage streams its own layers with the Run:ai streamer (vllm.streamer_args): the
-    Ray workers on the other nodes read the store with the same ServiceAccount's identity."""
-    args = [
-        "vllm",
-        "serve",
-        store_uri or model.model,
-        "--served-model-name",
-        model.served_name,
-        "--port",
-        str(PORT),
-        "--tensor-parallel-size",
-        str(plan.tensor_parallel_size),
-        "--pipeline-parallel-size",
-        str(plan.pipeline_parallel_size),
-        "--distributed-executor-backend",
-        "ray",
-        "--max-model-len",
-        str(plan.max_model_len),
-        "--gpu-memory-utilization",
-        f"{model.gpu_memory_utilization:g}",
-        "--dtype",
-        model.dtype,
-        "--kv-cache-dtype",
-        model.kv_cache_dtype,
-        *(() if store_uri else ("--download-dir", HF_HUB_CACHE)),
-        "--enable-prefix-caching" if model.enable_prefix_caching else "--no-enable-prefix-caching",
-        "--enable-chunked-prefill" if model.enable_chunked_prefill else "--no-enable-chunked-prefill",
-    ]
-    if model.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(model.max_num_seqs)]
-    if model.max_num_batched_tokens is not None:
-        args += ["--max-num-batched-tokens", str(model.max_num_batched_tokens)]
-    if model.quantization is not None:
-        args += ["--quantization", model.quantization]
-    if model.revision is not None and store_uri is None:
-        args += ["--revision", model.revision]
-    return args + list(streamer or []) + list(model.extra_args)
+    """``vllm serve`` on the leader with the same arguments as a single-node model (vllm.vllm_args):
+    the stages run over the group's Ray cluster. With the model store every stage streams its own
+    layers (the workers read the store with the same ServiceAccount's identity)."""
+    return ["vllm", "serve", *vllm_args(model, plan, store_uri, streamer)]
 
 
 def _ray_start_params() -> list[str]:

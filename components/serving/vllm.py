@@ -64,6 +64,7 @@ from llm_infra.components import k8s as kube
 from llm_infra.config import ModelPlan, versions
 from llm_infra.config.cold_start import PROBE_PERIOD_SECONDS
 from llm_infra.config.model_store import READER_LABEL as MODEL_STORE_READER_LABEL
+from llm_infra.config.multinode import MultiNodeModelConfig
 from llm_infra.config.pods import host_resources
 from llm_infra.config.serving import ModelSource, VllmModelConfig
 
@@ -175,10 +176,14 @@ def compile_cache_env(model: ModelSource) -> list[dict[str, str]]:
 
 
 def vllm_args(
-    model: VllmModelConfig, plan: ModelPlan, store_uri: str | None = None, streamer: list[str] | None = None
+    model: VllmModelConfig | MultiNodeModelConfig,
+    plan: ModelPlan,
+    store_uri: str | None = None,
+    streamer: list[str] | None = None,
 ) -> list[str]:
     """``vllm serve`` arguments (vLLM 0.31 spellings): the model (or its model-store URI, which
-    pins the revision), then one flag per typed field."""
+    pins the revision), then one flag per typed field. A replica in pipeline stages (a
+    LeaderWorkerSet group) runs them on vLLM's Ray executor across the group's nodes."""
     args = [
         store_uri or model.model,
         "--served-model-name",
@@ -187,6 +192,11 @@ def vllm_args(
         str(PORT),
         "--tensor-parallel-size",
         str(plan.tensor_parallel_size),
+        *(
+            ("--pipeline-parallel-size", str(plan.pipeline_parallel_size), "--distributed-executor-backend", "ray")
+            if plan.pipeline_parallel_size > 1
+            else ()
+        ),
         "--max-model-len",
         str(plan.max_model_len),
         "--gpu-memory-utilization",
@@ -207,7 +217,8 @@ def vllm_args(
         args += ["--quantization", model.quantization]
     if model.revision is not None and store_uri is None:
         args += ["--revision", model.revision]
-    args += lora.vllm_flags(model.lora, CACHE_MOUNT)
+    if isinstance(model, VllmModelConfig):
+        args += lora.vllm_flags(model.lora, CACHE_MOUNT)
     return args + list(model.extra_args)
 
 
