@@ -276,41 +276,29 @@ class ModelStore(pulumi.ComponentResource):
                 ),
             ]
         self._identity: list[pulumi.Resource] = list(bucket_ready)
+
+        def identity(resource: str, account: str, description: str, policy: str) -> None:
+            """An IRSA role trusted by ``account`` only, with its one inline S3 policy."""
+            role = irsa_role(resource, irsa, args.namespace, account, description, child)
+            attached = aws.iam.RolePolicy(resource, role=role.name, policy=policy, opts=child)
+            self.annotations[account] = {"eks.amazonaws.com/role-arn": role.arn}
+            self._identity += [role, attached]
+
         for reader in args.readers:
+            sa = reader.service_account
             own = [object_prefix(args.config.prefix, m.repo, m.revision) for m in reader.models]
-            role = irsa_role(
-                f"{name}-read-{reader.service_account}",
-                irsa,
-                args.namespace,
-                reader.service_account,
-                f"Reads model weights of {reader.service_account} from s3://{args.bucket} (IRSA "
-                f"{args.namespace}/{reader.service_account})",
-                child,
+            identity(
+                f"{name}-read-{sa}",
+                sa,
+                f"Reads model weights of {sa} from s3://{args.bucket} (IRSA {args.namespace}/{sa})",
+                s3_reader_policy(args.bucket, own, irsa.partition),
             )
-            policy = aws.iam.RolePolicy(
-                f"{name}-read-{reader.service_account}",
-                role=role.name,
-                policy=s3_reader_policy(args.bucket, own, irsa.partition),
-                opts=child,
-            )
-            self.annotations[reader.service_account] = {"eks.amazonaws.com/role-arn": role.arn}
-            self._identity += [role, policy]
-        writer = irsa_role(
+        identity(
             f"{name}-fill",
-            irsa,
-            args.namespace,
             FILL_SERVICE_ACCOUNT,
             f"Fills s3://{args.bucket} with model revisions from Hugging Face (IRSA {args.namespace}/{FILL_SERVICE_ACCOUNT})",
-            child,
+            s3_writer_policy(args.bucket, prefixes, irsa.partition),
         )
-        writer_policy = aws.iam.RolePolicy(
-            f"{name}-fill",
-            role=writer.name,
-            policy=s3_writer_policy(args.bucket, prefixes, irsa.partition),
-            opts=child,
-        )
-        self.annotations[FILL_SERVICE_ACCOUNT] = {"eks.amazonaws.com/role-arn": writer.arn}
-        self._identity += [writer, writer_policy]
 
     # -- GKE ----------------------------------------------------------------------------------------
     def _gcp(self, name: str, args: ModelStoreArgs) -> None:
